@@ -1,0 +1,87 @@
+//! The one error type a client ever sees. Services name the error by the
+//! shape name of their model (`QueueDoesNotExist`) or by the plain AWS code
+//! (`InvalidParameterValue`); the wire layer turns it into each protocol's
+//! exact form, taking the query-compatible code and HTTP status from the
+//! model's error trait where the model has one.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsError {
+    /// Model error shape name, or the AWS error code for errors outside the model.
+    pub code: String,
+    pub message: String,
+    /// HTTP status; the model's `httpStatusCode` wins when the code is a modelled shape.
+    pub status: u16,
+    /// True when the caller is at fault (`Sender`), false for server faults (`Receiver`).
+    pub sender_fault: bool,
+    /// Extra members of the error shape (e.g. S3's `Key`, `BucketName`), emitted as
+    /// additional fields/elements in protocols that carry them.
+    pub fields: Vec<(String, String)>,
+}
+
+impl AwsError {
+    /// A client error with HTTP 400.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        AwsError {
+            code: code.into(),
+            message: message.into(),
+            status: 400,
+            sender_fault: true,
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self.sender_fault = status < 500;
+        self
+    }
+
+    pub fn with_field(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.fields.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        AwsError::new("InternalFailure", message).with_status(500)
+    }
+
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        AwsError::new("InvalidParameterValue", message)
+    }
+
+    pub fn missing_parameter(name: &str) -> Self {
+        AwsError::new(
+            "MissingParameter",
+            format!("The request must contain the parameter {name}."),
+        )
+    }
+
+    pub fn invalid_action(action: &str, service: &str) -> Self {
+        AwsError::new(
+            "InvalidAction",
+            format!("The action {action} is not valid for this endpoint of {service}."),
+        )
+    }
+
+    pub fn not_implemented(operation: &str) -> Self {
+        AwsError::new(
+            "NotImplemented",
+            format!("The operation {operation} is not implemented by nimbus yet."),
+        )
+        .with_status(501)
+    }
+
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        AwsError::new("AccessDenied", message).with_status(403)
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.status, self.message)
+    }
+}
+
+impl std::error::Error for AwsError {}
