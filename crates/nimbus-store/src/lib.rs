@@ -238,7 +238,11 @@ mod tests {
                 let s = store.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut b = Batch::new();
-                    b.put("t", format!("k{i:03}").into_bytes(), i.to_be_bytes().to_vec());
+                    b.put(
+                        "t",
+                        format!("k{i:03}").into_bytes(),
+                        i.to_be_bytes().to_vec(),
+                    );
                     s.commit(b).await.unwrap();
                 }));
             }
@@ -261,7 +265,10 @@ mod tests {
         let all = store.scan_prefix("t", b"k").unwrap();
         assert_eq!(all.len(), 49);
         assert_eq!(all[0].0, b"k001");
-        assert_eq!(store.get("t", b"k007").unwrap(), Some(7u32.to_be_bytes().to_vec()));
+        assert_eq!(
+            store.get("t", b"k007").unwrap(),
+            Some(7u32.to_be_bytes().to_vec())
+        );
         assert_eq!(store.get("missing", b"x").unwrap(), None);
     }
 }

@@ -1,1 +1,50 @@
-fn main() {}
+//! The `nimbus` command: `serve` runs the cloud, `status` asks a running one
+//! for its health, `bench` measures any AWS endpoint, `wire` exposes the codec
+//! to the protocol test-suite. This file only parses the command line and
+//! hands over; each command lives in its own module.
+
+mod bench;
+mod edge;
+mod health;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "nimbus",
+    version,
+    about = "An AWS-compatible cloud on one machine, in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the cloud (all services on one port).
+    Serve(serve::ServeArgs),
+    /// Ask a running nimbus for its health.
+    Status(health::StatusArgs),
+    /// Drive an AWS endpoint (nimbus or a peer) with signed requests and report throughput and latency.
+    Bench(bench::BenchArgs),
+    /// Decode requests / encode responses with the model-driven codec (JSON lines on stdin; for protocol tests).
+    #[command(hide = true)]
+    Wire {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Status(args) => health::status(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Wire { args } => nimbus_wire::tool::main(&args),
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,362 @@
+//! `nimbus bench`: drives any AWS endpoint (nimbus, or a peer emulator such as
+//! moto or LocalStack) with real SigV4-signed requests and reports, per
+//! workload, throughput, p50/p99 latency and errors, plus the server's CPU
+//! time per operation and its memory when its PID is given.
+//!
+//! Performance is reported as ratios against a baseline measured in the same
+//! run on the same machine with the same client: give two endpoints
+//! (`--endpoint nimbus=URL --endpoint localstack=URL`, or `--compare URL`) and
+//! the first is compared with each other one. Endpoints are measured one after
+//! the other, never at once, so that they do not compete for the CPU.
+//!
+//! The client is kept lean so that it measures the server: one thread, one
+//! hyper keep-alive pool, nimbus's own SigV4 signing, bodies built once per
+//! run. Its own CPU per operation is printed too, as evidence.
+//!
+//! `--workload startup` instead measures this binary itself: spawn-to-healthy
+//! time of `nimbus serve --ephemeral` and the idle RSS of the started server.
+
+mod client;
+mod measure;
+mod report;
+mod sqs;
+mod startup;
+
+use client::{Endpoint, Signer};
+use report::EndpointInfo;
+use sqs::{RunConfig, RunResult, Target, Workload};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Endpoint to drive, as URL or NAME=URL (default http://127.0.0.1:4566).
+    /// Repeat it to compare: the first endpoint is measured against each other one.
+    #[arg(long = "endpoint", value_name = "[NAME=]URL")]
+    endpoints: Vec<String>,
+    /// A baseline to compare with; the same as one more --endpoint.
+    #[arg(long, value_name = "[NAME=]URL")]
+    compare: Vec<String>,
+    /// Workloads to run: sqs-send, sqs-send-batch, sqs-cycle, startup, all
+    /// (repeatable or a comma list; default all, which is the three SQS ones).
+    #[arg(long = "workload", value_name = "LIST")]
+    workloads: Vec<String>,
+    /// Requests per workload (sqs-cycle: messages pre-filled and then consumed).
+    #[arg(long, default_value_t = 10_000)]
+    ops: u64,
+    /// Requests in flight at once (one keep-alive connection each).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Message body size in bytes.
+    #[arg(long, default_value_t = 256)]
+    message_size: usize,
+    /// Region to sign for.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    #[arg(long, default_value = "test")]
+    access_key: String,
+    #[arg(long, default_value = "test")]
+    secret_key: String,
+    /// PID of the server behind an endpoint, as PID or NAME=PID (unnamed ones
+    /// go to the endpoints in order): adds its CPU time per operation and RSS.
+    #[arg(long = "server-pid", value_name = "[NAME=]PID")]
+    server_pids: Vec<String>,
+    /// Print JSON on stdout (the human report then goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Starts measured by the startup workload.
+    #[arg(long, default_value_t = 10)]
+    startup_runs: u32,
+    /// Binary the startup workload starts (default: this one).
+    #[arg(long, value_name = "PATH")]
+    startup_bin: Option<PathBuf>,
+    /// Time limit of one workload's timed phase, in seconds; a run that hits
+    /// it stops and is marked "(time limit)".
+    #[arg(long, default_value_t = 300)]
+    max_seconds: u64,
+    /// Time limit of one request, in seconds (a request over it is an error).
+    #[arg(long, default_value_t = 30)]
+    request_timeout: u64,
+}
+
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
+/// SQS's own limit on a message body.
+const MAX_MESSAGE_SIZE: usize = 256 * 1024;
+
+pub fn run(args: BenchArgs) -> i32 {
+    let plan = match Plan::from_args(args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("nimbus bench: {e}");
+            return 2;
+        }
+    };
+    // One thread: the client should cost the machine as little as possible,
+    // leaving the other core(s) to the server under test.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nimbus bench: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(plan.execute())
+}
+
+/// Validated command line.
+struct Plan {
+    endpoints: Vec<EndpointInfo>,
+    workloads: Vec<Workload>,
+    cfg: RunConfig,
+    signer: Signer,
+    json: bool,
+    startup_runs: u32,
+    startup_bin: Option<PathBuf>,
+}
+
+impl Plan {
+    fn from_args(a: BenchArgs) -> Result<Plan, String> {
+        let workloads = Workload::parse_list(&a.workloads)?;
+        let mut specs: Vec<String> = a.endpoints.clone();
+        if specs.is_empty() {
+            specs.push(DEFAULT_ENDPOINT.to_string());
+        }
+        specs.extend(a.compare.iter().cloned());
+        let mut endpoints: Vec<EndpointInfo> = Vec::new();
+        for s in &specs {
+            let e = Endpoint::parse(s)?;
+            if endpoints.iter().any(|x| x.endpoint.name == e.name) {
+                return Err(format!(
+                    "two endpoints are named {:?}: name them (NAME=URL)",
+                    e.name
+                ));
+            }
+            endpoints.push(EndpointInfo {
+                endpoint: e,
+                server_pid: None,
+                idle_rss_kib: None,
+            });
+        }
+        assign_pids(&mut endpoints, &a.server_pids)?;
+        if a.ops == 0 || a.concurrency == 0 {
+            return Err("--ops and --concurrency must be at least 1".into());
+        }
+        if a.message_size == 0 || a.message_size > MAX_MESSAGE_SIZE {
+            return Err(format!(
+                "--message-size must be 1..={MAX_MESSAGE_SIZE} bytes (SQS's limit)"
+            ));
+        }
+        Ok(Plan {
+            endpoints,
+            workloads,
+            cfg: RunConfig {
+                ops: a.ops,
+                concurrency: a.concurrency,
+                message_size: a.message_size,
+                request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+                max_duration: Duration::from_secs(a.max_seconds.max(1)),
+            },
+            signer: Signer {
+                access_key: a.access_key,
+                secret_key: a.secret_key,
+                region: a.region,
+            },
+            json: a.json,
+            startup_runs: a.startup_runs,
+            startup_bin: a.startup_bin,
+        })
+    }
+
+    async fn execute(mut self) -> i32 {
+        let http = client::http_client(self.cfg.concurrency);
+        let mut results: Vec<RunResult> = Vec::new();
+        let endpoint_workloads: Vec<Workload> = self
+            .workloads
+            .iter()
+            .copied()
+            .filter(|w| *w != Workload::Startup)
+            .collect();
+        if !endpoint_workloads.is_empty() {
+            for info in &mut self.endpoints {
+                if let Some(pid) = info.server_pid {
+                    match measure::sample_server(pid) {
+                        Ok(s) => info.idle_rss_kib = Some(s.rss_kib),
+                        Err(e) => {
+                            eprintln!("nimbus bench: {e}");
+                            return 2;
+                        }
+                    }
+                }
+            }
+        }
+        for info in &self.endpoints {
+            if endpoint_workloads.is_empty() {
+                break;
+            }
+            let target = Target {
+                endpoint: &info.endpoint,
+                signer: &self.signer,
+                client: &http,
+                server_pid: info.server_pid,
+            };
+            for w in &endpoint_workloads {
+                eprint!("{} {}: ", info.endpoint.name, w.name());
+                let r = sqs::run(&target, *w, &self.cfg).await;
+                eprintln!("{}", progress_line(&r));
+                results.push(r);
+            }
+        }
+        let startup = if self.workloads.contains(&Workload::Startup) {
+            eprint!("startup: ");
+            let s = startup::run(self.startup_bin.clone(), self.startup_runs).await;
+            eprintln!("{}/{} started", s.times_us.len(), self.startup_runs.max(1));
+            Some(s)
+        } else {
+            None
+        };
+
+        let text = report::text(
+            &self.cfg,
+            &self.endpoints,
+            &results,
+            startup.as_ref(),
+            self.startup_runs,
+        );
+        if self.json {
+            eprintln!("\n{text}");
+            let doc = report::json(&self.cfg, &self.endpoints, &results, startup.as_ref());
+            match serde_json::to_string_pretty(&doc) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("nimbus bench: cannot write JSON: {e}");
+                    return 1;
+                }
+            }
+        } else {
+            println!("\n{text}");
+        }
+
+        let failed = results.iter().any(|r| r.failure.is_some() || r.errors > 0)
+            || startup.as_ref().is_some_and(|s| !s.failures.is_empty());
+        i32::from(failed)
+    }
+}
+
+/// A one-line summary printed as each run ends, so long runs show progress.
+fn progress_line(r: &RunResult) -> String {
+    if let Some(why) = &r.failure {
+        return format!("FAILED: {why}");
+    }
+    format!(
+        "{} ok ops in {:.2} s, {} ops/s, p50 {} ms, p99 {} ms, {} errors",
+        r.ok_ops,
+        r.secs(),
+        r.ops_per_sec().map_or("-".into(), report::num),
+        r.p(50.0).map_or("-".into(), report::ms),
+        r.p(99.0).map_or("-".into(), report::ms),
+        r.errors
+    )
+}
+
+/// Maps `--server-pid` values (`PID` or `NAME=PID`) onto endpoints; unnamed
+/// PIDs go to the endpoints that have none yet, in order.
+fn assign_pids(endpoints: &mut [EndpointInfo], specs: &[String]) -> Result<(), String> {
+    let parse_pid = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("--server-pid {s:?}: not a PID"))
+    };
+    let mut unnamed = Vec::new();
+    for spec in specs {
+        match spec.rsplit_once('=') {
+            Some((name, pid)) => {
+                let pid = parse_pid(pid)?;
+                let e = endpoints
+                    .iter_mut()
+                    .find(|e| e.endpoint.name == name)
+                    .ok_or_else(|| {
+                        format!("--server-pid {spec:?}: no endpoint is named {name:?}")
+                    })?;
+                e.server_pid = Some(pid);
+            }
+            None => unnamed.push(parse_pid(spec)?),
+        }
+    }
+    let mut free = endpoints.iter_mut().filter(|e| e.server_pid.is_none());
+    for pid in unnamed {
+        let e = free
+            .next()
+            .ok_or_else(|| "more --server-pid values than endpoints".to_string())?;
+        e.server_pid = Some(pid);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn plan(argv: &[&str]) -> Result<Plan, String> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Plan::from_args(cli.args)
+    }
+
+    #[test]
+    fn defaults() {
+        let p = plan(&[]).unwrap();
+        assert_eq!(p.endpoints.len(), 1);
+        assert_eq!(p.endpoints[0].endpoint.url, DEFAULT_ENDPOINT);
+        assert_eq!(p.workloads, Workload::SQS.to_vec());
+        assert_eq!(
+            (p.cfg.ops, p.cfg.concurrency, p.cfg.message_size),
+            (10_000, 16, 256)
+        );
+        assert_eq!(p.signer.region, "us-east-1");
+        assert!(!p.json);
+    }
+
+    #[test]
+    fn comparison_and_pids() {
+        let p = plan(&[
+            "--endpoint",
+            "nimbus=http://127.0.0.1:4566",
+            "--compare",
+            "localstack=http://127.0.0.1:4598",
+            "--server-pid",
+            "localstack=42",
+            "--server-pid",
+            "7",
+            "--workload",
+            "sqs-send,sqs-cycle",
+        ])
+        .unwrap();
+        let names: Vec<_> = p
+            .endpoints
+            .iter()
+            .map(|e| (e.endpoint.name.as_str(), e.server_pid))
+            .collect();
+        assert_eq!(names, vec![("nimbus", Some(7)), ("localstack", Some(42))]);
+        assert_eq!(p.workloads, vec![Workload::SqsSend, Workload::SqsCycle]);
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        assert!(plan(&["--endpoint", "http://a:1", "--endpoint", "http://a:1"]).is_err());
+        assert!(plan(&["--server-pid", "1", "--server-pid", "2"]).is_err());
+        assert!(plan(&["--server-pid", "nope=1"]).is_err());
+        assert!(plan(&["--ops", "0"]).is_err());
+        assert!(plan(&["--message-size", "300000"]).is_err());
+        assert!(plan(&["--workload", "s3-put"]).is_err());
+    }
+}

@@ -1,0 +1,473 @@
+//! Turning results into what people paste into an issue note (Markdown
+//! tables that also read well in a terminal) and into JSON for scripts.
+
+use super::client::Endpoint;
+use super::sqs::{RunConfig, RunResult};
+use super::startup::StartupResult;
+use serde_json::{json, Value};
+
+/// An endpoint with what we know of its server process.
+pub struct EndpointInfo {
+    pub endpoint: Endpoint,
+    pub server_pid: Option<u32>,
+    pub idle_rss_kib: Option<u64>,
+}
+
+/// Left- or right-aligned column.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// A Markdown table padded so that it is also aligned as plain text.
+fn table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
+    // Three is the narrowest column whose separator (`--:`) still says how it is aligned.
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|(h, _)| h.chars().count().max(3))
+        .collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+    let pad = |s: &str, w: usize, a: Align| {
+        let fill = " ".repeat(w.saturating_sub(s.chars().count()));
+        if a == Align::Right {
+            format!("{fill}{s}")
+        } else {
+            format!("{s}{fill}")
+        }
+    };
+    let mut out = line(
+        headers
+            .iter()
+            .zip(&widths)
+            .map(|((h, a), w)| pad(h, *w, *a))
+            .collect(),
+    );
+    out += &line(
+        headers
+            .iter()
+            .zip(&widths)
+            .map(|((_, a), w)| {
+                if *a == Align::Right {
+                    format!("{}:", "-".repeat(w - 1))
+                } else {
+                    "-".repeat(*w)
+                }
+            })
+            .collect(),
+    );
+    for row in rows {
+        out += &line(
+            row.iter()
+                .zip(headers.iter().zip(&widths))
+                .map(|(c, ((_, a), w))| pad(c, *w, *a))
+                .collect(),
+        );
+    }
+    out
+}
+
+/// A rate or count with sensible precision.
+pub fn num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Microseconds shown as milliseconds.
+pub fn ms(us: u32) -> String {
+    let m = us as f64 / 1000.0;
+    if m >= 100.0 {
+        format!("{m:.0}")
+    } else if m >= 10.0 {
+        format!("{m:.1}")
+    } else if m >= 1.0 {
+        format!("{m:.2}")
+    } else {
+        format!("{m:.3}")
+    }
+}
+
+pub fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+/// `a / b` as a factor, e.g. `3.2x`.
+pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 && a.is_finite() => {
+            let r = a / b;
+            if r >= 100.0 {
+                format!("{r:.0}x")
+            } else if r >= 10.0 {
+                format!("{r:.1}x")
+            } else {
+                format!("{r:.2}x")
+            }
+        }
+        _ => "-".to_string(),
+    }
+}
+
+fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    v.map_or_else(|| "-".to_string(), f)
+}
+
+/// The whole human report.
+pub fn text(
+    cfg: &RunConfig,
+    endpoints: &[EndpointInfo],
+    results: &[RunResult],
+    startup: Option<&StartupResult>,
+    startup_runs: u32,
+) -> String {
+    let mut out = String::new();
+    out += &format!(
+        "nimbus bench: {} ops per workload, concurrency {}, {}-byte messages (client: 1 thread, HTTP/1.1 keep-alive, SigV4)\n",
+        cfg.ops, cfg.concurrency, cfg.message_size
+    );
+    for e in endpoints {
+        let server = match (e.server_pid, e.idle_rss_kib) {
+            (Some(pid), Some(kib)) => format!(" (server pid {pid}, idle RSS {} MiB)", mib(kib)),
+            (Some(pid), None) => format!(" (server pid {pid})"),
+            _ => String::new(),
+        };
+        out += &format!("- {}: {}{server}\n", e.endpoint.name, e.endpoint.url);
+    }
+
+    if !results.is_empty() {
+        out += "\n";
+        let multi = endpoints.len() > 1;
+        let mut headers = vec![];
+        if multi {
+            headers.push(("endpoint", Align::Left));
+        }
+        headers.extend([
+            ("workload", Align::Left),
+            ("ok ops", Align::Right),
+            ("ops/s", Align::Right),
+            ("msgs/s", Align::Right),
+            ("p50 ms", Align::Right),
+            ("p99 ms", Align::Right),
+            ("errors", Align::Right),
+            ("srv CPU µs/op", Align::Right),
+            ("srv RSS MiB idle→peak", Align::Right),
+            ("client CPU µs/op", Align::Right),
+        ]);
+        let rows: Vec<Vec<String>> = results
+            .iter()
+            .map(|r| {
+                let mut row = vec![];
+                if multi {
+                    row.push(r.endpoint.clone());
+                }
+                if let Some(why) = &r.failure {
+                    row.push(r.workload.name().to_string());
+                    row.push(format!("FAILED: {}", super::client::excerpt(why, 60)));
+                    row.extend(std::iter::repeat_n(
+                        String::new(),
+                        headers.len() - row.len(),
+                    ));
+                    return row;
+                }
+                let name = if r.stopped_early {
+                    format!("{} (time limit)", r.workload.name())
+                } else {
+                    r.workload.name().to_string()
+                };
+                row.extend([
+                    name,
+                    r.ok_ops.to_string(),
+                    opt(r.ops_per_sec(), num),
+                    opt(r.msgs_per_sec(), num),
+                    opt(r.p(50.0), ms),
+                    opt(r.p(99.0), ms),
+                    r.errors.to_string(),
+                    opt(r.server_cpu_us_per_op(), num),
+                    opt(r.server, |s| {
+                        format!("{}→{}", mib(s.rss_before_kib), mib(s.rss_peak_kib))
+                    }),
+                    opt(r.client_cpu_us_per_op(), num),
+                ]);
+                row
+            })
+            .collect();
+        out += &table(&headers, &rows);
+        out += "\nops/s and latency count 2xx requests only; sqs-cycle ops are ReceiveMessage + DeleteMessageBatch, msgs/s are messages deleted.\n";
+    }
+
+    if endpoints.len() > 1 && !results.is_empty() {
+        let base = &endpoints[0].endpoint.name;
+        for other in &endpoints[1..] {
+            let other = &other.endpoint.name;
+            out += &format!(
+                "\nratios {base}/{other} (throughput: above 1x means {base} is faster; latency and CPU: below 1x means {base} is better)\n\n"
+            );
+            let headers = [
+                ("workload", Align::Left),
+                ("ops/s", Align::Right),
+                ("msgs/s", Align::Right),
+                ("p50", Align::Right),
+                ("p99", Align::Right),
+                ("srv CPU/op", Align::Right),
+                ("srv RSS peak", Align::Right),
+            ];
+            let mut rows = vec![];
+            for a in results
+                .iter()
+                .filter(|r| &r.endpoint == base && r.failure.is_none())
+            {
+                let Some(b) = results.iter().find(|r| {
+                    &r.endpoint == other && r.workload == a.workload && r.failure.is_none()
+                }) else {
+                    continue;
+                };
+                let p = |r: &RunResult, pct| r.p(pct).map(f64::from);
+                rows.push(vec![
+                    a.workload.name().to_string(),
+                    ratio(a.ops_per_sec(), b.ops_per_sec()),
+                    ratio(a.msgs_per_sec(), b.msgs_per_sec()),
+                    ratio(p(a, 50.0), p(b, 50.0)),
+                    ratio(p(a, 99.0), p(b, 99.0)),
+                    ratio(a.server_cpu_us_per_op(), b.server_cpu_us_per_op()),
+                    ratio(
+                        a.server.map(|s| s.rss_peak_kib as f64),
+                        b.server.map(|s| s.rss_peak_kib as f64),
+                    ),
+                ]);
+            }
+            out += &table(&headers, &rows);
+        }
+    }
+
+    if let Some(s) = startup {
+        out += &format!(
+            "\nstartup: `{} serve --ephemeral`, spawn to first 2xx GET /_nimbus/health\n\n",
+            s.binary
+        );
+        let headers = [
+            ("runs ok", Align::Right),
+            ("p50 ms", Align::Right),
+            ("p99 ms", Align::Right),
+            ("min ms", Align::Right),
+            ("max ms", Align::Right),
+            ("idle RSS MiB (median)", Align::Right),
+        ];
+        let row = vec![
+            format!("{}/{}", s.times_us.len(), startup_runs.max(1)),
+            opt(s.p(50.0), ms),
+            opt(s.p(99.0), ms),
+            opt(s.times_us.first().copied(), ms),
+            opt(s.times_us.last().copied(), ms),
+            opt(s.median_rss_kib(), mib),
+        ];
+        out += &table(&headers, &[row]);
+    }
+
+    let mut problems = String::new();
+    for r in results {
+        if let Some(why) = &r.failure {
+            problems += &format!("- {} {}: {why}\n", r.endpoint, r.workload.name());
+        }
+        for e in &r.first_errors {
+            problems += &format!("- {} {}: {e}\n", r.endpoint, r.workload.name());
+        }
+    }
+    if let Some(s) = startup {
+        for f in &s.failures {
+            problems += &format!("- startup: {f}\n");
+        }
+    }
+    if !problems.is_empty() {
+        out += "\nerrors (first few per run):\n";
+        out += &problems;
+    }
+    out
+}
+
+/// The same figures for scripts.
+pub fn json(
+    cfg: &RunConfig,
+    endpoints: &[EndpointInfo],
+    results: &[RunResult],
+    startup: Option<&StartupResult>,
+) -> Value {
+    let results_json: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            json!({
+                "endpoint": r.endpoint,
+                "workload": r.workload.name(),
+                "failure": r.failure,
+                "ok_ops": r.ok_ops,
+                "messages": r.messages,
+                "errors": r.errors,
+                "seconds": r.secs(),
+                "ops_per_sec": r.ops_per_sec(),
+                "msgs_per_sec": r.msgs_per_sec(),
+                "p50_us": r.p(50.0),
+                "p99_us": r.p(99.0),
+                "max_us": r.latencies_us.last(),
+                "server_cpu_us_per_op": r.server_cpu_us_per_op(),
+                "server_cpu_us_per_msg": r.server_cpu_us_per_msg(),
+                "server_rss_kib_idle": r.server.map(|s| s.rss_before_kib),
+                "server_rss_kib_peak": r.server.map(|s| s.rss_peak_kib),
+                "server_rss_kib_after": r.server.map(|s| s.rss_after_kib),
+                "client_cpu_us_per_op": r.client_cpu_us_per_op(),
+                "stopped_early": r.stopped_early,
+                "empty_receives": r.empty_receives,
+                "first_errors": r.first_errors,
+            })
+        })
+        .collect();
+    let mut ratios = vec![];
+    if let Some((base, others)) = endpoints.split_first() {
+        for other in others {
+            for a in results
+                .iter()
+                .filter(|r| r.endpoint == base.endpoint.name && r.failure.is_none())
+            {
+                let Some(b) = results.iter().find(|r| {
+                    r.endpoint == other.endpoint.name
+                        && r.workload == a.workload
+                        && r.failure.is_none()
+                }) else {
+                    continue;
+                };
+                let div = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                    (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+                    _ => None,
+                };
+                let p = |r: &RunResult, pct| r.p(pct).map(f64::from);
+                ratios.push(json!({
+                    "endpoint": base.endpoint.name,
+                    "baseline": other.endpoint.name,
+                    "workload": a.workload.name(),
+                    "ops_per_sec": div(a.ops_per_sec(), b.ops_per_sec()),
+                    "msgs_per_sec": div(a.msgs_per_sec(), b.msgs_per_sec()),
+                    "p50": div(p(a, 50.0), p(b, 50.0)),
+                    "p99": div(p(a, 99.0), p(b, 99.0)),
+                    "server_cpu_per_op": div(a.server_cpu_us_per_op(), b.server_cpu_us_per_op()),
+                }));
+            }
+        }
+    }
+    json!({
+        "config": {
+            "ops": cfg.ops,
+            "concurrency": cfg.concurrency,
+            "message_size": cfg.message_size,
+        },
+        "endpoints": endpoints.iter().map(|e| json!({
+            "name": e.endpoint.name,
+            "url": e.endpoint.url,
+            "server_pid": e.server_pid,
+            "idle_rss_kib": e.idle_rss_kib,
+        })).collect::<Vec<_>>(),
+        "results": results_json,
+        "ratios": ratios,
+        "startup": startup.map(|s| json!({
+            "binary": s.binary,
+            "runs_ok": s.times_us.len(),
+            "p50_us": s.p(50.0),
+            "p99_us": s.p(99.0),
+            "times_us": s.times_us,
+            "idle_rss_kib_median": s.median_rss_kib(),
+            "failures": s.failures,
+        })),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::sqs::{ServerFigures, Workload};
+    use std::time::Duration;
+
+    fn result(endpoint: &str, ops_per_sec: u64, p50: u32, cpu: f64) -> RunResult {
+        RunResult {
+            endpoint: endpoint.into(),
+            workload: Workload::SqsSend,
+            ok_ops: ops_per_sec,
+            messages: ops_per_sec,
+            errors: 0,
+            elapsed: Duration::from_secs(1),
+            latencies_us: vec![p50; 10],
+            server: Some(ServerFigures {
+                cpu_micros: cpu * ops_per_sec as f64,
+                rss_before_kib: 10240,
+                rss_peak_kib: 20480,
+                rss_after_kib: 20480,
+            }),
+            client_cpu_micros: 1000,
+            first_errors: vec![],
+            failure: None,
+            stopped_early: false,
+            empty_receives: 0,
+        }
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(num(12345.6), "12346");
+        assert_eq!(num(12.34), "12.3");
+        assert_eq!(num(1.234), "1.23");
+        assert_eq!(ms(250), "0.250");
+        assert_eq!(ms(12_345), "12.3");
+        assert_eq!(mib(1536), "1.5");
+        assert_eq!(ratio(Some(10.0), Some(4.0)), "2.50x");
+        assert_eq!(ratio(Some(10.0), Some(0.0)), "-");
+        assert_eq!(ratio(None, Some(1.0)), "-");
+    }
+
+    #[test]
+    fn table_is_aligned_markdown() {
+        let t = table(
+            &[("a", Align::Left), ("bb", Align::Right)],
+            &[vec!["xyz".into(), "1".into()]],
+        );
+        assert_eq!(t, "| a   |  bb |\n| --- | --: |\n| xyz |   1 |\n");
+    }
+
+    #[test]
+    fn comparison_report() {
+        let cfg = RunConfig {
+            ops: 100,
+            concurrency: 4,
+            message_size: 256,
+            request_timeout: Duration::from_secs(1),
+            max_duration: Duration::from_secs(1),
+        };
+        let ep = |n: &str, u: &str| EndpointInfo {
+            endpoint: Endpoint::parse(&format!("{n}={u}")).unwrap(),
+            server_pid: Some(1),
+            idle_rss_kib: Some(2048),
+        };
+        let eps = [
+            ep("nimbus", "http://127.0.0.1:4566"),
+            ep("moto", "http://127.0.0.1:4599"),
+        ];
+        let results = [
+            result("nimbus", 8000, 1000, 100.0),
+            result("moto", 2000, 4000, 400.0),
+        ];
+        let t = text(&cfg, &eps, &results, None, 0);
+        assert!(t.contains("ratios nimbus/moto"), "{t}");
+        assert!(
+            t.contains("| sqs-send | 4.00x |  4.00x | 0.25x | 0.25x |      0.25x |        1.00x |"),
+            "{t}"
+        );
+        let j = json(&cfg, &eps, &results, None);
+        assert_eq!(j["ratios"][0]["ops_per_sec"], 4.0);
+        assert_eq!(j["results"][1]["p50_us"], 4000);
+    }
+}

@@ -1,0 +1,795 @@
+//! The SQS workloads, spoken in AWS JSON 1.0 as current SDKs do.
+//!
+//! Each run creates its own queue (unique name), drives it with
+//! `concurrency` workers that share one operation budget, and deletes the
+//! queue afterwards. Only the timed phase is measured: queue creation and the
+//! pre-fill of `sqs-cycle` are not. All workers run as futures of one task on
+//! a current-thread runtime, so their shared tallies are plain `Cell`s.
+
+use super::client::{self, Endpoint, HttpClient, Reply, Signer};
+use super::measure;
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+/// A measurable workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// SendMessage, one message per request.
+    SqsSend,
+    /// SendMessageBatch of 10 messages per request.
+    SqsSendBatch,
+    /// Pre-fill N messages, then ReceiveMessage (up to 10) + DeleteMessageBatch until all are consumed.
+    SqsCycle,
+    /// nimbus only: spawn `serve --ephemeral` and time the first healthy answer.
+    Startup,
+}
+
+impl Workload {
+    pub const SQS: [Workload; 3] = [
+        Workload::SqsSend,
+        Workload::SqsSendBatch,
+        Workload::SqsCycle,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::SqsSend => "sqs-send",
+            Workload::SqsSendBatch => "sqs-send-batch",
+            Workload::SqsCycle => "sqs-cycle",
+            Workload::Startup => "startup",
+        }
+    }
+
+    /// Parses `--workload` values (each may be a comma list); `all` means the
+    /// endpoint workloads, since `startup` measures this binary, not an endpoint.
+    pub fn parse_list(values: &[String]) -> Result<Vec<Workload>, String> {
+        let mut out = Vec::new();
+        let push = |w: Workload, out: &mut Vec<Workload>| {
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        };
+        for part in values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match part {
+                "all" => Workload::SQS.iter().for_each(|w| push(*w, &mut out)),
+                "sqs-send" => push(Workload::SqsSend, &mut out),
+                "sqs-send-batch" => push(Workload::SqsSendBatch, &mut out),
+                "sqs-cycle" => push(Workload::SqsCycle, &mut out),
+                "startup" => push(Workload::Startup, &mut out),
+                other => {
+                    return Err(format!(
+                        "unknown workload {other:?} (known: sqs-send, sqs-send-batch, sqs-cycle, startup, all)"
+                    ))
+                }
+            }
+        }
+        if out.is_empty() {
+            out.extend(Workload::SQS);
+        }
+        Ok(out)
+    }
+}
+
+/// Settings shared by every run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub ops: u64,
+    pub concurrency: usize,
+    pub message_size: usize,
+    pub request_timeout: Duration,
+    /// Upper bound on a timed phase: the run stops itself and says so.
+    pub max_duration: Duration,
+}
+
+/// What the server process did during the timed phase.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerFigures {
+    pub cpu_micros: f64,
+    pub rss_before_kib: u64,
+    pub rss_peak_kib: u64,
+    pub rss_after_kib: u64,
+}
+
+/// The outcome of one workload against one endpoint.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub endpoint: String,
+    pub workload: Workload,
+    /// Requests answered with 2xx.
+    pub ok_ops: u64,
+    /// Messages carried by successful requests (sent, or received and deleted).
+    pub messages: u64,
+    /// Failed requests plus failed entries of batch requests.
+    pub errors: u64,
+    pub elapsed: Duration,
+    /// Latencies of the successful requests, µs, ascending.
+    pub latencies_us: Vec<u32>,
+    pub server: Option<ServerFigures>,
+    pub client_cpu_micros: u64,
+    pub first_errors: Vec<String>,
+    /// Set when the workload could not run at all (e.g. CreateQueue failed).
+    pub failure: Option<String>,
+    /// Set when the run hit `max_duration` before its budget was spent.
+    pub stopped_early: bool,
+    /// `sqs-cycle`: receives that returned no message.
+    pub empty_receives: u64,
+}
+
+impl RunResult {
+    fn failed(endpoint: &str, workload: Workload, why: String) -> RunResult {
+        RunResult {
+            endpoint: endpoint.to_string(),
+            workload,
+            ok_ops: 0,
+            messages: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latencies_us: Vec::new(),
+            server: None,
+            client_cpu_micros: 0,
+            first_errors: Vec::new(),
+            failure: Some(why),
+            stopped_early: false,
+            empty_receives: 0,
+        }
+    }
+
+    pub fn secs(&self) -> f64 {
+        self.elapsed.as_secs_f64()
+    }
+
+    pub fn ops_per_sec(&self) -> Option<f64> {
+        rate(self.ok_ops, self.secs())
+    }
+
+    pub fn msgs_per_sec(&self) -> Option<f64> {
+        rate(self.messages, self.secs())
+    }
+
+    pub fn p(&self, pct: f64) -> Option<u32> {
+        measure::percentile(&self.latencies_us, pct)
+    }
+
+    pub fn server_cpu_us_per_op(&self) -> Option<f64> {
+        let s = self.server?;
+        (self.ok_ops > 0).then(|| s.cpu_micros / self.ok_ops as f64)
+    }
+
+    pub fn server_cpu_us_per_msg(&self) -> Option<f64> {
+        let s = self.server?;
+        (self.messages > 0).then(|| s.cpu_micros / self.messages as f64)
+    }
+
+    pub fn client_cpu_us_per_op(&self) -> Option<f64> {
+        (self.ok_ops > 0).then(|| self.client_cpu_micros as f64 / self.ok_ops as f64)
+    }
+}
+
+fn rate(n: u64, secs: f64) -> Option<f64> {
+    (secs > 0.0 && n > 0).then(|| n as f64 / secs)
+}
+
+/// How many error texts a run keeps for the report.
+const KEPT_ERRORS: usize = 5;
+
+/// Shared counters of one timed phase.
+#[derive(Default)]
+struct Tally {
+    next_op: Cell<u64>,
+    ok_ops: Cell<u64>,
+    messages: Cell<u64>,
+    errors: Cell<u64>,
+    latencies: RefCell<Vec<u32>>,
+    first_errors: RefCell<Vec<String>>,
+    stopped_early: Cell<bool>,
+    // sqs-cycle only.
+    consumed: Cell<u64>,
+    in_flight: Cell<u64>,
+    empty_receives: Cell<u64>,
+}
+
+impl Tally {
+    /// Claims the next operation of the budget; `None` once spent or past the deadline.
+    fn claim(&self, budget: u64, deadline: Instant) -> Option<u64> {
+        let i = self.next_op.get();
+        if i >= budget {
+            return None;
+        }
+        if Instant::now() >= deadline {
+            self.stopped_early.set(true);
+            return None;
+        }
+        self.next_op.set(i + 1);
+        Some(i)
+    }
+
+    fn ok(&self, latency: Duration, messages: u64) {
+        self.ok_ops.set(self.ok_ops.get() + 1);
+        self.messages.set(self.messages.get() + messages);
+        self.latencies
+            .borrow_mut()
+            .push(latency.as_micros().min(u32::MAX as u128) as u32);
+    }
+
+    fn error(&self, count: u64, what: impl FnOnce() -> String) {
+        self.errors.set(self.errors.get() + count);
+        let mut kept = self.first_errors.borrow_mut();
+        if kept.len() < KEPT_ERRORS {
+            kept.push(what());
+        }
+    }
+}
+
+/// One endpoint's request context.
+pub struct Target<'a> {
+    pub endpoint: &'a Endpoint,
+    pub signer: &'a Signer,
+    pub client: &'a HttpClient,
+    pub server_pid: Option<u32>,
+}
+
+impl Target<'_> {
+    async fn call(&self, op: &str, body: Bytes, timeout: Duration) -> Result<Reply, String> {
+        let req = client::json10_request(
+            self.endpoint,
+            self.signer,
+            "sqs",
+            &format!("AmazonSQS.{op}"),
+            body,
+        )?;
+        client::send(self.client, req, timeout).await
+    }
+
+    /// A call whose answer must be 2xx JSON.
+    async fn call_json(&self, op: &str, body: &Value, timeout: Duration) -> Result<Value, String> {
+        let reply = self
+            .call(op, Bytes::from(body.to_string()), timeout)
+            .await?;
+        if !reply.ok() {
+            return Err(format!(
+                "{op}: HTTP {}: {}",
+                reply.status,
+                reply.body_excerpt()
+            ));
+        }
+        if reply.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| format!("{op}: answer is not JSON ({e}): {}", reply.body_excerpt()))
+    }
+}
+
+/// A message body of `size` bytes; varied characters so that no layer can
+/// shortcut a run of one byte.
+pub fn message_body(size: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..size)
+        .map(|i| ALPHABET[(i * 7 + i / 61) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The SendMessageBatch body for `n` (<= 10) copies of `body`.
+pub fn send_batch_body(queue_url: &str, body: &str, n: usize) -> Value {
+    let entries: Vec<Value> = (0..n)
+        .map(|i| json!({"Id": format!("m{i}"), "MessageBody": body}))
+        .collect();
+    json!({"QueueUrl": queue_url, "Entries": entries})
+}
+
+/// `(successful, failed entries)` of a SendMessageBatch or DeleteMessageBatch answer.
+pub fn batch_outcome(answer: &Value) -> (u64, Vec<String>) {
+    let ok = answer
+        .get("Successful")
+        .and_then(Value::as_array)
+        .map_or(0, |a| a.len() as u64);
+    let failed = answer
+        .get("Failed")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|f| client::excerpt(&f.to_string(), 200))
+                .collect()
+        })
+        .unwrap_or_default();
+    (ok, failed)
+}
+
+/// `(Id, ReceiptHandle)` pairs of a ReceiveMessage answer.
+pub fn receipt_handles(answer: &Value) -> Vec<(String, String)> {
+    answer
+        .get("Messages")
+        .and_then(Value::as_array)
+        .map(|msgs| {
+            msgs.iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    Some((
+                        format!("d{i}"),
+                        m.get("ReceiptHandle")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `workload` once against `target`: queue setup, timed phase, clean-up.
+pub async fn run(target: &Target<'_>, workload: Workload, cfg: &RunConfig) -> RunResult {
+    let ep = target.endpoint.name.as_str();
+    // Idle RSS is taken before anything of this run touches the server.
+    let rss_before = match target.server_pid.map(measure::sample_server).transpose() {
+        Ok(s) => s.map(|s| s.rss_kib),
+        Err(e) => return RunResult::failed(ep, workload, e),
+    };
+    let millis = nimbus_core::now_millis() % 1_000_000_000;
+    let queue_name = format!(
+        "nimbus-bench-{}-{}-{millis}",
+        workload.name(),
+        std::process::id()
+    );
+    let created = target
+        .call_json(
+            "CreateQueue",
+            &json!({"QueueName": queue_name}),
+            cfg.request_timeout,
+        )
+        .await;
+    let queue_url = match created {
+        Ok(v) => match v.get("QueueUrl").and_then(Value::as_str) {
+            Some(u) => u.to_string(),
+            None => {
+                return RunResult::failed(
+                    ep,
+                    workload,
+                    format!("CreateQueue answered without QueueUrl: {v}"),
+                )
+            }
+        },
+        Err(e) => return RunResult::failed(ep, workload, format!("cannot create the queue: {e}")),
+    };
+
+    let mut result = timed_run(target, workload, cfg, &queue_url, rss_before).await;
+
+    // Clean-up is best effort; a failure is reported but does not void the figures.
+    if let Err(e) = target
+        .call_json(
+            "DeleteQueue",
+            &json!({"QueueUrl": queue_url}),
+            cfg.request_timeout,
+        )
+        .await
+    {
+        if result.first_errors.len() < KEPT_ERRORS {
+            result.first_errors.push(format!("clean-up: {e}"));
+        }
+    }
+    result
+}
+
+async fn timed_run(
+    target: &Target<'_>,
+    workload: Workload,
+    cfg: &RunConfig,
+    queue_url: &str,
+    rss_before: Option<u64>,
+) -> RunResult {
+    let ep = target.endpoint.name.as_str();
+    let body = message_body(cfg.message_size);
+    let tally = Tally::default();
+    let mut target_msgs = cfg.ops;
+    if workload == Workload::SqsCycle {
+        match prefill(target, cfg, queue_url, &body).await {
+            Ok((sent, errs)) => {
+                if !errs.is_empty() {
+                    tally.error(errs.len() as u64, || {
+                        format!("pre-fill: {} failures, first: {}", errs.len(), errs[0])
+                    });
+                }
+                if sent == 0 {
+                    return RunResult::failed(
+                        ep,
+                        workload,
+                        format!("pre-fill sent no message: {}", errs.join("; ")),
+                    );
+                }
+                target_msgs = sent;
+            }
+            Err(e) => return RunResult::failed(ep, workload, format!("pre-fill: {e}")),
+        }
+    }
+
+    let server_before = match target.server_pid.map(measure::sample_server).transpose() {
+        Ok(s) => s,
+        Err(e) => return RunResult::failed(ep, workload, e),
+    };
+    let peak = Cell::new(server_before.map_or(0, |s| s.rss_kib));
+    let client_cpu_before = measure::self_cpu_micros();
+    let start = Instant::now();
+    let deadline = start + cfg.max_duration;
+
+    let workers = async {
+        let mut set = FuturesUnordered::new();
+        for _ in 0..cfg.concurrency.max(1) {
+            set.push(worker(
+                target,
+                workload,
+                cfg,
+                queue_url,
+                &body,
+                &tally,
+                deadline,
+                target_msgs,
+            ));
+        }
+        while set.next().await.is_some() {}
+        start.elapsed()
+    };
+    // Peak RSS: sampled every 100 ms while the workers run.
+    let sampler = async {
+        let Some(pid) = target.server_pid else {
+            return std::future::pending::<()>().await;
+        };
+        let tree = measure::process_tree(pid);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(kib) = measure::rss_kib_of(&tree) {
+                peak.set(peak.get().max(kib));
+            }
+        }
+    };
+    let elapsed = tokio::select! {
+        e = workers => e,
+        _ = sampler => start.elapsed(),
+    };
+    let client_cpu = measure::self_cpu_micros().saturating_sub(client_cpu_before);
+
+    let server = match (target.server_pid, server_before) {
+        (Some(pid), Some(before)) => match measure::sample_server(pid) {
+            Ok(after) => {
+                let ticks = after.cpu_ticks.saturating_sub(before.cpu_ticks);
+                Some(ServerFigures {
+                    cpu_micros: ticks as f64 * 1e6 / measure::clock_ticks_per_sec() as f64,
+                    rss_before_kib: rss_before.unwrap_or(before.rss_kib),
+                    rss_peak_kib: peak.get().max(after.rss_kib),
+                    rss_after_kib: after.rss_kib,
+                })
+            }
+            Err(e) => {
+                tally.error(0, || format!("server went away during the run: {e}"));
+                None
+            }
+        },
+        _ => None,
+    };
+
+    let mut latencies = tally.latencies.take();
+    latencies.sort_unstable();
+    RunResult {
+        endpoint: ep.to_string(),
+        workload,
+        ok_ops: tally.ok_ops.get(),
+        messages: if workload == Workload::SqsCycle {
+            tally.consumed.get()
+        } else {
+            tally.messages.get()
+        },
+        errors: tally.errors.get(),
+        elapsed,
+        latencies_us: latencies,
+        server,
+        client_cpu_micros: client_cpu,
+        first_errors: tally.first_errors.take(),
+        failure: None,
+        stopped_early: tally.stopped_early.get(),
+        empty_receives: tally.empty_receives.get(),
+    }
+}
+
+/// Sends `cfg.ops` messages in batches of 10 with `cfg.concurrency` workers.
+/// Returns how many were accepted and the failures seen.
+async fn prefill(
+    target: &Target<'_>,
+    cfg: &RunConfig,
+    queue_url: &str,
+    body: &str,
+) -> Result<(u64, Vec<String>), String> {
+    let batches = cfg.ops.div_ceil(10);
+    let next = Cell::new(0u64);
+    let sent = Cell::new(0u64);
+    let errors = RefCell::new(Vec::new());
+    // The pre-fill is bounded like a timed phase, so a stuck server cannot hang the run.
+    let deadline = Instant::now() + cfg.max_duration;
+    let one_worker = || async {
+        loop {
+            let i = next.get();
+            if i >= batches || Instant::now() >= deadline {
+                break;
+            }
+            next.set(i + 1);
+            let n = (cfg.ops - i * 10).min(10) as usize;
+            match target
+                .call_json(
+                    "SendMessageBatch",
+                    &send_batch_body(queue_url, body, n),
+                    cfg.request_timeout,
+                )
+                .await
+            {
+                Ok(v) => {
+                    let (ok, failed) = batch_outcome(&v);
+                    sent.set(sent.get() + ok);
+                    errors.borrow_mut().extend(failed);
+                }
+                Err(e) => errors.borrow_mut().push(e),
+            }
+        }
+    };
+    let mut set = FuturesUnordered::new();
+    for _ in 0..cfg.concurrency.max(1) {
+        set.push(one_worker());
+    }
+    while set.next().await.is_some() {}
+    Ok((sent.get(), errors.take()))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    target: &Target<'_>,
+    workload: Workload,
+    cfg: &RunConfig,
+    queue_url: &str,
+    body: &str,
+    tally: &Tally,
+    deadline: Instant,
+    target_msgs: u64,
+) {
+    match workload {
+        Workload::SqsSend => {
+            // Every SendMessage carries the same bytes: build them once.
+            let req_body =
+                Bytes::from(json!({"QueueUrl": queue_url, "MessageBody": body}).to_string());
+            while tally.claim(cfg.ops, deadline).is_some() {
+                let started = Instant::now();
+                match target
+                    .call("SendMessage", req_body.clone(), cfg.request_timeout)
+                    .await
+                {
+                    Ok(r) if r.ok() => tally.ok(started.elapsed(), 1),
+                    Ok(r) => tally.error(1, || {
+                        format!("SendMessage: HTTP {}: {}", r.status, r.body_excerpt())
+                    }),
+                    Err(e) => tally.error(1, || format!("SendMessage: {e}")),
+                }
+            }
+        }
+        Workload::SqsSendBatch => {
+            let req_body = Bytes::from(send_batch_body(queue_url, body, 10).to_string());
+            while tally.claim(cfg.ops, deadline).is_some() {
+                let started = Instant::now();
+                match target
+                    .call("SendMessageBatch", req_body.clone(), cfg.request_timeout)
+                    .await
+                {
+                    Ok(r) if r.ok() => {
+                        let latency = started.elapsed();
+                        match serde_json::from_slice::<Value>(&r.body) {
+                            Ok(v) => {
+                                let (ok, failed) = batch_outcome(&v);
+                                tally.ok(latency, ok);
+                                if !failed.is_empty() {
+                                    tally.error(failed.len() as u64, || {
+                                        format!("SendMessageBatch entry failed: {}", failed[0])
+                                    });
+                                }
+                            }
+                            Err(e) => tally.error(1, || {
+                                format!(
+                                    "SendMessageBatch: answer is not JSON ({e}): {}",
+                                    r.body_excerpt()
+                                )
+                            }),
+                        }
+                    }
+                    Ok(r) => tally.error(1, || {
+                        format!("SendMessageBatch: HTTP {}: {}", r.status, r.body_excerpt())
+                    }),
+                    Err(e) => tally.error(1, || format!("SendMessageBatch: {e}")),
+                }
+            }
+        }
+        Workload::SqsCycle => {
+            cycle_worker(target, cfg, queue_url, tally, deadline, target_msgs).await
+        }
+        Workload::Startup => {}
+    }
+}
+
+async fn cycle_worker(
+    target: &Target<'_>,
+    cfg: &RunConfig,
+    queue_url: &str,
+    tally: &Tally,
+    deadline: Instant,
+    target_msgs: u64,
+) {
+    let receive_body =
+        Bytes::from(json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10}).to_string());
+    loop {
+        let (consumed, in_flight) = (tally.consumed.get(), tally.in_flight.get());
+        // Stop once the rest is already in other workers' hands; should their
+        // deletes fail, they keep receiving until it is all consumed.
+        if consumed + in_flight >= target_msgs {
+            break;
+        }
+        if Instant::now() >= deadline {
+            tally.stopped_early.set(true);
+            break;
+        }
+        let started = Instant::now();
+        let handles = match target
+            .call("ReceiveMessage", receive_body.clone(), cfg.request_timeout)
+            .await
+        {
+            Ok(r) if r.ok() => {
+                let latency = started.elapsed();
+                match serde_json::from_slice::<Value>(&r.body) {
+                    Ok(v) => {
+                        let h = receipt_handles(&v);
+                        tally.ok(latency, 0);
+                        h
+                    }
+                    Err(e) => {
+                        tally.error(1, || {
+                            format!(
+                                "ReceiveMessage: answer is not JSON ({e}): {}",
+                                r.body_excerpt()
+                            )
+                        });
+                        continue;
+                    }
+                }
+            }
+            Ok(r) => {
+                tally.error(1, || {
+                    format!("ReceiveMessage: HTTP {}: {}", r.status, r.body_excerpt())
+                });
+                continue;
+            }
+            Err(e) => {
+                tally.error(1, || format!("ReceiveMessage: {e}"));
+                continue;
+            }
+        };
+        if handles.is_empty() {
+            tally.empty_receives.set(tally.empty_receives.get() + 1);
+            // Nothing visible: messages are in flight elsewhere or waiting out a
+            // visibility timeout. Back off a little instead of spinning.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            continue;
+        }
+        let n = handles.len() as u64;
+        tally.in_flight.set(tally.in_flight.get() + n);
+        let entries: Vec<Value> = handles
+            .iter()
+            .map(|(id, h)| json!({"Id": id, "ReceiptHandle": h}))
+            .collect();
+        let delete_body =
+            Bytes::from(json!({"QueueUrl": queue_url, "Entries": entries}).to_string());
+        let started = Instant::now();
+        let outcome = target
+            .call("DeleteMessageBatch", delete_body, cfg.request_timeout)
+            .await;
+        tally.in_flight.set(tally.in_flight.get() - n);
+        match outcome {
+            Ok(r) if r.ok() => {
+                let latency = started.elapsed();
+                match serde_json::from_slice::<Value>(&r.body) {
+                    Ok(v) => {
+                        let (ok, failed) = batch_outcome(&v);
+                        tally.ok(latency, ok);
+                        tally.consumed.set(tally.consumed.get() + ok);
+                        if !failed.is_empty() {
+                            tally.error(failed.len() as u64, || {
+                                format!("DeleteMessageBatch entry failed: {}", failed[0])
+                            });
+                        }
+                    }
+                    Err(e) => tally.error(1, || {
+                        format!(
+                            "DeleteMessageBatch: answer is not JSON ({e}): {}",
+                            r.body_excerpt()
+                        )
+                    }),
+                }
+            }
+            Ok(r) => tally.error(1, || {
+                format!(
+                    "DeleteMessageBatch: HTTP {}: {}",
+                    r.status,
+                    r.body_excerpt()
+                )
+            }),
+            Err(e) => tally.error(1, || format!("DeleteMessageBatch: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_lists() {
+        let all = Workload::parse_list(&[]).unwrap();
+        assert_eq!(all, Workload::SQS.to_vec());
+        let l = Workload::parse_list(&[
+            "sqs-cycle,sqs-send".into(),
+            "sqs-send".into(),
+            "startup".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            l,
+            vec![Workload::SqsCycle, Workload::SqsSend, Workload::Startup]
+        );
+        assert!(Workload::parse_list(&["sqs-nope".into()]).is_err());
+        assert_eq!(Workload::parse_list(&["all".into()]).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn bodies_and_answers() {
+        let b = message_body(256);
+        assert_eq!(b.len(), 256);
+        assert!(b.bytes().all(|c| c.is_ascii_alphanumeric()));
+        let batch = send_batch_body("http://q", "x", 10);
+        assert_eq!(batch["Entries"].as_array().map(Vec::len), Some(10));
+        assert_eq!(batch["Entries"][9]["Id"], "m9");
+
+        let answer: Value = serde_json::from_str(
+            r#"{"Successful":[{"Id":"m0"},{"Id":"m1"}],"Failed":[{"Id":"m2","Code":"X","SenderFault":true}]}"#,
+        )
+        .unwrap();
+        let (ok, failed) = batch_outcome(&answer);
+        assert_eq!(ok, 2);
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0].contains("m2"));
+        assert_eq!(batch_outcome(&json!({})), (0, vec![]));
+
+        let recv: Value =
+            serde_json::from_str(r#"{"Messages":[{"MessageId":"a","ReceiptHandle":"h1"},{"ReceiptHandle":"h2"},{"x":1}]}"#)
+                .unwrap();
+        assert_eq!(
+            receipt_handles(&recv),
+            vec![("d0".into(), "h1".into()), ("d1".into(), "h2".into())]
+        );
+        assert!(receipt_handles(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn result_rates() {
+        let mut r = RunResult::failed("e", Workload::SqsSend, "x".into());
+        assert_eq!(r.ops_per_sec(), None);
+        r.ok_ops = 1000;
+        r.messages = 10_000;
+        r.elapsed = Duration::from_secs(2);
+        r.server = Some(ServerFigures {
+            cpu_micros: 500_000.0,
+            rss_before_kib: 1,
+            rss_peak_kib: 2,
+            rss_after_kib: 2,
+        });
+        assert_eq!(r.ops_per_sec(), Some(500.0));
+        assert_eq!(r.msgs_per_sec(), Some(5000.0));
+        assert_eq!(r.server_cpu_us_per_op(), Some(500.0));
+        assert_eq!(r.server_cpu_us_per_msg(), Some(50.0));
+    }
+}

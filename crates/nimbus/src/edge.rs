@@ -1,0 +1,580 @@
+//! The edge: every request to the one port passes through here, in order:
+//! internal endpoints (`/_nimbus/*`), signature claim, service and protocol
+//! detection, authentication (account mapping; verification under
+//! `--auth enforce`), body decoding (aws-chunked), then the model-driven codec
+//! and the service. The edge knows how AWS clients address services, never
+//! what a service means.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use nimbus_auth::{Claim, HttpParts, Streaming};
+use nimbus_core::{AwsError, CredentialRegistry, RequestContext, Service};
+use nimbus_wire::{Protocol, ServiceModel, WireRequest, WireResponse};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Largest request body accepted in one piece (SQS allows 256 KiB; this leaves room for batches and other services).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Accept any well-formed signature; the access key only selects the account.
+    Open,
+    /// Verify every signature against known credentials.
+    Enforce,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Open => "open",
+            AuthMode::Enforce => "enforce",
+        }
+    }
+}
+
+pub struct EdgeConfig {
+    pub auth: AuthMode,
+    pub default_account: String,
+    pub default_region: String,
+    pub data_dir: String,
+    pub durable: bool,
+}
+
+/// How a request names its service and protocol, learned from each registered model.
+struct Route {
+    service: &'static str,
+    model: &'static ServiceModel,
+}
+
+pub struct Edge {
+    config: EdgeConfig,
+    services: BTreeMap<&'static str, Arc<dyn Service>>,
+    routes: Vec<Route>,
+    credentials: Arc<CredentialRegistry>,
+}
+
+/// A request after the body is read: everything later steps look at.
+struct Incoming<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    headers: &'a HeaderMap,
+    body: Bytes,
+    form: Vec<(String, String)>,
+}
+
+impl Edge {
+    pub fn new(
+        config: EdgeConfig,
+        services: BTreeMap<&'static str, Arc<dyn Service>>,
+        credentials: Arc<CredentialRegistry>,
+    ) -> Edge {
+        let routes = services
+            .keys()
+            .filter_map(|name| {
+                nimbus_wire::model(name).map(|model| Route {
+                    service: name,
+                    model,
+                })
+            })
+            .collect();
+        Edge {
+            config,
+            services,
+            routes,
+            credentials,
+        }
+    }
+
+    pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        let request_id = nimbus_core::new_request_id();
+        let (mut parts, body) = req.into_parts();
+        // HTTP/2 carries the host in :authority, but every client signs `host`.
+        if !parts.headers.contains_key(http::header::HOST) {
+            if let Some(authority) = parts
+                .uri
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(http::header::HOST, authority);
+            }
+        }
+        let path = parts.uri.path();
+        if path.starts_with("/_nimbus/") || path.starts_with("/_localstack/") {
+            return self.internal(path);
+        }
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                let err = AwsError::new("RequestEntityTooLarge", "The request body is too large.")
+                    .with_status(413);
+                return to_http(generic_error(&err, &request_id));
+            }
+        };
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("localhost:4566")
+            .to_string();
+        let form = form_params(&parts.headers, &body);
+        let incoming = Incoming {
+            method: parts.method.as_str(),
+            path,
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            body,
+            form,
+        };
+        to_http(self.dispatch(incoming, host, request_id).await)
+    }
+
+    fn internal(&self, path: &str) -> Response<Full<Bytes>> {
+        match path {
+            "/_nimbus/health" | "/_localstack/health" => {
+                let states: Vec<(&str, &str)> = self
+                    .services
+                    .iter()
+                    .map(|(name, s)| (*name, s.state().as_str()))
+                    .collect();
+                let body = crate::health::document(
+                    &states,
+                    &self.config.data_dir,
+                    self.config.durable,
+                    self.config.auth.as_str(),
+                );
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap_or_default()
+            }
+            _ => Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(b"{\"error\":\"not found\"}")))
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        mut req: Incoming<'_>,
+        host: String,
+        request_id: String,
+    ) -> WireResponse {
+        let http_parts = HttpParts {
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            headers: req.headers,
+        };
+        let claim = match nimbus_auth::parse_claim(&http_parts, &req.form, None) {
+            Ok(claim) => claim,
+            Err(e) => return generic_error(&e, &request_id),
+        };
+        let (route, protocol) = match self.route(&req, &claim, &host) {
+            Ok(found) => found,
+            Err(e) => return generic_error(&e, &request_id),
+        };
+        let Some(model) = nimbus_wire::model_for(route.service, protocol) else {
+            let e = AwsError::new(
+                "UnsupportedProtocol",
+                format!("{} does not speak {}", route.service, protocol.name()),
+            );
+            return generic_error(&e, &request_id);
+        };
+        let fail = |e: &AwsError| nimbus_wire::encode_error(model, protocol, e, &request_id);
+
+        let now_ms = nimbus_core::now_millis();
+        let ctx = match self.authenticate(&req, &claim, route, host, now_ms, request_id.clone()) {
+            Ok(ctx) => ctx,
+            // JSON-era services name signature errors differently; query-compatible ones keep the query codes.
+            Err(e) if is_json_family(protocol) && !model.is_query_compatible() => {
+                return fail(&nimbus_auth::for_json_protocol(e))
+            }
+            Err(e) => return fail(&e),
+        };
+        if let Some(body) = match self.decode_streaming(&req, &claim) {
+            Ok(body) => body,
+            Err(e) => return fail(&e),
+        } {
+            req.body = body;
+        }
+        let wire = WireRequest {
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            headers: req.headers,
+            body: &req.body,
+        };
+        let (operation, mut input) = match nimbus_wire::decode(model, protocol, &wire) {
+            Ok(decoded) => decoded,
+            Err(e) => return fail(&e),
+        };
+        if protocol == Protocol::Query {
+            address_by_queue_path(model, &operation, req.path, &ctx.host, &mut input);
+        }
+        let Some(service) = self.services.get(route.service) else {
+            return fail(&AwsError::internal("service vanished"));
+        };
+        match service.call(&ctx, &operation, input).await {
+            Ok(output) => {
+                nimbus_wire::encode_output(model, protocol, &operation, &output, &request_id)
+            }
+            Err(e) => fail(&e),
+        }
+    }
+
+    /// Picks the service and protocol the way AWS endpoints tell them apart: the
+    /// Smithy RPC v2 path, `X-Amz-Target`, the query `Action`, the SigV4 scope, the host name.
+    fn route(
+        &self,
+        req: &Incoming,
+        claim: &Claim,
+        host: &str,
+    ) -> Result<(&Route, Protocol), AwsError> {
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let scope_service = match claim {
+            Claim::V4 { service, .. } => Some(service.as_str()),
+            _ => None,
+        };
+        let by_signing_name = |name: &str| {
+            self.routes
+                .iter()
+                .find(|r| r.model.signing_name() == name || r.service == name)
+        };
+        let by_host = || {
+            let first = host.split(['.', ':']).next().unwrap_or("");
+            by_signing_name(first)
+        };
+
+        if header("smithy-protocol") == Some("rpc-v2-cbor") {
+            let service_name = req
+                .path
+                .strip_prefix("/service/")
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or("");
+            let route = self
+                .routes
+                .iter()
+                .find(|r| target_prefix(r.model) == Some(service_name))
+                .or_else(|| scope_service.and_then(by_signing_name))
+                .ok_or_else(|| unknown_service(service_name))?;
+            return Ok((route, Protocol::RpcV2Cbor));
+        }
+
+        if let Some(target) = header("x-amz-target") {
+            let prefix = target.split('.').next().unwrap_or("");
+            let route = self
+                .routes
+                .iter()
+                .find(|r| target_prefix(r.model) == Some(prefix))
+                .ok_or_else(|| unknown_service(prefix))?;
+            let protocol = match header("content-type") {
+                Some(ct) if ct.contains("x-amz-json-1.1") => Protocol::Json11,
+                Some(ct) if ct.contains("x-amz-json-1.0") => Protocol::Json10,
+                _ => json_protocol(route.model),
+            };
+            return Ok((route, protocol));
+        }
+
+        let action = req
+            .form
+            .iter()
+            .find(|(k, _)| k == "Action")
+            .map(|(_, v)| v.clone())
+            .or_else(|| query_param(req.query, "Action"));
+        if let Some(action) = action {
+            let route = scope_service
+                .and_then(by_signing_name)
+                .or_else(by_host)
+                .or_else(|| {
+                    // Unsigned or SigV2 query calls: the one registered service with that action.
+                    let mut owners = self
+                        .routes
+                        .iter()
+                        .filter(|r| r.model.operation(&action).is_some());
+                    let first = owners.next();
+                    first.filter(|_| owners.next().is_none())
+                })
+                .ok_or_else(|| {
+                    AwsError::new(
+                        "InvalidAction",
+                        format!("Could not find a service for the action {action}."),
+                    )
+                })?;
+            let protocol = if route.model.protocols().contains(&Protocol::Ec2) {
+                Protocol::Ec2
+            } else {
+                Protocol::Query
+            };
+            return Ok((route, protocol));
+        }
+
+        let route = scope_service
+            .and_then(by_signing_name)
+            .or_else(by_host)
+            .ok_or_else(|| unknown_service(scope_service.unwrap_or("s3")))?;
+        let protocol = route
+            .model
+            .protocols()
+            .into_iter()
+            .find(|p| matches!(p, Protocol::RestXml | Protocol::RestJson))
+            .ok_or_else(|| {
+                AwsError::new(
+                    "MissingAction",
+                    "The request must contain the parameter Action or the header X-Amz-Target.",
+                )
+            })?;
+        Ok((route, protocol))
+    }
+
+    /// Maps the caller to an account and principal; under `--auth enforce` also verifies the signature.
+    fn authenticate(
+        &self,
+        req: &Incoming,
+        claim: &Claim,
+        route: &Route,
+        host: String,
+        now_ms: u64,
+        request_id: String,
+    ) -> Result<RequestContext, AwsError> {
+        let signing_name = route.model.signing_name();
+        let now_secs = (now_ms / 1000) as i64;
+        nimbus_auth::check_expiry(claim, now_secs, signing_name)?;
+        let (access_key, session_token, region) = match claim {
+            Claim::Anonymous => (None, None, None),
+            Claim::V4 {
+                access_key_id,
+                session_token,
+                region,
+                ..
+            } => (
+                Some(access_key_id.as_str()),
+                session_token.as_deref(),
+                Some(region.as_str()),
+            ),
+            Claim::V2 {
+                access_key_id,
+                session_token,
+                ..
+            } => (Some(access_key_id.as_str()), session_token.as_deref(), None),
+        };
+        let region = region
+            .filter(|r| !r.is_empty())
+            .unwrap_or(&self.config.default_region)
+            .to_string();
+        let mut ctx = RequestContext::for_account(&self.config.default_account, &region);
+        ctx.request_id = request_id;
+        ctx.host = host;
+        ctx.now_ms = now_ms;
+        let Some(access_key) = access_key else {
+            if self.config.auth == AuthMode::Enforce {
+                return Err(nimbus_auth::missing_authentication_error(signing_name));
+            }
+            return Ok(ctx);
+        };
+        ctx.access_key_id = Some(access_key.to_string());
+        let record = self.credentials.get(access_key);
+        if self.config.auth == AuthMode::Enforce {
+            let record = record
+                .as_ref()
+                .ok_or_else(|| nimbus_auth::unknown_key_error(signing_name))?;
+            if record.session_token.is_some() && record.session_token.as_deref() != session_token {
+                return Err(nimbus_auth::unknown_key_error(signing_name));
+            }
+            if record.expires_at_ms.is_some_and(|t| t <= now_ms) {
+                return Err(AwsError::new(
+                    "ExpiredToken",
+                    "The security token included in the request is expired",
+                )
+                .with_status(403));
+            }
+            let http_parts = HttpParts {
+                method: req.method,
+                path: req.path,
+                query: req.query,
+                headers: req.headers,
+            };
+            let payload_hash = hex::encode(Sha256::digest(&req.body));
+            nimbus_auth::verify(
+                claim,
+                &http_parts,
+                &req.form,
+                &payload_hash,
+                &record.secret_access_key,
+                now_secs,
+            )?;
+        }
+        match record {
+            Some(record) => {
+                ctx.account_id = record.account_id;
+                ctx.caller_arn = record.arn;
+                ctx.caller_user_id = record.user_id;
+            }
+            None => {
+                if let Some(account) = nimbus_sts::account_for_key(access_key) {
+                    ctx.caller_arn = format!("arn:aws:iam::{account}:root");
+                    ctx.caller_user_id = account.clone();
+                    ctx.account_id = account;
+                }
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// Unwraps an `aws-chunked` body, verifying chunk signatures under `--auth enforce`.
+    fn decode_streaming(&self, req: &Incoming, claim: &Claim) -> Result<Option<Bytes>, AwsError> {
+        let Claim::V4 {
+            streaming,
+            access_key_id,
+            amz_date,
+            date,
+            region,
+            service,
+            signature,
+            ..
+        } = claim
+        else {
+            return Ok(None);
+        };
+        if *streaming == Streaming::None {
+            return Ok(None);
+        }
+        let signed_chunks = matches!(
+            streaming,
+            Streaming::SignedChunks | Streaming::SignedChunksTrailer
+        );
+        let secret = match self.config.auth {
+            AuthMode::Enforce if signed_chunks => self
+                .credentials
+                .get(access_key_id)
+                .map(|r| r.secret_access_key),
+            _ => None,
+        };
+        let signing = secret.as_deref().map(|secret| nimbus_auth::ChunkSigning {
+            secret_access_key: secret,
+            amz_date,
+            date,
+            region,
+            service,
+            seed_signature: signature,
+        });
+        let decoded = nimbus_auth::decode_aws_chunked(&req.body, signing.as_ref())?;
+        let declared = req
+            .headers
+            .get("x-amz-decoded-content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n != decoded.payload.len()) {
+            return Err(AwsError::new(
+                "IncompleteBody",
+                "The request body terminated unexpectedly",
+            ));
+        }
+        Ok(Some(Bytes::from(decoded.payload)))
+    }
+}
+
+/// Query-era SQS clients send a queue's requests to the queue URL itself instead of
+/// passing `QueueUrl`; the path `/{account}/{queue}` then names the queue.
+fn address_by_queue_path(
+    model: &ServiceModel,
+    operation: &str,
+    path: &str,
+    host: &str,
+    input: &mut serde_json::Value,
+) {
+    let takes_queue_url = model
+        .operation(operation)
+        .and_then(|op| op.input.as_ref())
+        .and_then(|input| model.shape(&input.shape))
+        .is_some_and(|shape| shape.members.contains_key("QueueUrl"));
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if !takes_queue_url || segments.len() != 2 || segments.iter().any(|s| s.is_empty()) {
+        return;
+    }
+    if let Some(fields) = input.as_object_mut() {
+        fields
+            .entry("QueueUrl")
+            .or_insert_with(|| format!("http://{host}{path}").into());
+    }
+}
+
+fn is_json_family(protocol: Protocol) -> bool {
+    matches!(
+        protocol,
+        Protocol::Json10 | Protocol::Json11 | Protocol::RpcV2Cbor | Protocol::RestJson
+    )
+}
+
+fn target_prefix(model: &ServiceModel) -> Option<&str> {
+    model.metadata.target_prefix.as_deref()
+}
+
+fn json_protocol(model: &ServiceModel) -> Protocol {
+    match model.metadata.json_version.as_deref() {
+        Some("1.1") => Protocol::Json11,
+        _ => Protocol::Json10,
+    }
+}
+
+fn unknown_service(name: &str) -> AwsError {
+    AwsError::new(
+        "UnknownService",
+        format!("nimbus does not serve the service '{name}' yet."),
+    )
+    .with_status(400)
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The parameters of a url-encoded form body (query-protocol POSTs), else none.
+fn form_params(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
+    let is_form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Vec::new();
+    }
+    form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Errors found before the service is known are written in the query protocol's
+/// form, which every query-era client parses; STS's model provides that form.
+fn generic_error(err: &AwsError, request_id: &str) -> WireResponse {
+    match nimbus_wire::model("sts") {
+        Some(model) => nimbus_wire::encode_error(model, Protocol::Query, err, request_id),
+        None => WireResponse {
+            status: err.status,
+            headers: Vec::new(),
+            body: err.to_string().into_bytes(),
+        },
+    }
+}
+
+fn to_http(wire: WireResponse) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder().status(wire.status);
+    for (name, value) in &wire.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .body(Full::new(Bytes::from(wire.body)))
+        .unwrap_or_else(|_| {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"invalid response header")));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        })
+}

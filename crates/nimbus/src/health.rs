@@ -1,0 +1,84 @@
+//! Health: the JSON document served at `/_nimbus/health` (and, for tools that
+//! wait for a local AWS endpoint there, at `/_localstack/health`), and the
+//! `nimbus status` command that reads it from a running server.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `{"version", "edition", "services": {name: state}, ...}`: LocalStack's shape, which
+/// existing wait-for-ready scripts parse, plus nimbus's own fields.
+pub fn document(services: &[(&str, &str)], data_dir: &str, durable: bool, auth: &str) -> String {
+    let services: serde_json::Map<String, serde_json::Value> = services
+        .iter()
+        .map(|(name, state)| (name.to_string(), serde_json::Value::from(*state)))
+        .collect();
+    serde_json::json!({
+        "version": VERSION,
+        "edition": "nimbus",
+        "services": services,
+        "data_dir": data_dir,
+        "durable": durable,
+        "auth": auth,
+    })
+    .to_string()
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// Endpoint of the nimbus to ask.
+    #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
+    endpoint: String,
+}
+
+/// Prints the health document of a running nimbus; exit code 1 when none answers.
+pub fn status(args: StatusArgs) -> i32 {
+    match fetch_health(&args.endpoint) {
+        Ok(body) => {
+            let pretty = serde_json::from_str::<serde_json::Value>(&body)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or(body);
+            println!("{pretty}");
+            0
+        }
+        Err(e) => {
+            eprintln!("nimbus status: no nimbus answers at {}: {e}", args.endpoint);
+            1
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET: status needs nothing more, and this keeps the client trivial.
+fn fetch_health(endpoint: &str) -> Result<String, String> {
+    let authority = endpoint
+        .strip_prefix("http://")
+        .ok_or("only http:// endpoints are supported")?
+        .trim_end_matches('/');
+    let addr = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut stream = TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /_nimbus/health HTTP/1.0\r\nHost: {authority}\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(head.lines().next().unwrap_or("").to_string());
+    }
+    Ok(body.to_string())
+}

@@ -1,0 +1,226 @@
+//! `nimbus serve`: opens the data directory and its store, builds every
+//! service, and serves them all on one port (HTTP/1.1 with keep-alive and
+//! HTTP/2 cleartext on the same socket) until Ctrl-C or SIGTERM.
+
+use crate::edge::{AuthMode, Edge, EdgeConfig};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use nimbus_core::{CredentialRecord, CredentialRegistry, Service};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "NIMBUS_HOST")]
+    host: String,
+    /// Port to listen on (4566 is where local-AWS tooling looks).
+    #[arg(long, default_value_t = 4566, env = "NIMBUS_PORT")]
+    port: u16,
+    /// Where state lives [default: $XDG_DATA_HOME/nimbus or ~/.local/share/nimbus].
+    #[arg(long, env = "NIMBUS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep state in a temporary directory that is removed on exit.
+    #[arg(long, conflicts_with = "data_dir")]
+    ephemeral: bool,
+    /// Region for requests that do not name one.
+    #[arg(long, default_value = "us-east-1", env = "NIMBUS_REGION")]
+    region: String,
+    /// Account for access keys that do not name one (a 12-digit access key id names its account).
+    #[arg(long, default_value = nimbus_core::DEFAULT_ACCOUNT_ID, env = "NIMBUS_ACCOUNT_ID")]
+    account_id: String,
+    /// `open` accepts any well-formed signature; `enforce` verifies every signature.
+    #[arg(long, value_enum, default_value = "open", env = "NIMBUS_AUTH")]
+    auth: AuthMode,
+    /// Root access key id known to `--auth enforce`.
+    #[arg(long, default_value = "test", env = "NIMBUS_ROOT_ACCESS_KEY_ID")]
+    root_access_key_id: String,
+    /// Root secret access key known to `--auth enforce`.
+    #[arg(
+        long,
+        default_value = "test",
+        env = "NIMBUS_ROOT_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    root_secret_access_key: String,
+    /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
+    #[arg(long, default_value = "warn", env = "NIMBUS_LOG")]
+    log_level: String,
+}
+
+pub fn run(args: ServeArgs) -> i32 {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nimbus: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("nimbus: {e}");
+            1
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("nimbus");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/nimbus"),
+        None => PathBuf::from(".nimbus"),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    // Held until serve returns: dropping it removes the ephemeral directory.
+    let ephemeral_dir = if args.ephemeral {
+        Some(
+            tempfile::Builder::new()
+                .prefix("nimbus-")
+                .tempdir()
+                .map_err(|e| format!("cannot create a temporary data directory: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let data_dir = match &ephemeral_dir {
+        Some(dir) => dir.path().to_path_buf(),
+        None => args.data_dir.clone().unwrap_or_else(default_data_dir),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let store = nimbus_store::Store::open(&data_dir.join("state.redb")).map_err(|e| {
+        format!(
+            "cannot open the store in {} ({e}); is another nimbus using it?",
+            data_dir.display()
+        )
+    })?;
+
+    let credentials = Arc::new(CredentialRegistry::new());
+    credentials.insert(CredentialRecord {
+        access_key_id: args.root_access_key_id.clone(),
+        secret_access_key: args.root_secret_access_key.clone(),
+        session_token: None,
+        account_id: nimbus_sts::account_for_key(&args.root_access_key_id)
+            .unwrap_or_else(|| args.account_id.clone()),
+        arn: format!("arn:aws:iam::{}:root", args.account_id),
+        user_id: args.account_id.clone(),
+        expires_at_ms: None,
+    });
+
+    let mut services: BTreeMap<&'static str, Arc<dyn Service>> = BTreeMap::new();
+    let sqs = nimbus_sqs::Sqs::open(store.clone(), &args.region)?;
+    services.insert("sqs", Arc::new(sqs));
+    let sts = nimbus_sts::Sts::open(store.clone(), credentials.clone())?;
+    services.insert("sts", Arc::new(sts));
+
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .or_else(|_| {
+            std::net::ToSocketAddrs::to_socket_addrs(&(args.host.as_str(), args.port))
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or(())
+        })
+        .map_err(|_| format!("cannot resolve listen address {}", args.host))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+
+    let edge = Arc::new(Edge::new(
+        EdgeConfig {
+            auth: args.auth,
+            default_account: args.account_id.clone(),
+            default_region: args.region.clone(),
+            data_dir: data_dir.display().to_string(),
+            durable: ephemeral_dir.is_none(),
+        },
+        services,
+        credentials,
+    ));
+
+    // One line, ending in "Ready." because tools that wait for LocalStack look for that word.
+    println!(
+        "nimbus {} listening on http://{addr} (auth {}), data in {}{}. Ready.",
+        crate::health::VERSION,
+        args.auth.as_str(),
+        data_dir.display(),
+        if ephemeral_dir.is_some() {
+            " (ephemeral)"
+        } else {
+            ""
+        }
+    );
+
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let edge = edge.clone();
+                let builder = builder.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let edge = edge.clone();
+                        async move { Ok::<_, std::convert::Infallible>(edge.handle(req).await) }
+                    });
+                    if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    eprintln!("nimbus: shutting down");
+    drop(ephemeral_dir);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,141 @@
+//! SQS's records in the store and how they are read back at startup.
+//!
+//! Layout (all values JSON, each carrying a format version `v`):
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `sqs_queues` | `{account}/{region}/{name}` | [`QueueRecord`]: id, type, attributes, tags |
+//! | `sqs_messages` | `{queue-id}/{seq:020}` | [`MessageRecord`]: the message as sent |
+//! | `sqs_message_state` | `{queue-id}/{seq:020}` | [`StateRecord`]: receive count, visibility deadline |
+//! | `sqs_dedup` | `{queue-id}/{dedup-key}` | [`DedupRecord`]: FIFO deduplication id within its window |
+//! | `sqs_sequence` | `{queue-id}` | highest reserved position (FIFO sequence numbers never go back) |
+//! | `sqs_deleted_queues` | `{account}/{region}/{name}` | deletion time (QueueDeletedRecently) |
+//! | `sqs_move_tasks` | `{task-id}` | [`MoveTaskRecord`] |
+//!
+//! A message's body is written once; each receive rewrites only its small
+//! state record. `queue-id` is random per queue incarnation, so records of a
+//! deleted queue can never be mistaken for a new queue of the same name.
+
+use crate::attributes::QueueAttrs;
+use crate::queue::MsgData;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const QUEUES: &str = "sqs_queues";
+pub const MESSAGES: &str = "sqs_messages";
+pub const MESSAGE_STATE: &str = "sqs_message_state";
+pub const DEDUP: &str = "sqs_dedup";
+pub const SEQUENCE: &str = "sqs_sequence";
+pub const DELETED_QUEUES: &str = "sqs_deleted_queues";
+pub const MOVE_TASKS: &str = "sqs_move_tasks";
+
+pub const RECORD_VERSION: u32 = 1;
+
+fn v1() -> u32 {
+    RECORD_VERSION
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueRecord {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub id: String,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub fifo: bool,
+    pub created_s: u64,
+    pub last_modified_s: u64,
+    #[serde(default)]
+    pub dedup_by_group: bool,
+    pub attrs: QueueAttrs,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub purged_at_ms: Option<u64>,
+}
+
+/// A message as written by SendMessage (or by a move into another queue).
+#[derive(Debug, Serialize)]
+pub struct MessageRecordOut<'a> {
+    pub v: u32,
+    pub d: &'a MsgData,
+    pub enq: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub du: u64,
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub rc: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fr: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MessageRecord {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub d: MsgData,
+    pub enq: u64,
+    #[serde(default)]
+    pub du: u64,
+    #[serde(default)]
+    pub rc: u32,
+    #[serde(default)]
+    pub fr: u64,
+}
+
+/// What a receive (or a visibility change) changed about a message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateRecord {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub rc: u32,
+    pub fr: u64,
+    pub lr: u64,
+    pub vis: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DedupRecord {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub id: String,
+    pub seq: u64,
+    pub exp: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoveTaskRecord {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub id: String,
+    pub account: String,
+    pub region: String,
+    pub source_arn: String,
+    pub destination_arn: Option<String>,
+    pub rate: Option<u32>,
+    pub status: String,
+    pub started_ms: u64,
+    pub to_move: u64,
+    pub moved: u64,
+    pub failure: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+pub fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail; an empty value would be
+    // rejected at load and is logged there.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Splits `{queue-id}/{rest}` keys.
+pub fn split_key(key: &[u8]) -> Option<(&str, &str)> {
+    let s = std::str::from_utf8(key).ok()?;
+    s.split_once('/')
+}

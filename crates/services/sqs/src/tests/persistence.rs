@@ -1,0 +1,181 @@
+//! State survives closing and reopening the store: queues with their
+//! attributes and tags, messages, in-flight deadlines, receive counts, FIFO
+//! order, deduplication ids, sequence numbers, deletions and move tasks.
+
+use super::*;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn queues_and_messages_survive_reopen() {
+    let h = Harness::new();
+    let url = h
+        .ok(
+            "CreateQueue",
+            json!({ "QueueName": "keep", "Attributes": { "VisibilityTimeout": "100", "DelaySeconds": "0" }, "tags": { "k": "v" } }),
+        )
+        .await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = h.attr(&url, "CreatedTimestamp").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(h.send(&url, &format!("m{i}")).await["MessageId"].clone());
+    }
+    h.ok(
+        "SendMessage",
+        json!({ "QueueUrl": url, "MessageBody": "attrs", "MessageAttributes": { "b": { "DataType": "Binary", "BinaryValue": "AAEC" } } }),
+    )
+    .await;
+    let inflight = h.receive(&url, json!({ "MaxNumberOfMessages": 2 })).await;
+    assert_eq!(inflight.len(), 2);
+    let gone = h.create("gone", json!({})).await;
+    h.ok("DeleteQueue", json!({ "QueueUrl": gone })).await;
+    h.ok("AddPermission", json!({ "QueueUrl": url, "Label": "l", "AWSAccountIds": ["1"], "Actions": ["SendMessage"] }))
+        .await;
+
+    let h = h.reopen().await;
+    assert_eq!(h.counts(&url).await, (4, 2, 0));
+    assert_eq!(h.attr(&url, "VisibilityTimeout").await.as_deref(), Some("100"));
+    assert_eq!(h.attr(&url, "CreatedTimestamp").await, created);
+    assert!(h.attr(&url, "Policy").await.unwrap().contains("SQS:SendMessage"));
+    assert_eq!(h.ok("ListQueueTags", json!({ "QueueUrl": url })).await, json!({ "Tags": { "k": "v" } }));
+    let e = h.err("GetQueueUrl", json!({ "QueueName": "gone" })).await;
+    assert_eq!(e.code, "QueueDoesNotExist");
+    let e = h.err("CreateQueue", json!({ "QueueName": "gone" })).await;
+    assert_eq!(e.code, "QueueDeletedRecently");
+
+    // Handles issued before the restart still work.
+    h.ok(
+        "ChangeMessageVisibility",
+        json!({ "QueueUrl": url, "ReceiptHandle": inflight[0]["ReceiptHandle"], "VisibilityTimeout": 0 }),
+    )
+    .await;
+    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": inflight[1]["ReceiptHandle"] }))
+        .await;
+    let ms = h
+        .receive(&url, json!({ "MaxNumberOfMessages": 10, "AttributeNames": ["ApproximateReceiveCount"], "MessageAttributeNames": ["All"] }))
+        .await;
+    assert_eq!(ms.len(), 5);
+    let again = ms.iter().find(|m| m["MessageId"] == inflight[0]["MessageId"]).unwrap();
+    assert_eq!(again["Attributes"]["ApproximateReceiveCount"], "2");
+    let with_attrs = ms.iter().find(|m| m["Body"] == "attrs").unwrap();
+    assert_eq!(with_attrs["MessageAttributes"]["b"]["BinaryValue"], "AAEC");
+    let got: std::collections::HashSet<String> =
+        ms.iter().map(|m| m["MessageId"].as_str().unwrap().to_string()).collect();
+    for id in ids.iter().filter(|id| **id != inflight[1]["MessageId"]) {
+        assert!(got.contains(id.as_str().unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn in_flight_messages_stay_hidden_until_their_deadline() {
+    let h = Harness::new();
+    let url = h.create("vis", json!({})).await;
+    h.send(&url, "hidden").await;
+    h.receive(&url, json!({ "VisibilityTimeout": 2 })).await;
+    let h = h.reopen().await;
+    assert_eq!(h.counts(&url).await, (0, 1, 0));
+    assert!(h.receive(&url, json!({})).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(h.bodies(&url, json!({})).await, ["hidden"]);
+}
+
+#[tokio::test]
+async fn fifo_order_dedup_and_sequence_survive_reopen() {
+    let h = Harness::new();
+    let url = h.create_fifo("f.fifo", json!({})).await;
+    let mut last_seq = String::new();
+    let mut first_id = Value::Null;
+    for i in 0..6 {
+        let g = if i % 2 == 0 { "even" } else { "odd" };
+        let v = h.send_fifo(&url, &format!("{g}-{i}"), g, &format!("d{i}")).await;
+        if i == 0 {
+            first_id = v["MessageId"].clone();
+        }
+        last_seq = v["SequenceNumber"].as_str().unwrap().to_string();
+    }
+    // Take one "even" message in flight, then restart.
+    let m = h.receive(&url, json!({})).await.remove(0);
+    assert_eq!(m["Body"], "even-0");
+
+    let h = h.reopen().await;
+    let dup = h.send_fifo(&url, "dup", "even", "d0").await;
+    assert_eq!(dup["MessageId"], first_id, "dedup ids persist");
+    // "even" is still blocked by its in-flight head; "odd" comes in order.
+    assert_eq!(
+        h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await,
+        ["odd-1", "odd-3", "odd-5"]
+    );
+    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }))
+        .await;
+    assert_eq!(
+        h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await,
+        ["even-2", "even-4"]
+    );
+    // Sequence numbers keep increasing across restarts, even when the queue
+    // was emptied before.
+    h.advance(31_000);
+    h.ok("PurgeQueue", json!({ "QueueUrl": url })).await;
+    let h = h.reopen().await;
+    let v = h.send_fifo(&url, "later", "x", "later").await;
+    assert!(v["SequenceNumber"].as_str().unwrap() > last_seq.as_str());
+}
+
+#[tokio::test]
+async fn move_tasks_resume_after_reopen() {
+    let h = Harness::new();
+    let dlq = h.create("dead", json!({})).await;
+    let dlq_arn = h.arn(&dlq).await;
+    let src = h
+        .create(
+            "source",
+            json!({ "RedrivePolicy": json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1 }).to_string() }),
+        )
+        .await;
+    for i in 0..4 {
+        h.send(&src, &format!("m{i}")).await;
+    }
+    h.receive(&src, json!({ "MaxNumberOfMessages": 10, "VisibilityTimeout": 0 })).await;
+    h.receive(&src, json!({ "MaxNumberOfMessages": 10 })).await;
+    assert_eq!(h.counts(&dlq).await.0, 4);
+    h.ok("StartMessageMoveTask", json!({ "SourceArn": dlq_arn, "MaxNumberOfMessagesPerSecond": 2 }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let h = h.reopen().await;
+    let v = h.ok("ListMessageMoveTasks", json!({ "SourceArn": dlq_arn })).await;
+    assert_eq!(v["Results"][0]["Status"], "RUNNING");
+    let mut done = false;
+    for _ in 0..100 {
+        let v = h.ok("ListMessageMoveTasks", json!({ "SourceArn": dlq_arn })).await;
+        if v["Results"][0]["Status"] == "COMPLETED" {
+            assert_eq!(v["Results"][0]["ApproximateNumberOfMessagesMoved"], 4);
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done);
+    assert_eq!(h.counts(&src).await.0, 4);
+    assert_eq!(h.counts(&dlq).await.0, 0);
+}
+
+#[tokio::test]
+async fn expired_messages_are_dropped_at_load() {
+    let h = Harness::new();
+    let url = h.create("ret", json!({ "MessageRetentionPeriod": "60" })).await;
+    h.send(&url, "old").await;
+    let offset = 61_000;
+    let h = h.reopen().await;
+    h.advance(offset);
+    assert_eq!(h.counts(&url).await, (0, 0, 0));
+    // The deletion rides along with the next write.
+    h.send(&url, "new").await;
+    let path = h.path();
+    drop(h.sqs);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let store = super::open_store(&path);
+    let msgs = store.scan_prefix(crate::state::MESSAGES, b"").unwrap();
+    assert_eq!(msgs.len(), 1);
+}
