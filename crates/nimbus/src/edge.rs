@@ -121,7 +121,11 @@ impl Edge {
             .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .unwrap_or("localhost:4566")
             .to_string();
-        let form = form_params(&parts.headers, &body);
+        let form = if is_aws_chunked(&parts.headers) {
+            Vec::new()
+        } else {
+            form_params(&parts.headers, &body)
+        };
         let incoming = Incoming {
             method: parts.method.as_str(),
             path,
@@ -177,6 +181,15 @@ impl Edge {
             Ok(claim) => claim,
             Err(e) => return generic_error(&e, &request_id),
         };
+        // aws-chunked bodies are unwrapped first: what they carry may be the form that names the action.
+        match self.decode_streaming(&req, &claim) {
+            Ok(Some(body)) => {
+                req.body = body;
+                req.form = form_params(req.headers, &req.body);
+            }
+            Ok(None) => {}
+            Err(e) => return generic_error(&e, &request_id),
+        }
         let (route, protocol) = match self.route(&req, &claim, &host) {
             Ok(found) => found,
             Err(e) => return generic_error(&e, &request_id),
@@ -199,12 +212,6 @@ impl Edge {
             }
             Err(e) => return fail(&e),
         };
-        if let Some(body) = match self.decode_streaming(&req, &claim) {
-            Ok(body) => body,
-            Err(e) => return fail(&e),
-        } {
-            req.body = body;
-        }
         let wire = WireRequest {
             method: req.method,
             path: req.path,
@@ -536,6 +543,13 @@ fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+fn is_aws_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("STREAMING-"))
 }
 
 /// The parameters of a url-encoded form body (query-protocol POSTs), else none.
