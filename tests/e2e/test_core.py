@@ -303,3 +303,36 @@ def test_enforce_presigned(enforced):
     bad = make_client(enforced.endpoint, "sts", access_key="AKIAROOTEXAMPLE00001", secret_key="nope")
     r = requests.get(bad.generate_presigned_url("get_caller_identity", HttpMethod="GET", ExpiresIn=60))
     assert r.status_code == 403 and "SignatureDoesNotMatch" in r.text
+
+
+def cbor_call(endpoint, service, operation, params):
+    """One call in Smithy RPC v2 CBOR, serialized, signed and parsed by botocore itself."""
+    import botocore.parsers
+    import botocore.serialize
+    import botocore.session
+    model = botocore.session.get_session().get_service_model(service)
+    op = model.operation_model(operation)
+    req = botocore.serialize.create_serializer("smithy-rpc-v2-cbor").serialize_to_request(params, op)
+    aws_req = botocore.awsrequest.AWSRequest(method=req["method"], url=endpoint + req["url_path"],
+                                             data=req["body"], headers=req["headers"])
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials("test", "test"), model.signing_name,
+                            "us-east-1").add_auth(aws_req)
+    prepared = aws_req.prepare()
+    r = requests.post(prepared.url, headers=dict(prepared.headers), data=prepared.body)
+    parsed = botocore.parsers.create_parser("smithy-rpc-v2-cbor").parse(
+        {"status_code": r.status_code, "headers": r.headers, "body": r.content}, op.output_shape)
+    return r, parsed
+
+
+def test_sqs_over_cbor(endpoint):
+    r, out = cbor_call(endpoint, "sqs", "CreateQueue", {"QueueName": "cbor-q"})
+    assert r.status_code == 200 and r.headers["smithy-protocol"] == "rpc-v2-cbor"
+    url = out["QueueUrl"]
+    assert url.endswith("/000000000000/cbor-q")
+    r, out = cbor_call(endpoint, "sqs", "SendMessage", {"QueueUrl": url, "MessageBody": "over cbor"})
+    assert out["MD5OfMessageBody"] == "b97f3a54c7c25767b4453151ec9268a5"
+    r, out = cbor_call(endpoint, "sqs", "ReceiveMessage", {"QueueUrl": url, "WaitTimeSeconds": 1})
+    assert [m["Body"] for m in out["Messages"]] == ["over cbor"]
+    r, out = cbor_call(endpoint, "sqs", "GetQueueUrl", {"QueueName": "nope-cbor"})
+    assert r.status_code == 400
+    assert out["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"

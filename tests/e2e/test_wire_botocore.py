@@ -21,7 +21,6 @@ import math
 import os
 import random
 import shlex
-import struct
 import subprocess
 import urllib.parse
 
@@ -118,14 +117,13 @@ class Generator:
         return handler(shape, depth, location)
 
     def skip_member(self, shape):
+        """Streams (passed through by the edge, never decoded), the status code and host
+        labels are not the codec's to carry."""
         ser = shape.serialization
-        if ser.get("streaming") or ser.get("eventstream") or shape.type_name == "blob" and ser.get("streaming"):
-            return True
-        if ser.get("location") == "statusCode":
-            return True
-        if ser.get("hostLabel"):
-            return True
-        return False
+        return bool(
+            ser.get("streaming") or ser.get("eventstream") or ser.get("hostLabel")
+            or ser.get("location") == "statusCode"
+        )
 
     def gen_structure(self, shape, depth, location):
         members = {n: s for n, s in shape.members.items() if not self.skip_member(s)}
@@ -332,10 +330,6 @@ def prepared_request(protocol, params, op_model):
     }
 
 
-def tool_protocol(protocol):
-    return protocol  # `nimbus wire` takes botocore's names ("json" uses the model's jsonVersion)
-
-
 def build_decode_cases():
     cases = []
     for name, proto in CASES:
@@ -351,7 +345,7 @@ def build_decode_cases():
                 if op.input_shape is not None:
                     sent = as_sent(params, op.input_shape, proto, "input", "top")
                 request = prepared_request(proto, params, op)
-                request.update(model=name, protocol=tool_protocol(proto))
+                request.update(model=name, protocol=proto)
                 cases.append(((name, proto), op_name, to_convention(sent), request))
     return cases
 
@@ -373,7 +367,7 @@ def build_encode_cases():
                     expected = to_convention(as_sent(output, op.output_shape, proto, "output", "top"))
                 request = {
                     "model": name,
-                    "protocol": tool_protocol(proto),
+                    "protocol": proto,
                     "operation": op_name,
                     "output": value,
                     "request_id": REQUEST_ID,
@@ -447,7 +441,7 @@ def build_error_cases():
     out = []
     for key, err, want in cases:
         name, proto = key
-        request = {"model": name, "protocol": tool_protocol(proto), "error": err, "request_id": REQUEST_ID}
+        request = {"model": name, "protocol": proto, "error": err, "request_id": REQUEST_ID}
         out.append((key, err, want, request))
     return out
 

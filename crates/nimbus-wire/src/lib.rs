@@ -262,4 +262,62 @@ mod tests {
             );
         }
     }
+
+    /// Malformed input of every kind must come back as an AwsError, never a panic.
+    #[test]
+    fn garbage_never_panics() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let seeds: [&[u8]; 6] = [
+            b"Action=SendMessage&MessageAttribute.1.Name=a&MessageAttribute.1.Value.DataType=S",
+            br#"{"QueueUrl":"u","Entries":[{"Id":"a","MessageBody":"b","DelaySeconds":1}]}"#,
+            b"\xa2\x69Namespace\x63app\x6aMetricData\x81\xa1\x69Timestamp\xc1\x1a\x65\x53\xf1\x00",
+            b"<a><b>1</b></a>",
+            b"Action=RunInstances&TagSpecification.1.Tag.1.Key=k&MinCount=1",
+            b"",
+        ];
+        let targets = [
+            ("sqs", Protocol::Json10, "AmazonSQS.SendMessageBatch"),
+            ("sqs-query", Protocol::Query, ""),
+            ("cloudwatch", Protocol::RpcV2Cbor, ""),
+            ("cloudwatch", Protocol::Query, ""),
+            ("ec2", Protocol::Ec2, ""),
+            ("logs", Protocol::Json11, "Logs_20140328.PutLogEvents"),
+        ];
+        for round in 0..3000 {
+            let mut body = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(next() % 6) {
+                let pos = (next() as usize) % (body.len() + 1);
+                match next() % 3 {
+                    0 if pos < body.len() => body[pos] = next() as u8,
+                    1 => body.insert(pos, next() as u8),
+                    _ if pos < body.len() => {
+                        body.remove(pos);
+                    }
+                    _ => {}
+                }
+            }
+            let (name, protocol, target) = targets[(next() as usize) % targets.len()];
+            let mut h = http::HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::from_str(target) {
+                h.insert("x-amz-target", v);
+            }
+            let req = WireRequest {
+                method: "POST",
+                path: "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+                query: "",
+                headers: &h,
+                body: &body,
+            };
+            let m = model(name).expect("model");
+            // Either outcome is fine; reaching here without a panic is the test.
+            let _ = decode(m, protocol, &req);
+            let _ = xml::parse(&body);
+        }
+    }
 }

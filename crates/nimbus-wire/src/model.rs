@@ -353,7 +353,17 @@ pub fn model_names() -> impl Iterator<Item = &'static str> {
 /// (SQS's query form lives in `sqs-query`).
 pub fn model_for(service: &str, protocol: Protocol) -> Option<&'static ServiceModel> {
     let main = model(service)?;
-    if main.protocols().contains(&protocol) {
+    let spoken = main.protocols();
+    if spoken.contains(&protocol) {
+        return Some(main);
+    }
+    // Smithy's RPC v2 CBOR carries the same shapes as AWS JSON, and SDKs that moved to
+    // CBOR send it to JSON services before their models say so.
+    if protocol == Protocol::RpcV2Cbor
+        && spoken
+            .iter()
+            .any(|p| matches!(p, Protocol::Json10 | Protocol::Json11))
+    {
         return Some(main);
     }
     let companion = match protocol {
@@ -390,6 +400,8 @@ mod tests {
             Some("sqs-query")
         );
         assert!(model_for("sqs", Protocol::RestXml).is_none());
+        assert_eq!(model_for("sqs", Protocol::RpcV2Cbor).map(|m| m.name.as_str()), Some("sqs"));
+        assert!(model_for("sts", Protocol::RpcV2Cbor).is_none());
         assert_eq!(
             model_for("cloudwatch", Protocol::RpcV2Cbor).map(|m| m.name.as_str()),
             Some("cloudwatch")
