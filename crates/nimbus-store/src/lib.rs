@@ -81,6 +81,9 @@ impl Batch {
     }
 }
 
+/// One record as stored: key and value bytes.
+pub type Record = (Vec<u8>, Vec<u8>);
+
 type Pending = (Batch, oneshot::Sender<Result<(), StoreError>>);
 
 #[derive(Clone)]
@@ -162,11 +165,7 @@ impl Store {
     }
 
     /// Every record of `table` whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(
-        &self,
-        table: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
         let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
         let txn = self.db.begin_read().map_err(err)?;
         let table = match txn.open_table(def) {

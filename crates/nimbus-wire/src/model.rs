@@ -400,7 +400,10 @@ mod tests {
             Some("sqs-query")
         );
         assert!(model_for("sqs", Protocol::RestXml).is_none());
-        assert_eq!(model_for("sqs", Protocol::RpcV2Cbor).map(|m| m.name.as_str()), Some("sqs"));
+        assert_eq!(
+            model_for("sqs", Protocol::RpcV2Cbor).map(|m| m.name.as_str()),
+            Some("sqs")
+        );
         assert!(model_for("sts", Protocol::RpcV2Cbor).is_none());
         assert_eq!(
             model_for("cloudwatch", Protocol::RpcV2Cbor).map(|m| m.name.as_str()),

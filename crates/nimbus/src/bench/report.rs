@@ -13,6 +13,10 @@ pub struct EndpointInfo {
     pub idle_rss_kib: Option<u64>,
 }
 
+/// Below this many clock ticks (0.5 s at 100 Hz) a CPU-per-op figure is
+/// marked as coarse: one tick more or less moves it by over 2%.
+const COARSE_TICKS: u64 = 50;
+
 /// Left- or right-aligned column.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Align {
@@ -101,19 +105,25 @@ pub fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
 }
 
-/// `a / b` as a factor, e.g. `3.2x`.
+/// `a / b` as a factor with two significant digits at least, e.g. `3.21x`,
+/// `0.0034x` (a fixed two decimals would print tiny ratios as `0.00x`).
 pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 && a.is_finite() => {
+        (Some(a), Some(b)) if b > 0.0 && a.is_finite() && a > 0.0 => {
             let r = a / b;
-            if r >= 100.0 {
-                format!("{r:.0}x")
+            let decimals = if r >= 100.0 {
+                0
             } else if r >= 10.0 {
-                format!("{r:.1}x")
+                1
+            } else if r >= 1.0 {
+                2
             } else {
-                format!("{r:.2}x")
-            }
+                // 0.25 -> 2 decimals, 0.034 -> 3, 0.0012 -> 4.
+                ((-r.log10()).floor() as usize + 2).min(9)
+            };
+            format!("{r:.decimals$}x")
         }
+        (Some(a), Some(b)) if b > 0.0 && a == 0.0 => "0x".to_string(),
         _ => "-".to_string(),
     }
 }
@@ -131,6 +141,20 @@ pub fn text(
     startup_runs: u32,
 ) -> String {
     let mut out = String::new();
+    // Startup alone has no endpoint results, and the endpoint settings would only mislead.
+    if !results.is_empty() {
+        out += &endpoint_sections(cfg, endpoints, results);
+    }
+    if let Some(s) = startup {
+        out += &startup_section(s, startup_runs);
+    }
+    out += &problems(results, startup);
+    out
+}
+
+/// The settings, the endpoints, one row per run, and the ratio tables.
+fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[RunResult]) -> String {
+    let mut out = String::new();
     out += &format!(
         "nimbus bench: {} ops per workload, concurrency {}, {}-byte messages (client: 1 thread, HTTP/1.1 keep-alive, SigV4)\n",
         cfg.ops, cfg.concurrency, cfg.message_size
@@ -144,74 +168,81 @@ pub fn text(
         out += &format!("- {}: {}{server}\n", e.endpoint.name, e.endpoint.url);
     }
 
-    if !results.is_empty() {
-        out += "\n";
-        let multi = endpoints.len() > 1;
-        let mut headers = vec![];
-        if multi {
-            headers.push(("endpoint", Align::Left));
-        }
-        headers.extend([
-            ("workload", Align::Left),
-            ("ok ops", Align::Right),
-            ("ops/s", Align::Right),
-            ("msgs/s", Align::Right),
-            ("p50 ms", Align::Right),
-            ("p99 ms", Align::Right),
-            ("errors", Align::Right),
-            ("srv CPU µs/op", Align::Right),
-            ("srv RSS MiB idle→peak", Align::Right),
-            ("client CPU µs/op", Align::Right),
-        ]);
-        let rows: Vec<Vec<String>> = results
-            .iter()
-            .map(|r| {
-                let mut row = vec![];
-                if multi {
-                    row.push(r.endpoint.clone());
-                }
-                if let Some(why) = &r.failure {
-                    row.push(r.workload.name().to_string());
-                    row.push(format!("FAILED: {}", super::client::excerpt(why, 60)));
-                    row.extend(std::iter::repeat_n(
-                        String::new(),
-                        headers.len() - row.len(),
-                    ));
-                    return row;
-                }
-                let name = if r.stopped_early {
-                    format!("{} (time limit)", r.workload.name())
-                } else {
-                    r.workload.name().to_string()
-                };
-                row.extend([
-                    name,
-                    r.ok_ops.to_string(),
-                    opt(r.ops_per_sec(), num),
-                    opt(r.msgs_per_sec(), num),
-                    opt(r.p(50.0), ms),
-                    opt(r.p(99.0), ms),
-                    r.errors.to_string(),
-                    opt(r.server_cpu_us_per_op(), num),
-                    opt(r.server, |s| {
-                        format!("{}→{}", mib(s.rss_before_kib), mib(s.rss_peak_kib))
-                    }),
-                    opt(r.client_cpu_us_per_op(), num),
-                ]);
-                row
-            })
-            .collect();
-        out += &table(&headers, &rows);
-        out += "\nops/s and latency count 2xx requests only; sqs-cycle ops are ReceiveMessage + DeleteMessageBatch, msgs/s are messages deleted.\n";
+    out += "\n";
+    let multi = endpoints.len() > 1;
+    let mut headers = vec![];
+    if multi {
+        headers.push(("endpoint", Align::Left));
+    }
+    headers.extend([
+        ("workload", Align::Left),
+        ("ok ops", Align::Right),
+        ("ops/s", Align::Right),
+        ("msgs/s", Align::Right),
+        ("p50 ms", Align::Right),
+        ("p99 ms", Align::Right),
+        ("errors", Align::Right),
+        ("srv CPU µs/op", Align::Right),
+        ("srv RSS MiB idle→peak", Align::Right),
+        ("client CPU µs/op", Align::Right),
+    ]);
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            let mut row = vec![];
+            if multi {
+                row.push(r.endpoint.clone());
+            }
+            if r.failure.is_some() {
+                row.push(r.workload.name().to_string());
+                // The reason is listed under the table, where it has room.
+                row.push("FAILED".to_string());
+                row.extend(std::iter::repeat_n(
+                    String::new(),
+                    headers.len() - row.len(),
+                ));
+                return row;
+            }
+            let name = if r.stopped_early {
+                format!("{} (time limit)", r.workload.name())
+            } else {
+                r.workload.name().to_string()
+            };
+            row.extend([
+                name,
+                r.ok_ops.to_string(),
+                opt(r.ops_per_sec(), num),
+                opt(r.msgs_per_sec(), num),
+                opt(r.p(50.0), ms),
+                opt(r.p(99.0), ms),
+                r.errors.to_string(),
+                opt(r.server_cpu_us_per_op(), |v| {
+                    let coarse = r.server.is_some_and(|s| s.cpu_ticks < COARSE_TICKS);
+                    format!("{}{}", if coarse { "~" } else { "" }, num(v))
+                }),
+                opt(r.server, |s| {
+                    format!("{}→{}", mib(s.rss_before_kib), mib(s.rss_peak_kib))
+                }),
+                opt(r.client_cpu_us_per_op(), num),
+            ]);
+            row
+        })
+        .collect();
+    out += &table(&headers, &rows);
+    out += "\nops/s and latency count 2xx requests only; sqs-cycle ops are ReceiveMessage + DeleteMessageBatch, msgs/s are messages deleted.\n";
+    if results
+        .iter()
+        .any(|r| r.server.is_some_and(|s| s.cpu_ticks < COARSE_TICKS))
+    {
+        out += &format!(
+                "~: the server used fewer than {COARSE_TICKS} CPU clock ticks in that run, so its CPU figure is coarse (raise --ops).\n"
+            );
     }
 
-    if endpoints.len() > 1 && !results.is_empty() {
+    if endpoints.len() > 1 {
         let base = &endpoints[0].endpoint.name;
         for other in &endpoints[1..] {
             let other = &other.endpoint.name;
-            out += &format!(
-                "\nratios {base}/{other} (throughput: above 1x means {base} is faster; latency and CPU: below 1x means {base} is better)\n\n"
-            );
             let headers = [
                 ("workload", Align::Left),
                 ("ops/s", Align::Right),
@@ -245,34 +276,49 @@ pub fn text(
                     ),
                 ]);
             }
+            if rows.is_empty() {
+                out += &format!("\nratios {base}/{other}: no workload ran on both\n");
+                continue;
+            }
+            out += &format!(
+                "\nratios {base}/{other} (throughput: above 1x means {base} is faster; latency and CPU: below 1x means {base} is better)\n\n"
+            );
             out += &table(&headers, &rows);
         }
     }
 
-    if let Some(s) = startup {
-        out += &format!(
-            "\nstartup: `{} serve --ephemeral`, spawn to first 2xx GET /_nimbus/health\n\n",
-            s.binary
-        );
-        let headers = [
-            ("runs ok", Align::Right),
-            ("p50 ms", Align::Right),
-            ("p99 ms", Align::Right),
-            ("min ms", Align::Right),
-            ("max ms", Align::Right),
-            ("idle RSS MiB (median)", Align::Right),
-        ];
-        let row = vec![
-            format!("{}/{}", s.times_us.len(), startup_runs.max(1)),
-            opt(s.p(50.0), ms),
-            opt(s.p(99.0), ms),
-            opt(s.times_us.first().copied(), ms),
-            opt(s.times_us.last().copied(), ms),
-            opt(s.median_rss_kib(), mib),
-        ];
-        out += &table(&headers, &[row]);
-    }
+    out
+}
 
+/// Spawn-to-healthy times and idle memory of `nimbus serve`.
+fn startup_section(s: &StartupResult, startup_runs: u32) -> String {
+    let mut out = String::new();
+    out += &format!(
+        "\nstartup: `{} serve --ephemeral`, spawn to first 2xx GET /_nimbus/health\n\n",
+        s.binary
+    );
+    let headers = [
+        ("runs ok", Align::Right),
+        ("p50 ms", Align::Right),
+        ("p99 ms", Align::Right),
+        ("min ms", Align::Right),
+        ("max ms", Align::Right),
+        ("idle RSS MiB (median)", Align::Right),
+    ];
+    let row = vec![
+        format!("{}/{}", s.times_us.len(), startup_runs.max(1)),
+        opt(s.p(50.0), ms),
+        opt(s.p(99.0), ms),
+        opt(s.times_us.first().copied(), ms),
+        opt(s.times_us.last().copied(), ms),
+        opt(s.median_rss_kib(), mib),
+    ];
+    out += &table(&headers, &[row]);
+    out
+}
+
+/// The first errors of each run, and why runs failed.
+fn problems(results: &[RunResult], startup: Option<&StartupResult>) -> String {
     let mut problems = String::new();
     for r in results {
         if let Some(why) = &r.failure {
@@ -287,11 +333,11 @@ pub fn text(
             problems += &format!("- startup: {f}\n");
         }
     }
-    if !problems.is_empty() {
-        out += "\nerrors (first few per run):\n";
-        out += &problems;
+    if problems.is_empty() {
+        problems
+    } else {
+        format!("\nerrors (first few per run):\n{problems}")
     }
-    out
 }
 
 /// The same figures for scripts.
@@ -319,6 +365,7 @@ pub fn json(
                 "max_us": r.latencies_us.last(),
                 "server_cpu_us_per_op": r.server_cpu_us_per_op(),
                 "server_cpu_us_per_msg": r.server_cpu_us_per_msg(),
+                "server_cpu_ticks": r.server.map(|s| s.cpu_ticks),
                 "server_rss_kib_idle": r.server.map(|s| s.rss_before_kib),
                 "server_rss_kib_peak": r.server.map(|s| s.rss_peak_kib),
                 "server_rss_kib_after": r.server.map(|s| s.rss_after_kib),
@@ -404,6 +451,7 @@ mod tests {
             latencies_us: vec![p50; 10],
             server: Some(ServerFigures {
                 cpu_micros: cpu * ops_per_sec as f64,
+                cpu_ticks: 100,
                 rss_before_kib: 10240,
                 rss_peak_kib: 20480,
                 rss_after_kib: 20480,
@@ -426,6 +474,11 @@ mod tests {
         assert_eq!(mib(1536), "1.5");
         assert_eq!(ratio(Some(10.0), Some(4.0)), "2.50x");
         assert_eq!(ratio(Some(10.0), Some(0.0)), "-");
+        assert_eq!(ratio(Some(1.0), Some(4.0)), "0.25x");
+        assert_eq!(ratio(Some(0.34), Some(10.0)), "0.034x");
+        assert_eq!(ratio(Some(1.2), Some(1000.0)), "0.0012x");
+        assert_eq!(ratio(Some(2276.0), Some(1.0)), "2276x");
+        assert_eq!(ratio(Some(0.0), Some(1.0)), "0x");
         assert_eq!(ratio(None, Some(1.0)), "-");
     }
 

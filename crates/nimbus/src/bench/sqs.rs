@@ -93,6 +93,8 @@ pub struct RunConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct ServerFigures {
     pub cpu_micros: f64,
+    /// The clock ticks behind `cpu_micros`: few ticks mean a coarse figure.
+    pub cpu_ticks: u64,
     pub rss_before_kib: u64,
     pub rss_peak_kib: u64,
     pub rss_after_kib: u64,
@@ -188,7 +190,8 @@ struct Tally {
     messages: Cell<u64>,
     errors: Cell<u64>,
     latencies: RefCell<Vec<u32>>,
-    first_errors: RefCell<Vec<String>>,
+    /// Distinct error texts with how often each was seen.
+    first_errors: RefCell<Vec<(String, u64)>>,
     stopped_early: Cell<bool>,
     // sqs-cycle only.
     consumed: Cell<u64>,
@@ -221,10 +224,23 @@ impl Tally {
 
     fn error(&self, count: u64, what: impl FnOnce() -> String) {
         self.errors.set(self.errors.get() + count);
+        // Errors are off the fast path: formatting each one to fold repeats is fine.
+        let text = what();
         let mut kept = self.first_errors.borrow_mut();
-        if kept.len() < KEPT_ERRORS {
-            kept.push(what());
+        if let Some(seen) = kept.iter_mut().find(|(t, _)| *t == text) {
+            seen.1 += 1;
+        } else if kept.len() < KEPT_ERRORS {
+            kept.push((text, 1));
         }
+    }
+
+    /// The kept error texts, repeats folded into a count.
+    fn error_texts(&self) -> Vec<String> {
+        self.first_errors
+            .take()
+            .into_iter()
+            .map(|(t, n)| if n > 1 { format!("{t} (x{n})") } else { t })
+            .collect()
     }
 }
 
@@ -412,6 +428,8 @@ async fn timed_run(
         Err(e) => return RunResult::failed(ep, workload, e),
     };
     let peak = Cell::new(server_before.map_or(0, |s| s.rss_kib));
+    // Listed once, before the clock starts: the scan of /proc is not the workload's cost.
+    let tree = target.server_pid.map(measure::process_tree);
     let client_cpu_before = measure::self_cpu_micros();
     let start = Instant::now();
     let deadline = start + cfg.max_duration;
@@ -435,13 +453,12 @@ async fn timed_run(
     };
     // Peak RSS: sampled every 100 ms while the workers run.
     let sampler = async {
-        let Some(pid) = target.server_pid else {
+        let Some(tree) = &tree else {
             return std::future::pending::<()>().await;
         };
-        let tree = measure::process_tree(pid);
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Some(kib) = measure::rss_kib_of(&tree) {
+            if let Some(kib) = measure::rss_kib_of(tree) {
                 peak.set(peak.get().max(kib));
             }
         }
@@ -458,8 +475,11 @@ async fn timed_run(
                 let ticks = after.cpu_ticks.saturating_sub(before.cpu_ticks);
                 Some(ServerFigures {
                     cpu_micros: ticks as f64 * 1e6 / measure::clock_ticks_per_sec() as f64,
+                    cpu_ticks: ticks,
                     rss_before_kib: rss_before.unwrap_or(before.rss_kib),
-                    rss_peak_kib: peak.get().max(after.rss_kib),
+                    // The idle reading counts too: a server that frees memory
+                    // during the run (a GC) must not show a peak below idle.
+                    rss_peak_kib: peak.get().max(after.rss_kib).max(rss_before.unwrap_or(0)),
                     rss_after_kib: after.rss_kib,
                 })
             }
@@ -487,7 +507,7 @@ async fn timed_run(
         latencies_us: latencies,
         server,
         client_cpu_micros: client_cpu,
-        first_errors: tally.first_errors.take(),
+        first_errors: tally.error_texts(),
         failure: None,
         stopped_early: tally.stopped_early.get(),
         empty_receives: tally.empty_receives.get(),
@@ -783,6 +803,7 @@ mod tests {
         r.elapsed = Duration::from_secs(2);
         r.server = Some(ServerFigures {
             cpu_micros: 500_000.0,
+            cpu_ticks: 50,
             rss_before_kib: 1,
             rss_peak_kib: 2,
             rss_after_kib: 2,

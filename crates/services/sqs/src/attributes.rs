@@ -186,7 +186,10 @@ pub fn parse_redrive_policy(raw: &str) -> Result<Option<RedrivePolicy>, AwsError
     let doc: Value = serde_json::from_str(raw)
         .map_err(|_| redrive_error(raw, "Redrive policy is not a valid JSON map."))?;
     let Value::Object(map) = doc else {
-        return Err(redrive_error(raw, "Redrive policy is not a valid JSON map."));
+        return Err(redrive_error(
+            raw,
+            "Redrive policy is not a valid JSON map.",
+        ));
     };
     if map.is_empty() {
         return Ok(None);
@@ -247,18 +250,19 @@ pub fn parse_redrive_allow_policy(raw: &str) -> Result<Option<RedriveAllowPolicy
     let doc: Value = serde_json::from_str(raw)
         .map_err(|_| allow_error(raw, "Redrive allow policy is not a valid JSON map."))?;
     let Value::Object(map) = doc else {
-        return Err(allow_error(raw, "Redrive allow policy is not a valid JSON map."));
+        return Err(allow_error(
+            raw,
+            "Redrive allow policy is not a valid JSON map.",
+        ));
     };
     let permission = match map.get("redrivePermission") {
         Some(Value::String(s)) if ["allowAll", "denyAll", "byQueue"].contains(&s.as_str()) => {
             s.clone()
         }
-        Some(_) => {
-            return Err(allow_error(
-                raw,
-                "Invalid value for redrivePermission. Valid values are allowAll, denyAll and byQueue.",
-            ))
-        }
+        Some(_) => return Err(allow_error(
+            raw,
+            "Invalid value for redrivePermission. Valid values are allowAll, denyAll and byQueue.",
+        )),
         None => {
             return Err(allow_error(
                 raw,
@@ -314,12 +318,13 @@ pub fn parse_redrive_allow_policy(raw: &str) -> Result<Option<RedriveAllowPolicy
 }
 
 /// Checks one write of attributes against a queue and returns the attributes
-/// as they would be after it. Nothing is changed on error. `creating` is true
-/// for CreateQueue, where `FifoQueue` has already decided the queue type.
+/// as they would be after it. Nothing is changed on error. At CreateQueue
+/// (`_creating`) `FifoQueue` has already decided the queue type; the rules are
+/// the same for both operations.
 pub fn apply(
     current: &QueueAttrs,
     fifo: bool,
-    creating: bool,
+    _creating: bool,
     pairs: &[(String, String)],
 ) -> Result<QueueAttrs, AwsError> {
     let mut next = current.clone();
@@ -371,7 +376,9 @@ pub fn apply(
                 next.sqs_managed_sse_enabled = b;
             }
             "FifoQueue" => {
-                if !fifo || creating && !parse_bool(n, v).unwrap_or(false) {
+                // On a standard queue (including `FifoQueue=false` at creation)
+                // SQS does not know the attribute at all.
+                if !fifo {
                     return Err(errors::unknown_attribute(n));
                 }
                 if !parse_bool(n, v)? {
@@ -419,7 +426,10 @@ pub fn apply(
     if sse_given == Some(true) {
         next.kms_master_key_id = None;
     }
-    if fifo && next.fifo_throughput_limit == "perMessageGroupId" && next.deduplication_scope != "messageGroup" {
+    if fifo
+        && next.fifo_throughput_limit == "perMessageGroupId"
+        && next.deduplication_scope != "messageGroup"
+    {
         return Err(errors::invalid_attribute_value_reason(
             "FifoThroughputLimit",
             "The perMessageGroupId value is allowed only when the value for DeduplicationScope is messageGroup.",
@@ -445,7 +455,9 @@ pub fn render(attrs: &QueueAttrs, fifo: bool, name: &str) -> Option<String> {
         "RedriveAllowPolicy" => attrs.redrive_allow_policy.as_ref()?.render(),
         "SqsManagedSseEnabled" => attrs.sqs_managed_sse_enabled.to_string(),
         "KmsMasterKeyId" if kms => attrs.kms_master_key_id.clone()?,
-        "KmsDataKeyReusePeriodSeconds" if kms => attrs.kms_data_key_reuse_period_seconds.to_string(),
+        "KmsDataKeyReusePeriodSeconds" if kms => {
+            attrs.kms_data_key_reuse_period_seconds.to_string()
+        }
         "FifoQueue" if fifo => "true".to_string(),
         "ContentBasedDeduplication" if fifo => attrs.content_based_deduplication.to_string(),
         "DeduplicationScope" if fifo => attrs.deduplication_scope.clone(),
@@ -483,7 +495,9 @@ mod tests {
     use super::*;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -492,11 +506,26 @@ mod tests {
         assert!(apply(&d, false, false, &pairs(&[("VisibilityTimeout", "43200")])).is_ok());
         let e = apply(&d, false, false, &pairs(&[("VisibilityTimeout", "43201")])).unwrap_err();
         assert_eq!(e.code, "InvalidAttributeValue");
-        assert_eq!(e.message, "Invalid value for the parameter VisibilityTimeout.");
+        assert_eq!(
+            e.message,
+            "Invalid value for the parameter VisibilityTimeout."
+        );
         assert!(apply(&d, false, false, &pairs(&[("MaximumMessageSize", "1023")])).is_err());
-        assert!(apply(&d, false, false, &pairs(&[("MessageRetentionPeriod", "59")])).is_err());
+        assert!(apply(
+            &d,
+            false,
+            false,
+            &pairs(&[("MessageRetentionPeriod", "59")])
+        )
+        .is_err());
         assert!(apply(&d, false, false, &pairs(&[("DelaySeconds", "901")])).is_err());
-        assert!(apply(&d, false, false, &pairs(&[("ReceiveMessageWaitTimeSeconds", "21")])).is_err());
+        assert!(apply(
+            &d,
+            false,
+            false,
+            &pairs(&[("ReceiveMessageWaitTimeSeconds", "21")])
+        )
+        .is_err());
         assert!(apply(&d, false, false, &pairs(&[("DelaySeconds", "abc")])).is_err());
     }
 
@@ -558,7 +587,10 @@ mod tests {
         let d = QueueAttrs::default();
         let k = apply(&d, false, false, &pairs(&[("KmsMasterKeyId", "k")])).unwrap();
         assert!(!k.sqs_managed_sse_enabled);
-        assert_eq!(render(&k, false, "KmsDataKeyReusePeriodSeconds").as_deref(), Some("300"));
+        assert_eq!(
+            render(&k, false, "KmsDataKeyReusePeriodSeconds").as_deref(),
+            Some("300")
+        );
         assert_eq!(render(&d, false, "KmsMasterKeyId"), None);
         assert!(apply(
             &d,

@@ -94,7 +94,10 @@ pub fn visibility_target_gone(handle: &str) -> AwsError {
 }
 
 pub fn message_not_inflight() -> AwsError {
-    AwsError::new("MessageNotInflight", "The message referred to isn't in flight.")
+    AwsError::new(
+        "MessageNotInflight",
+        "The message referred to isn't in flight.",
+    )
 }
 
 pub fn purge_in_progress(queue_name: &str) -> AwsError {

@@ -35,10 +35,12 @@ use nimbus_store::{Batch, Store};
 use queue::{CommitTicket, DedupEntry, Loc, Msg, Queue, QueueState};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 type Partition = (String, String);
+/// A loaded queue and the messages read for it, before they are indexed.
+type Loading = (Arc<Queue>, Vec<(u64, Msg)>);
 
 /// The SQS service.
 pub struct Sqs {
@@ -47,7 +49,7 @@ pub struct Sqs {
 
 pub(crate) struct Inner {
     pub store: Store,
-    #[allow(dead_code)]
+    /// Region of requests that carry none (internal calls).
     pub default_region: String,
     /// Queues by (account, region), then by name (sorted, for listing).
     pub queues: RwLock<HashMap<Partition, BTreeMap<String, Arc<Queue>>>>,
@@ -57,6 +59,8 @@ pub(crate) struct Inner {
     /// Store deletions found at startup (records of queues that no longer
     /// exist); they ride along with the next write.
     orphans: Mutex<Vec<(&'static str, Vec<u8>)>>,
+    /// Whether `orphans` may hold anything (spares the hot path its lock).
+    has_orphans: AtomicBool,
     /// Move tasks that were running at shutdown, resumed once a runtime exists.
     resume: Mutex<Vec<Arc<MoveTask>>>,
     /// Shifts the service clock; only tests move it.
@@ -72,6 +76,15 @@ impl Inner {
         nimbus_core::now_millis() + self.clock_offset.load(Ordering::Relaxed)
     }
 
+    /// The region a request acts in.
+    pub fn region(&self, ctx: &RequestContext) -> String {
+        if ctx.region.is_empty() {
+            self.default_region.clone()
+        } else {
+            ctx.region.clone()
+        }
+    }
+
     pub fn queue(&self, key: &QueueKey) -> Option<Arc<Queue>> {
         let map = self.queues.read().unwrap_or_else(|e| e.into_inner());
         map.get(&(key.account.clone(), key.region.clone()))
@@ -80,13 +93,17 @@ impl Inner {
     }
 
     /// The queue a request's QueueUrl names (any host; or a bare name).
-    pub fn queue_by_url(&self, ctx: &RequestContext, url: Option<&str>) -> Result<Arc<Queue>, AwsError> {
+    pub fn queue_by_url(
+        &self,
+        ctx: &RequestContext,
+        url: Option<&str>,
+    ) -> Result<Arc<Queue>, AwsError> {
         let url = url.ok_or_else(|| errors::missing("QueueUrl"))?;
-        let (account, name) =
-            names::parse_queue_url(url, &ctx.account_id).ok_or_else(errors::queue_does_not_exist)?;
+        let (account, name) = names::parse_queue_url(url, &ctx.account_id)
+            .ok_or_else(errors::queue_does_not_exist)?;
         let key = QueueKey {
             account,
-            region: ctx.region.clone(),
+            region: self.region(ctx),
             name,
         };
         self.queue(&key).ok_or_else(errors::queue_does_not_exist)
@@ -129,7 +146,7 @@ impl Inner {
 
     /// Makes `batch` durable, together with any deletions found at startup.
     pub async fn commit(&self, mut batch: Batch) -> Result<(), AwsError> {
-        {
+        if self.has_orphans.swap(false, Ordering::AcqRel) {
             let mut o = lock(&self.orphans);
             for (t, k) in o.drain(..) {
                 batch.delete(t, k);
@@ -179,6 +196,7 @@ impl Sqs {
             deleted: Mutex::new(HashMap::new()),
             tasks: Mutex::new(HashMap::new()),
             orphans: Mutex::new(Vec::new()),
+            has_orphans: AtomicBool::new(false),
             resume: Mutex::new(Vec::new()),
             clock_offset: AtomicU64::new(0),
         });
@@ -209,12 +227,21 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
     let now = inner.now();
     let e = |e: nimbus_store::StoreError| e.to_string();
 
-    let mut by_id: HashMap<String, (Arc<Queue>, Vec<(u64, Msg)>)> = HashMap::new();
+    let mut by_id: HashMap<String, Loading> = HashMap::new();
     for (key, value) in store.scan_prefix(state::QUEUES, b"").map_err(e)? {
-        let rec: state::QueueRecord = match serde_json::from_slice(&value) {
+        let rec: state::QueueRecord = match serde_json::from_slice::<state::QueueRecord>(&value) {
+            Ok(r) if r.v > state::RECORD_VERSION => {
+                return Err(format!(
+                    "queue record format {} is newer than this nimbus understands",
+                    r.v
+                ));
+            }
             Ok(r) => r,
             Err(err) => {
-                tracing::error!("sqs: unreadable queue record {:?}: {err}", String::from_utf8_lossy(&key));
+                tracing::error!(
+                    "sqs: unreadable queue record {:?}: {err}",
+                    String::from_utf8_lossy(&key)
+                );
                 continue;
             }
         };
@@ -234,7 +261,14 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
             region: rec.region.clone(),
             name: rec.name.clone(),
         };
-        let q = Arc::new(Queue::new(key, id, rec.fifo, rec.created_s, rec.dedup_by_group, st));
+        let q = Arc::new(Queue::new(
+            key,
+            id,
+            rec.fifo,
+            rec.created_s,
+            rec.dedup_by_group,
+            st,
+        ));
         by_id.insert(q.id_hex.clone(), (q, Vec::new()));
     }
 
@@ -264,7 +298,10 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
         };
         let rec = match serde_json::from_slice::<state::MessageRecord>(&value) {
             Ok(r) if r.v > state::RECORD_VERSION => {
-                return Err(format!("message record format {} is newer than this nimbus understands", r.v));
+                return Err(format!(
+                    "message record format {} is newer than this nimbus understands",
+                    r.v
+                ));
             }
             Ok(r) => r,
             Err(err) => {
@@ -297,7 +334,10 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
         ));
     }
     for ((qid, seq), _) in states {
-        orphans.push((state::MESSAGE_STATE, format!("{qid}/{seq:020}").into_bytes()));
+        orphans.push((
+            state::MESSAGE_STATE,
+            format!("{qid}/{seq:020}").into_bytes(),
+        ));
     }
 
     let mut dedups: HashMap<String, Vec<(String, state::DedupRecord)>> = HashMap::new();
@@ -322,7 +362,10 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
             orphans.push((state::SEQUENCE, key));
             continue;
         }
-        if let Some(n) = std::str::from_utf8(&value).ok().and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(n) = std::str::from_utf8(&value)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             reserved.insert(qid, n);
         }
     }
@@ -397,7 +440,10 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
         }
     }
 
-    lock(&inner.orphans).extend(orphans);
+    if !orphans.is_empty() {
+        lock(&inner.orphans).extend(orphans);
+        inner.has_orphans.store(true, Ordering::Release);
+    }
     Ok(())
 }
 
@@ -431,7 +477,9 @@ impl Service for Sqs {
                 "ListQueueTags" => q::list_queue_tags(inner, ctx, input),
                 "AddPermission" => q::add_permission(inner, ctx, input).await,
                 "RemovePermission" => q::remove_permission(inner, ctx, input).await,
-                "ListDeadLetterSourceQueues" => q::list_dead_letter_source_queues(inner, ctx, input),
+                "ListDeadLetterSourceQueues" => {
+                    q::list_dead_letter_source_queues(inner, ctx, input)
+                }
                 "SendMessage" => m::send_message(inner, ctx, input).await,
                 "SendMessageBatch" => m::send_message_batch(inner, ctx, input).await,
                 "ReceiveMessage" => m::receive_message(inner, ctx, input).await,

@@ -106,7 +106,11 @@ pub fn valid_text(s: &str) -> bool {
         if c < 0x20 && c != 0x09 && c != 0x0a && c != 0x0d {
             return false;
         }
-        if c == 0xef && i + 2 < b.len() && b[i + 1] == 0xbf && (b[i + 2] == 0xbe || b[i + 2] == 0xbf) {
+        if c == 0xef
+            && i + 2 < b.len()
+            && b[i + 1] == 0xbf
+            && (b[i + 2] == 0xbe || b[i + 2] == 0xbf)
+        {
             return false;
         }
     }
@@ -281,7 +285,9 @@ pub fn parse_attributes(input: Option<BTreeMap<String, AttrIn>>) -> Result<Vec<A
 }
 
 /// Validates MessageSystemAttributes: SQS accepts only `AWSTraceHeader`, a String.
-pub fn parse_system_attributes(input: Option<BTreeMap<String, AttrIn>>) -> Result<Vec<Attr>, AwsError> {
+pub fn parse_system_attributes(
+    input: Option<BTreeMap<String, AttrIn>>,
+) -> Result<Vec<Attr>, AwsError> {
     let Some(input) = input else {
         return Ok(Vec::new());
     };
@@ -445,7 +451,10 @@ mod tests {
             s("Hello", "String", "There"),
             s("Help.Me", "String", "Me"),
         ];
-        assert_eq!(md5_of_attributes(&attrs), "4c360f3fdafd970e05fae2f149d997f5");
+        assert_eq!(
+            md5_of_attributes(&attrs),
+            "4c360f3fdafd970e05fae2f149d997f5"
+        );
         assert_eq!(
             md5_of_attributes(&attrs[..2]),
             "fca026605781cb4126a1e9044df24232"
@@ -473,7 +482,10 @@ mod tests {
                 b"traceparent\x1e00-774062d6c37081a5a0b9b5b88e30627c-2d2482211f6489da-01".to_vec(),
             ),
         };
-        assert_eq!(md5_of_attributes([&bin]), "8cbe4db156db8a94db8b801b7addb984");
+        assert_eq!(
+            md5_of_attributes([&bin]),
+            "8cbe4db156db8a94db8b801b7addb984"
+        );
     }
 
     #[test]

@@ -42,7 +42,12 @@ pub struct MsgData {
     pub sys_attrs: Vec<Attr>,
     #[serde(rename = "ms", default, skip_serializing_if = "Option::is_none")]
     pub md5_sys: Option<String>,
-    #[serde(rename = "g", default, skip_serializing_if = "Option::is_none", with = "shared_str")]
+    #[serde(
+        rename = "g",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "shared_str"
+    )]
     pub group: Option<Arc<str>>,
     #[serde(rename = "dd", default, skip_serializing_if = "Option::is_none")]
     pub dedup_id: Option<String>,
@@ -90,7 +95,9 @@ mod shared_str {
 pub enum Loc {
     /// Sent but not yet durable: invisible, and in a FIFO group it holds back
     /// every later message.
-    Pending { delay_until: u64 },
+    Pending {
+        delay_until: u64,
+    },
     Ready,
     Delayed(u64),
     InFlight(u64),
@@ -411,7 +418,11 @@ impl QueueState {
         };
         let old = msg.loc;
         msg.loc = loc;
-        let group = if self.fifo { msg.data.group.clone() } else { None };
+        let group = if self.fifo {
+            msg.data.group.clone()
+        } else {
+            None
+        };
         self.unindex(seq, old, group.as_ref());
         self.index(seq, loc, group.as_ref());
         if let Some(g) = group {
@@ -422,7 +433,11 @@ impl QueueState {
     /// Removes a message entirely and returns it.
     pub fn remove(&mut self, seq: u64) -> Option<Msg> {
         let msg = self.msgs.remove(&seq)?;
-        let group = if self.fifo { msg.data.group.clone() } else { None };
+        let group = if self.fifo {
+            msg.data.group.clone()
+        } else {
+            None
+        };
         self.unindex(seq, msg.loc, group.as_ref());
         self.by_age.remove(&(msg.enqueued_ms, seq));
         if let Some(g) = group {
@@ -485,7 +500,11 @@ impl QueueState {
     /// Rebuilds a message from the store at startup.
     pub fn restore(&mut self, seq: u64, msg: Msg) {
         let loc = msg.loc;
-        let group = if self.fifo { msg.data.group.clone() } else { None };
+        let group = if self.fifo {
+            msg.data.group.clone()
+        } else {
+            None
+        };
         self.by_age.insert((msg.enqueued_ms, seq));
         self.msgs.insert(seq, msg);
         self.index(seq, loc, group.as_ref());
@@ -517,7 +536,10 @@ impl QueueState {
             if enq.saturating_add(retention_ms) > now {
                 break;
             }
-            if matches!(self.msgs.get(&seq).map(|m| m.loc), Some(Loc::Pending { .. })) {
+            if matches!(
+                self.msgs.get(&seq).map(|m| m.loc),
+                Some(Loc::Pending { .. })
+            ) {
                 break;
             }
             self.remove(seq);
@@ -668,7 +690,11 @@ impl QueueState {
                 let Some((_, g)) = self.avail.first_key_value() else {
                     break;
                 };
-                match self.groups.get(g).and_then(|grp| grp.ready.first().copied()) {
+                match self
+                    .groups
+                    .get(g)
+                    .and_then(|grp| grp.ready.first().copied())
+                {
                     Some(s) => s,
                     None => break,
                 }
@@ -769,10 +795,7 @@ impl QueueState {
     }
 
     pub fn dedup_get(&self, key: &str, now: u64) -> Option<DedupEntry> {
-        self.dedup
-            .get(key)
-            .filter(|e| e.expires_ms > now)
-            .cloned()
+        self.dedup.get(key).filter(|e| e.expires_ms > now).cloned()
     }
 
     pub fn dedup_insert(&mut self, key: String, entry: DedupEntry) {
@@ -797,7 +820,8 @@ impl QueueState {
     }
 
     pub fn attempt_insert(&mut self, id: String, attempt: Attempt) {
-        self.attempts_order.push_back((attempt.expires_ms, id.clone()));
+        self.attempts_order
+            .push_back((attempt.expires_ms, id.clone()));
         self.attempts.insert(id, attempt);
     }
 }
@@ -870,6 +894,12 @@ impl Queue {
 
     pub fn sequence_number(seq: u64) -> String {
         format!("{:020}", SEQUENCE_BASE + seq)
+    }
+}
+
+impl PartialEq for Msg {
+    fn eq(&self, other: &Self) -> bool {
+        self.data.id == other.data.id && self.receive_count == other.receive_count
     }
 }
 
@@ -972,8 +1002,10 @@ mod tests {
 
     #[test]
     fn retention_and_delay() {
-        let mut attrs = QueueAttrs::default();
-        attrs.message_retention_period = 60;
+        let attrs = QueueAttrs {
+            message_retention_period: 60,
+            ..Default::default()
+        };
         let mut q = QueueState::new(attrs, false, 0);
         let s = q.insert_pending(data(1, None), 0, 0, 1000, 5000);
         q.finish_pending(s, 1000);
@@ -996,11 +1028,5 @@ mod tests {
         let (d, _) = q.receive(2000, 1, 1000, None);
         assert!(q.delete(d[0].seq, 2, &id, 2000).unwrap().is_some());
         assert_eq!(q.delete(d[0].seq, 2, &id, 2000), Ok(None));
-    }
-}
-
-impl PartialEq for Msg {
-    fn eq(&self, other: &Self) -> bool {
-        self.data.id == other.data.id && self.receive_count == other.receive_count
     }
 }

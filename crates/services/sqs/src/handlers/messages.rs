@@ -60,9 +60,9 @@ impl SendEntry {
                             k.len()
                                 + a.data_type.as_ref().map_or(0, String::len)
                                 + a.string_value.as_ref().map_or(0, String::len)
-                                + a.binary_value
-                                    .as_ref()
-                                    .map_or(0, |b| names::b64_decode(b).map_or(b.len(), |v| v.len()))
+                                + a.binary_value.as_ref().map_or(0, |b| {
+                                    names::b64_decode(b).map_or(b.len(), |v| v.len())
+                                })
                         })
                         .sum()
                 })
@@ -116,7 +116,11 @@ fn prepare(
     let sys_attrs = message::parse_system_attributes(e.message_system_attributes)?;
     let size = body.len() + attrs.iter().map(|a| a.size()).sum::<usize>();
     if size > view.max_size {
-        let verb = if in_batch { "cannot be validated" } else { "are invalid" };
+        let verb = if in_batch {
+            "cannot be validated"
+        } else {
+            "are invalid"
+        };
         return Err(AwsError::invalid_parameter(format!(
             "One or more parameters {verb}. Reason: Message must be shorter than {} bytes.",
             view.max_size
@@ -183,10 +187,12 @@ fn prepare(
         None
     };
     let group: Option<Arc<str>> = e.message_group_id.map(Arc::from);
-    let dedup_key = dedup_id.as_ref().map(|d| match (&group, view.dedup_by_group) {
-        (Some(g), true) => format!("{g}\u{1}{d}"),
-        _ => d.clone(),
-    });
+    let dedup_key = dedup_id
+        .as_ref()
+        .map(|d| match (&group, view.dedup_by_group) {
+            (Some(g), true) => format!("{g}\u{1}{d}"),
+            _ => d.clone(),
+        });
     let delay_s = if view.fifo {
         view.delay_s as u64
     } else {
@@ -196,7 +202,7 @@ fn prepare(
     let md5_attrs = (!attrs.is_empty()).then(|| message::md5_of_attributes(&attrs));
     let md5_sys = (!sys_attrs.is_empty()).then(|| message::md5_of_attributes(&sys_attrs));
     let data = Arc::new(MsgData {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: names::new_uuid().to_string(),
         md5_body: message::md5_hex(body.as_bytes()),
         body,
         attrs,
@@ -235,7 +241,12 @@ struct Sent {
 
 /// Puts prepared messages into `q` durably. Duplicates (FIFO dedup window)
 /// answer with the original message once the original is durable.
-async fn enqueue(inner: &Arc<Inner>, q: &Arc<Queue>, prepared: Vec<Prepared>, now: u64) -> Result<Vec<Sent>, AwsError> {
+async fn enqueue(
+    inner: &Arc<Inner>,
+    q: &Arc<Queue>,
+    prepared: Vec<Prepared>,
+    now: u64,
+) -> Result<Vec<Sent>, AwsError> {
     let mut batch = Batch::new();
     let mut out: Vec<Sent> = Vec::with_capacity(prepared.len());
     let mut fresh: Vec<(u64, Option<String>)> = Vec::new();
@@ -375,12 +386,19 @@ fn sent_json(q: &Queue, s: &Sent, id: Option<&str>) -> Value {
         m.insert("MD5OfMessageSystemAttributes".into(), json!(md5));
     }
     if q.fifo {
-        m.insert("SequenceNumber".into(), json!(Queue::sequence_number(s.seq)));
+        m.insert(
+            "SequenceNumber".into(),
+            json!(Queue::sequence_number(s.seq)),
+        );
     }
     Value::Object(m)
 }
 
-pub async fn send_message(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn send_message(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let entry: SendEntry = parse(input)?;
     let q = inner.queue_by_url(ctx, entry.queue_url.as_deref())?;
     let now = inner.now();
@@ -522,7 +540,10 @@ fn message_json(
         "ApproximateFirstReceiveTimestamp",
         Some(d.first_receive_ms.to_string()),
     );
-    put("SequenceNumber", q.fifo.then(|| Queue::sequence_number(d.seq)));
+    put(
+        "SequenceNumber",
+        q.fifo.then(|| Queue::sequence_number(d.seq)),
+    );
     put("MessageDeduplicationId", data.dedup_id.clone());
     put("MessageGroupId", data.group.as_ref().map(|g| g.to_string()));
     put("AWSTraceHeader", data.trace_header().map(str::to_string));
@@ -531,7 +552,11 @@ fn message_json(
         m.insert("Attributes".into(), Value::Object(a));
     }
     if !filter.is_empty() && !data.attrs.is_empty() {
-        let chosen: Vec<&message::Attr> = data.attrs.iter().filter(|x| filter.matches(&x.name)).collect();
+        let chosen: Vec<&message::Attr> = data
+            .attrs
+            .iter()
+            .filter(|x| filter.matches(&x.name))
+            .collect();
         if !chosen.is_empty() {
             let md5 = if chosen.len() == data.attrs.len() {
                 data.md5_attrs
@@ -711,7 +736,11 @@ pub async fn receive_message(
             }
             let (delivered, dead) = st.receive(now, max as usize, vt_ms, max_rc);
             for d in &delivered {
-                batch.put(state::MESSAGE_STATE, q.message_key(d.seq), state_record(d, now));
+                batch.put(
+                    state::MESSAGE_STATE,
+                    q.message_key(d.seq),
+                    state_record(d, now),
+                );
             }
             Inner::collect_expired(&q, &mut st, &mut batch);
             (delivered, dead, st.next_event())
@@ -827,7 +856,11 @@ struct DeleteIn {
     receipt_handle: Option<String>,
 }
 
-pub async fn delete_message(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn delete_message(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: DeleteIn = parse(input)?;
     let q = inner.queue_by_url(ctx, req.queue_url.as_deref())?;
     let handle = req

@@ -65,7 +65,11 @@ impl MoveTask {
 }
 
 fn task_put(batch: &mut Batch, rec: &MoveTaskRecord) {
-    batch.put(state::MOVE_TASKS, rec.id.clone().into_bytes(), state::to_json(rec));
+    batch.put(
+        state::MOVE_TASKS,
+        rec.id.clone().into_bytes(),
+        state::to_json(rec),
+    );
 }
 
 /// Starts running `task` in the background.
@@ -100,8 +104,17 @@ async fn run(inner: &Arc<Inner>, task: &Arc<MoveTask>) {
             finish(inner, task, "COMPLETED", None).await;
             return;
         }
-        let Some(src) = inner.queue_by_arn(&rec.source_arn).filter(|q| !q.is_deleted()) else {
-            finish(inner, task, "FAILED", Some("AWS.SimpleQueueService.NonExistentQueue")).await;
+        let Some(src) = inner
+            .queue_by_arn(&rec.source_arn)
+            .filter(|q| !q.is_deleted())
+        else {
+            finish(
+                inner,
+                task,
+                "FAILED",
+                Some("AWS.SimpleQueueService.NonExistentQueue"),
+            )
+            .await;
             return;
         };
         let chunk = rec
@@ -313,7 +326,7 @@ pub async fn start_message_move_task(
         v: state::RECORD_VERSION,
         id: uuid::Uuid::new_v4().to_string(),
         account: ctx.account_id.clone(),
-        region: ctx.region.clone(),
+        region: inner.region(ctx),
         source_arn: source_arn.clone(),
         destination_arn: destination,
         rate: req.max_number_of_messages_per_second.map(|r| r as u32),
@@ -430,7 +443,7 @@ pub fn list_message_move_tasks(
         .map(|t| t.info())
         .filter(|i| i.source_arn == source_arn)
         .collect();
-    tasks.sort_by(|a, b| b.started_ms.cmp(&a.started_ms));
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.started_ms));
     let results: Vec<Value> = tasks
         .iter()
         .take(max as usize)

@@ -91,7 +91,11 @@ fn raw_value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-pub async fn create_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn create_queue(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: CreateQueueIn = parse(input)?;
     let name = required(&req.queue_name, "QueueName")?.to_string();
     let pairs = attributes::attribute_pairs(req.attributes.as_ref());
@@ -111,7 +115,7 @@ pub async fn create_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value
     }
     let key = QueueKey {
         account: ctx.account_id.clone(),
-        region: ctx.region.clone(),
+        region: inner.region(ctx),
         name: name.clone(),
     };
 
@@ -127,7 +131,13 @@ pub async fn create_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value
         }
     }
     if let Some(p) = &wanted.redrive_policy {
-        check_redrive_target(inner, raw_value(&pairs, "RedrivePolicy"), p, fifo, &key.arn())?;
+        check_redrive_target(
+            inner,
+            raw_value(&pairs, "RedrivePolicy"),
+            p,
+            fifo,
+            &key.arn(),
+        )?;
     }
 
     let now_s = now / 1000;
@@ -152,7 +162,11 @@ pub async fn create_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value
     }
     let _meta = q.meta.lock().await;
     let mut batch = Batch::new();
-    batch.put(state::QUEUES, key.store_key().into_bytes(), queue_record(&q, &q.lock()));
+    batch.put(
+        state::QUEUES,
+        key.store_key().into_bytes(),
+        queue_record(&q, &q.lock()),
+    );
     batch.delete(state::DELETED_QUEUES, key.store_key().into_bytes());
     if let Err(e) = inner.commit(batch).await {
         inner.remove_queue(&q);
@@ -161,7 +175,11 @@ pub async fn create_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value
     Ok(json!({ "QueueUrl": q.url(&ctx.host) }))
 }
 
-fn answer_existing(q: &Arc<Queue>, ctx: &RequestContext, pairs: &[(String, String)]) -> Result<Value, AwsError> {
+fn answer_existing(
+    q: &Arc<Queue>,
+    ctx: &RequestContext,
+    pairs: &[(String, String)],
+) -> Result<Value, AwsError> {
     let current = q.lock().attrs.clone();
     let wanted = attributes::apply(&current, q.fifo, true, pairs)?;
     if let Some(attr) = attributes::first_difference(&current, &wanted, q.fifo, pairs) {
@@ -178,7 +196,11 @@ struct GetQueueUrlIn {
     owner: Option<String>,
 }
 
-pub fn get_queue_url(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub fn get_queue_url(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: GetQueueUrlIn = parse(input)?;
     let name = required(&req.queue_name, "QueueName")?;
     let key = QueueKey {
@@ -186,7 +208,7 @@ pub fn get_queue_url(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> 
             .owner
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| ctx.account_id.clone()),
-        region: ctx.region.clone(),
+        region: inner.region(ctx),
         name: name.to_string(),
     };
     let q = inner.queue(&key).ok_or_else(errors::queue_does_not_exist)?;
@@ -210,9 +232,11 @@ fn page_of(
     after: Option<String>,
 ) -> (Vec<Value>, Option<String>) {
     let limit = max.unwrap_or(1000);
-    let mut rest = queues
-        .into_iter()
-        .filter(|q| after.as_ref().is_none_or(|a| q.key.name.as_str() > a.as_str()));
+    let mut rest = queues.into_iter().filter(|q| {
+        after
+            .as_ref()
+            .is_none_or(|a| q.key.name.as_str() > a.as_str())
+    });
     let page: Vec<Arc<Queue>> = rest.by_ref().take(limit).collect();
     let more = rest.next().is_some();
     let token = match (max, more, page.last()) {
@@ -225,13 +249,17 @@ fn page_of(
     )
 }
 
-pub fn list_queues(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub fn list_queues(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: ListQueuesIn = parse(input)?;
     let max = max_results(req.max_results)?;
     let after = decode_token(req.next_token.as_deref())?;
     let prefix = req.queue_name_prefix.unwrap_or_default();
     let queues: Vec<Arc<Queue>> = inner
-        .partition(&ctx.account_id, &ctx.region)
+        .partition(&ctx.account_id, &inner.region(ctx))
         .into_iter()
         .filter(|q| q.key.name.starts_with(&prefix))
         .collect();
@@ -252,7 +280,11 @@ struct QueueUrlIn {
     queue_url: Option<String>,
 }
 
-pub async fn delete_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn delete_queue(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: QueueUrlIn = parse(input)?;
     let q = inner.queue_by_url(ctx, req.queue_url.as_deref())?;
     let _meta = q.meta.lock().await;
@@ -375,7 +407,11 @@ pub async fn set_queue_attributes(
         let mut st = q.lock();
         st.attrs = next;
         st.last_modified_s = now / 1000;
-        batch.put(state::QUEUES, q.key.store_key().into_bytes(), queue_record(&q, &st));
+        batch.put(
+            state::QUEUES,
+            q.key.store_key().into_bytes(),
+            queue_record(&q, &st),
+        );
         Inner::collect_expired(&q, &mut st, &mut batch);
     }
     inner.commit(batch).await?;
@@ -384,7 +420,11 @@ pub async fn set_queue_attributes(
     Ok(json!({}))
 }
 
-pub async fn purge_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn purge_queue(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: QueueUrlIn = parse(input)?;
     let q = inner.queue_by_url(ctx, req.queue_url.as_deref())?;
     let _meta = q.meta.lock().await;
@@ -403,7 +443,11 @@ pub async fn purge_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value)
             batch.delete(state::MESSAGES, k.clone());
             batch.delete(state::MESSAGE_STATE, k);
         }
-        batch.put(state::QUEUES, q.key.store_key().into_bytes(), queue_record(&q, &st));
+        batch.put(
+            state::QUEUES,
+            q.key.store_key().into_bytes(),
+            queue_record(&q, &st),
+        );
         Inner::collect_expired(&q, &mut st, &mut batch);
     }
     inner.commit(batch).await?;
@@ -421,7 +465,11 @@ async fn update_meta(
     {
         let mut st = q.lock();
         change(&mut st)?;
-        batch.put(state::QUEUES, q.key.store_key().into_bytes(), queue_record(q, &st));
+        batch.put(
+            state::QUEUES,
+            q.key.store_key().into_bytes(),
+            queue_record(q, &st),
+        );
     }
     inner.commit(batch).await
 }
@@ -433,7 +481,11 @@ struct TagQueueIn {
     tags: Option<BTreeMap<String, String>>,
 }
 
-pub async fn tag_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn tag_queue(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: TagQueueIn = parse(input)?;
     let q = inner.queue_by_url(ctx, req.queue_url.as_deref())?;
     let tags = req.tags.ok_or_else(|| errors::missing("Tags"))?;
@@ -461,7 +513,11 @@ struct UntagQueueIn {
     tag_keys: Option<Vec<String>>,
 }
 
-pub async fn untag_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn untag_queue(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: UntagQueueIn = parse(input)?;
     let q = inner.queue_by_url(ctx, req.queue_url.as_deref())?;
     let keys = req.tag_keys.ok_or_else(|| errors::missing("TagKeys"))?;
@@ -480,7 +536,11 @@ pub async fn untag_queue(inner: &Arc<Inner>, ctx: &RequestContext, input: Value)
     Ok(json!({}))
 }
 
-pub fn list_queue_tags(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub fn list_queue_tags(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: QueueUrlIn = parse(input)?;
     let q = inner.queue_by_url(ctx, req.queue_url.as_deref())?;
     let tags = q.lock().tags.clone();
@@ -565,17 +625,27 @@ fn take_statements(doc: &mut Map<String, Value>) -> Vec<Value> {
     }
 }
 
-pub async fn add_permission(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn add_permission(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: AddPermissionIn = parse(input)?;
     let q = inner.queue_by_url(ctx, req.queue_url.as_deref())?;
     let label = required(&req.label, "Label")?.to_string();
-    let accounts = req.account_ids.ok_or_else(|| errors::missing("AWSAccountIds"))?;
+    let accounts = req
+        .account_ids
+        .ok_or_else(|| errors::missing("AWSAccountIds"))?;
     let actions = req.actions.ok_or_else(|| errors::missing("Actions"))?;
     if actions.is_empty() {
         return Err(errors::missing("Actions"));
     }
     if accounts.is_empty() {
-        return Err(errors::invalid_value("[]", "PrincipalId", "Unable to verify."));
+        return Err(errors::invalid_value(
+            "[]",
+            "PrincipalId",
+            "Unable to verify.",
+        ));
     }
     if actions.len() > 7 {
         return Err(errors::over_limit(format!(
@@ -653,7 +723,11 @@ struct RemovePermissionIn {
     label: Option<String>,
 }
 
-pub async fn remove_permission(inner: &Arc<Inner>, ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn remove_permission(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let req: RemovePermissionIn = parse(input)?;
     let q = inner.queue_by_url(ctx, req.queue_url.as_deref())?;
     let label = required(&req.label, "Label")?.to_string();

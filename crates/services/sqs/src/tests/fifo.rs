@@ -7,10 +7,22 @@ use serde_json::json;
 async fn fifo_send_requirements() {
     let h = Harness::new();
     let url = h.create_fifo("req.fifo", json!({})).await;
-    let e = h.err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "x" })).await;
-    assert_err(&e, "MissingParameter", "The request must contain the parameter MessageGroupId.");
     let e = h
-        .err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "x", "MessageGroupId": "g" }))
+        .err(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": "x" }),
+        )
+        .await;
+    assert_err(
+        &e,
+        "MissingParameter",
+        "The request must contain the parameter MessageGroupId.",
+    );
+    let e = h
+        .err(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": "x", "MessageGroupId": "g" }),
+        )
         .await;
     assert_err(
         &e,
@@ -51,7 +63,11 @@ async fn fifo_send_requirements() {
             json!({ "QueueUrl": url, "Entries": [{ "Id": "a", "MessageBody": "x", "MessageDeduplicationId": "1" }] }),
         )
         .await;
-    assert_err(&e, "InvalidParameterValue", "The request must contain the parameter MessageGroupId.");
+    assert_err(
+        &e,
+        "InvalidParameterValue",
+        "The request must contain the parameter MessageGroupId.",
+    );
     let e = h
         .err(
             "SendMessageBatch",
@@ -64,11 +80,22 @@ async fn fifo_send_requirements() {
 #[tokio::test]
 async fn fifo_order_within_groups_and_blocking() {
     let h = Harness::new();
-    let url = h.create_fifo("order.fifo", json!({ "ContentBasedDeduplication": "true" })).await;
+    let url = h
+        .create_fifo("order.fifo", json!({ "ContentBasedDeduplication": "true" }))
+        .await;
     let mut seqs = Vec::new();
-    for (body, g) in [("g1-m1", "1"), ("g1-m2", "1"), ("g2-m1", "2"), ("g2-m2", "2"), ("g1-m3", "1")] {
+    for (body, g) in [
+        ("g1-m1", "1"),
+        ("g1-m2", "1"),
+        ("g2-m1", "2"),
+        ("g2-m2", "2"),
+        ("g1-m3", "1"),
+    ] {
         let v = h
-            .ok("SendMessage", json!({ "QueueUrl": url, "MessageBody": body, "MessageGroupId": g }))
+            .ok(
+                "SendMessage",
+                json!({ "QueueUrl": url, "MessageBody": body, "MessageGroupId": g }),
+            )
             .await;
         let s = v["SequenceNumber"].as_str().unwrap().to_string();
         assert_eq!(s.len(), 20);
@@ -79,17 +106,35 @@ async fn fifo_order_within_groups_and_blocking() {
     assert_eq!(seqs, sorted, "sequence numbers increase");
 
     // One message of group 1: the rest of group 1 is held back while it is in flight.
-    let m1 = h.receive(&url, json!({ "AttributeNames": ["All"] })).await.remove(0);
+    let m1 = h
+        .receive(&url, json!({ "AttributeNames": ["All"] }))
+        .await
+        .remove(0);
     assert_eq!(m1["Body"], "g1-m1");
     assert_eq!(m1["Attributes"]["MessageGroupId"], "1");
     assert_eq!(m1["Attributes"]["SequenceNumber"], seqs[0].as_str());
-    assert_eq!(m1["Attributes"]["MessageDeduplicationId"], sha256_hex("g1-m1").as_str());
-    assert_eq!(h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await, ["g2-m1", "g2-m2"]);
-    assert!(h.receive(&url, json!({ "MaxNumberOfMessages": 10 })).await.is_empty());
+    assert_eq!(
+        m1["Attributes"]["MessageDeduplicationId"],
+        sha256_hex("g1-m1").as_str()
+    );
+    assert_eq!(
+        h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await,
+        ["g2-m1", "g2-m2"]
+    );
+    assert!(h
+        .receive(&url, json!({ "MaxNumberOfMessages": 10 }))
+        .await
+        .is_empty());
     assert_eq!(h.counts(&url).await, (2, 3, 0));
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": m1["ReceiptHandle"] }))
-        .await;
-    assert_eq!(h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await, ["g1-m2", "g1-m3"]);
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": m1["ReceiptHandle"] }),
+    )
+    .await;
+    assert_eq!(
+        h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await,
+        ["g1-m2", "g1-m3"]
+    );
 
     // After the visibility timeout, group 2 comes back in order.
     h.advance(31_000);
@@ -109,17 +154,25 @@ fn sha256_hex(s: &str) -> String {
 #[tokio::test]
 async fn fifo_visibility_extension_holds_later_messages() {
     let h = Harness::new();
-    let url = h.create_fifo("ext.fifo", json!({ "VisibilityTimeout": "1" })).await;
+    let url = h
+        .create_fifo("ext.fifo", json!({ "VisibilityTimeout": "1" }))
+        .await;
     for b in ["foo", "bar", "baz"] {
         h.send_fifo(&url, b, "1", b).await;
     }
     let ms = h.receive(&url, json!({ "MaxNumberOfMessages": 5 })).await;
     assert_eq!(ms.len(), 3);
-    h.ok("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": ms[1]["ReceiptHandle"], "VisibilityTimeout": 4 }))
-        .await;
+    h.ok(
+        "ChangeMessageVisibility",
+        json!({ "QueueUrl": url, "ReceiptHandle": ms[1]["ReceiptHandle"], "VisibilityTimeout": 4 }),
+    )
+    .await;
     h.advance(2_500);
     // "foo" is visible again; "bar" is still in flight and holds back "baz".
-    assert_eq!(h.bodies(&url, json!({ "MaxNumberOfMessages": 5 })).await, ["foo"]);
+    assert_eq!(
+        h.bodies(&url, json!({ "MaxNumberOfMessages": 5 })).await,
+        ["foo"]
+    );
 }
 
 #[tokio::test]
@@ -137,8 +190,11 @@ async fn fifo_deduplication_window() {
     assert_eq!(h.counts(&url).await, (1, 0, 0));
     // Deleting the message does not end the window.
     let m = h.receive(&url, json!({})).await.remove(0);
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }))
-        .await;
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }),
+    )
+    .await;
     h.send_fifo(&url, "again", "g", "same").await;
     assert_eq!(h.counts(&url).await, (0, 0, 0));
     h.advance(5 * 60 * 1000 + 1);
@@ -156,7 +212,10 @@ async fn fifo_deduplication_window() {
             ] }),
         )
         .await;
-    assert_eq!(v["Successful"][0]["MessageId"], v["Successful"][1]["MessageId"]);
+    assert_eq!(
+        v["Successful"][0]["MessageId"],
+        v["Successful"][1]["MessageId"]
+    );
 }
 
 fn message_md5(s: &str) -> String {
@@ -166,10 +225,15 @@ fn message_md5(s: &str) -> String {
 #[tokio::test]
 async fn fifo_content_based_and_group_scoped_dedup() {
     let h = Harness::new();
-    let url = h.create_fifo("cbd.fifo", json!({ "ContentBasedDeduplication": "true" })).await;
+    let url = h
+        .create_fifo("cbd.fifo", json!({ "ContentBasedDeduplication": "true" }))
+        .await;
     for _ in 0..3 {
-        h.ok("SendMessage", json!({ "QueueUrl": url, "MessageBody": "{\"foo\":\"bar\"}", "MessageGroupId": "g" }))
-            .await;
+        h.ok(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": "{\"foo\":\"bar\"}", "MessageGroupId": "g" }),
+        )
+        .await;
     }
     assert_eq!(h.counts(&url).await, (1, 0, 0));
     // An explicit id overrides the content hash.
@@ -195,12 +259,19 @@ async fn fifo_content_based_and_group_scoped_dedup() {
 #[tokio::test]
 async fn fifo_expired_receipt_cannot_delete() {
     let h = Harness::new();
-    let url = h.create_fifo("exp.fifo", json!({ "VisibilityTimeout": "2" })).await;
+    let url = h
+        .create_fifo("exp.fifo", json!({ "VisibilityTimeout": "2" }))
+        .await;
     h.send_fifo(&url, "foobar", "g", "d").await;
     let m = h.receive(&url, json!({})).await.remove(0);
     let rh = m["ReceiptHandle"].as_str().unwrap().to_string();
     h.advance(2_500);
-    let e = h.err("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": rh })).await;
+    let e = h
+        .err(
+            "DeleteMessage",
+            json!({ "QueueUrl": url, "ReceiptHandle": rh }),
+        )
+        .await;
     assert_err(
         &e,
         "InvalidParameterValue",
@@ -209,11 +280,17 @@ async fn fifo_expired_receipt_cannot_delete() {
     assert_eq!(h.counts(&url).await, (1, 0, 0));
     // Extending before expiry keeps the handle valid.
     let m = h.receive(&url, json!({})).await.remove(0);
-    h.ok("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 10 }))
-        .await;
+    h.ok(
+        "ChangeMessageVisibility",
+        json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 10 }),
+    )
+    .await;
     h.advance(2_500);
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }))
-        .await;
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }),
+    )
+    .await;
     assert_eq!(h.counts(&url).await, (0, 0, 0));
 }
 
@@ -222,22 +299,38 @@ async fn fifo_receive_request_attempt_id_replays() {
     let h = Harness::new();
     let url = h.create_fifo("att.fifo", json!({})).await;
     for i in 0..4 {
-        h.send_fifo(&url, &format!("m{i}"), "g", &format!("d{i}")).await;
+        h.send_fifo(&url, &format!("m{i}"), "g", &format!("d{i}"))
+            .await;
     }
     let a = h
-        .receive(&url, json!({ "MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try-1" }))
+        .receive(
+            &url,
+            json!({ "MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try-1" }),
+        )
         .await;
     let b = h
-        .receive(&url, json!({ "MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try-1" }))
+        .receive(
+            &url,
+            json!({ "MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try-1" }),
+        )
         .await;
     assert_eq!(a, b, "a retried attempt gets the same messages and handles");
     assert_eq!(a.len(), 2);
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": a[0]["ReceiptHandle"] }))
-        .await;
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": a[1]["ReceiptHandle"] }))
-        .await;
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": a[0]["ReceiptHandle"] }),
+    )
+    .await;
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": a[1]["ReceiptHandle"] }),
+    )
+    .await;
     let c = h
-        .receive(&url, json!({ "MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try-1" }))
+        .receive(
+            &url,
+            json!({ "MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try-1" }),
+        )
         .await;
     assert_eq!(c[0]["Body"], "m2");
 }
@@ -246,7 +339,10 @@ async fn fifo_receive_request_attempt_id_replays() {
 async fn fifo_queue_delay_applies_to_every_message() {
     let h = Harness::new();
     let url = h
-        .create_fifo("d.fifo", json!({ "ContentBasedDeduplication": "true", "DelaySeconds": "2" }))
+        .create_fifo(
+            "d.fifo",
+            json!({ "ContentBasedDeduplication": "true", "DelaySeconds": "2" }),
+        )
         .await;
     h.ok("SendMessage", json!({ "QueueUrl": url, "MessageBody": "message-1", "MessageGroupId": "1", "DelaySeconds": 0 }))
         .await;

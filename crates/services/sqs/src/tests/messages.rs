@@ -28,22 +28,37 @@ async fn send_receive_delete_with_md5s() {
     // Digests recorded from real SQS for these exact inputs, and one computed
     // independently with the documented algorithm.
     assert_eq!(sent["MD5OfMessageBody"], "6e2baaf3b97dbeef01c0043275f9a0e7");
-    assert_eq!(sent["MD5OfMessageAttributes"], "4c360f3fdafd970e05fae2f149d997f5");
-    assert_eq!(sent["MD5OfMessageSystemAttributes"], "5ae4d5d7636402d80f4eb6d213245a88");
+    assert_eq!(
+        sent["MD5OfMessageAttributes"],
+        "4c360f3fdafd970e05fae2f149d997f5"
+    );
+    assert_eq!(
+        sent["MD5OfMessageSystemAttributes"],
+        "5ae4d5d7636402d80f4eb6d213245a88"
+    );
     assert!(sent.get("SequenceNumber").is_none());
     let id = sent["MessageId"].as_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok());
 
     let msgs = h
-        .receive(&url, json!({ "AttributeNames": ["All"], "MessageAttributeNames": ["All"] }))
+        .receive(
+            &url,
+            json!({ "AttributeNames": ["All"], "MessageAttributeNames": ["All"] }),
+        )
         .await;
     assert_eq!(msgs.len(), 1);
     let m = &msgs[0];
     assert_eq!(m["MessageId"], id);
     assert_eq!(m["Body"], "msg");
     assert_eq!(m["MD5OfBody"], "6e2baaf3b97dbeef01c0043275f9a0e7");
-    assert_eq!(m["MD5OfMessageAttributes"], "4c360f3fdafd970e05fae2f149d997f5");
-    assert_eq!(m["MessageAttributes"]["Hello"], json!({ "StringValue": "There", "DataType": "String" }));
+    assert_eq!(
+        m["MD5OfMessageAttributes"],
+        "4c360f3fdafd970e05fae2f149d997f5"
+    );
+    assert_eq!(
+        m["MessageAttributes"]["Hello"],
+        json!({ "StringValue": "There", "DataType": "String" })
+    );
     let a = &m["Attributes"];
     assert_eq!(a["ApproximateReceiveCount"], "1");
     assert_eq!(a["SenderId"], ACCOUNT);
@@ -52,15 +67,25 @@ async fn send_receive_delete_with_md5s() {
         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
     );
     let sent_ts: u64 = a["SentTimestamp"].as_str().unwrap().parse().unwrap();
-    let first: u64 = a["ApproximateFirstReceiveTimestamp"].as_str().unwrap().parse().unwrap();
+    let first: u64 = a["ApproximateFirstReceiveTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(first >= sent_ts && sent_ts > 1_600_000_000_000);
     assert!(a.get("SequenceNumber").is_none() && a.get("MessageGroupId").is_none());
 
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }))
-        .await;
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }),
+    )
+    .await;
     // Deleting again with the same handle is accepted, as SQS does.
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }))
-        .await;
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }),
+    )
+    .await;
     assert_eq!(h.counts(&url).await, (0, 0, 0));
     let v = h.ok("ReceiveMessage", json!({ "QueueUrl": url })).await;
     assert_eq!(v, json!({}));
@@ -83,19 +108,49 @@ async fn attribute_filters_and_types() {
             }),
         )
         .await;
-    assert_eq!(sent["MD5OfMessageAttributes"], "4c360f3fdafd970e05fae2f149d997f5");
-    let cases: Vec<(Value, Option<Vec<&str>>, Option<&str>)> = vec![
+    assert_eq!(
+        sent["MD5OfMessageAttributes"],
+        "4c360f3fdafd970e05fae2f149d997f5"
+    );
+    type Case<'a> = (Value, Option<Vec<&'a str>>, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (json!([]), None, None),
-        (json!(["All"]), Some(vec!["General", "Hello", "Help.Me"]), Some("4c360f3fdafd970e05fae2f149d997f5")),
-        (json!(["*"]), Some(vec!["General", "Hello", "Help.Me"]), Some("4c360f3fdafd970e05fae2f149d997f5")),
-        (json!([".*"]), Some(vec!["General", "Hello", "Help.Me"]), Some("4c360f3fdafd970e05fae2f149d997f5")),
+        (
+            json!(["All"]),
+            Some(vec!["General", "Hello", "Help.Me"]),
+            Some("4c360f3fdafd970e05fae2f149d997f5"),
+        ),
+        (
+            json!(["*"]),
+            Some(vec!["General", "Hello", "Help.Me"]),
+            Some("4c360f3fdafd970e05fae2f149d997f5"),
+        ),
+        (
+            json!([".*"]),
+            Some(vec!["General", "Hello", "Help.Me"]),
+            Some("4c360f3fdafd970e05fae2f149d997f5"),
+        ),
         (json!(["Foo", "Help"]), None, None),
-        (json!(["Hello", "General"]), Some(vec!["General", "Hello"]), Some("fca026605781cb4126a1e9044df24232")),
-        (json!(["Foo", "Hello"]), Some(vec!["Hello"]), Some("a311262e065454b75da111d535b8dacd")),
-        (json!(["Hel.*"]), Some(vec!["Hello", "Help.Me"]), Some("83fee93c1bcd8b9a5a923ffacdc636c7")),
+        (
+            json!(["Hello", "General"]),
+            Some(vec!["General", "Hello"]),
+            Some("fca026605781cb4126a1e9044df24232"),
+        ),
+        (
+            json!(["Foo", "Hello"]),
+            Some(vec!["Hello"]),
+            Some("a311262e065454b75da111d535b8dacd"),
+        ),
+        (
+            json!(["Hel.*"]),
+            Some(vec!["Hello", "Help.Me"]),
+            Some("83fee93c1bcd8b9a5a923ffacdc636c7"),
+        ),
     ];
     for (filter, names, md5) in cases {
-        let msgs = h.receive(&url, json!({ "MessageAttributeNames": filter })).await;
+        let msgs = h
+            .receive(&url, json!({ "MessageAttributeNames": filter }))
+            .await;
         let m = &msgs[0];
         match names {
             None => {
@@ -117,7 +172,10 @@ async fn attribute_filters_and_types() {
     }
     // System attribute selection: single names, and both parameters merged.
     let msgs = h
-        .receive(&url, json!({ "AttributeNames": ["SenderId", "SequenceNumber"] }))
+        .receive(
+            &url,
+            json!({ "AttributeNames": ["SenderId", "SequenceNumber"] }),
+        )
         .await;
     assert_eq!(msgs[0]["Attributes"], json!({ "SenderId": ACCOUNT }));
     let msgs = h
@@ -144,11 +202,25 @@ async fn attribute_filters_and_types() {
             }),
         )
         .await;
-    assert_eq!(sent["MD5OfMessageAttributes"], "10becc3e70d8a505e76ab457fd1dd3d3");
-    let m = &h.receive(&url2, json!({ "MessageAttributeNames": ["All"] })).await[0];
-    assert_eq!(m["MessageAttributes"]["b"], json!({ "BinaryValue": "AAEC", "DataType": "Binary" }));
-    assert_eq!(m["MessageAttributes"]["n"], json!({ "StringValue": "12.5", "DataType": "Number" }));
-    assert_eq!(m["MD5OfMessageAttributes"], "10becc3e70d8a505e76ab457fd1dd3d3");
+    assert_eq!(
+        sent["MD5OfMessageAttributes"],
+        "10becc3e70d8a505e76ab457fd1dd3d3"
+    );
+    let m = &h
+        .receive(&url2, json!({ "MessageAttributeNames": ["All"] }))
+        .await[0];
+    assert_eq!(
+        m["MessageAttributes"]["b"],
+        json!({ "BinaryValue": "AAEC", "DataType": "Binary" })
+    );
+    assert_eq!(
+        m["MessageAttributes"]["n"],
+        json!({ "StringValue": "12.5", "DataType": "Number" })
+    );
+    assert_eq!(
+        m["MD5OfMessageAttributes"],
+        "10becc3e70d8a505e76ab457fd1dd3d3"
+    );
 }
 
 #[tokio::test]
@@ -156,11 +228,20 @@ async fn message_validation() {
     let h = Harness::new();
     let url = h.create("v", json!({})).await;
     let e = h.err("SendMessage", json!({ "QueueUrl": url })).await;
-    assert_err(&e, "MissingParameter", "The request must contain the parameter MessageBody.");
-    let e = h.err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "" })).await;
+    assert_err(
+        &e,
+        "MissingParameter",
+        "The request must contain the parameter MessageBody.",
+    );
+    let e = h
+        .err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "" }))
+        .await;
     assert_eq!(e.code, "MissingParameter");
     let e = h
-        .err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "bad \u{1} char" }))
+        .err(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": "bad \u{1} char" }),
+        )
         .await;
     assert_err(
         &e,
@@ -169,7 +250,10 @@ async fn message_validation() {
     );
     h.send(&url, "tab\tnewline\ncr\r emoji 😀 cjk 漢字").await;
     let e = h
-        .err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "x".repeat(1_048_577) }))
+        .err(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": "x".repeat(1_048_577) }),
+        )
         .await;
     assert_err(
         &e,
@@ -177,8 +261,11 @@ async fn message_validation() {
         "One or more parameters are invalid. Reason: Message must be shorter than 1048576 bytes.",
     );
     h.send(&url, &"x".repeat(1_048_576)).await;
-    h.ok("SetQueueAttributes", json!({ "QueueUrl": url, "Attributes": { "MaximumMessageSize": "1024" } }))
-        .await;
+    h.ok(
+        "SetQueueAttributes",
+        json!({ "QueueUrl": url, "Attributes": { "MaximumMessageSize": "1024" } }),
+    )
+    .await;
     // Attributes count toward the limit: 1000 + name + type + value > 1024.
     let e = h
         .err(
@@ -221,10 +308,18 @@ async fn message_validation() {
         .await;
     assert_eq!(e.code, "InvalidParameterValue");
     let eleven: serde_json::Map<String, Value> = (0..11)
-        .map(|i| (format!("a{i}"), json!({ "DataType": "String", "StringValue": "v" })))
+        .map(|i| {
+            (
+                format!("a{i}"),
+                json!({ "DataType": "String", "StringValue": "v" }),
+            )
+        })
         .collect();
     let e = h
-        .err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "x", "MessageAttributes": eleven }))
+        .err(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": "x", "MessageAttributes": eleven }),
+        )
         .await;
     assert_err(
         &e,
@@ -232,7 +327,10 @@ async fn message_validation() {
         "Number of message attributes [11] exceeds the allowed maximum [10].",
     );
     let e = h
-        .err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "x", "DelaySeconds": 901 }))
+        .err(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": "x", "DelaySeconds": 901 }),
+        )
         .await;
     assert_err(
         &e,
@@ -240,7 +338,10 @@ async fn message_validation() {
         "Value 901 for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900.",
     );
     let e = h
-        .err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "x", "MessageDeduplicationId": "d" }))
+        .err(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": "x", "MessageDeduplicationId": "d" }),
+        )
         .await;
     assert_err(
         &e,
@@ -248,7 +349,10 @@ async fn message_validation() {
         "Value d for parameter MessageDeduplicationId is invalid. Reason: The request includes a parameter that is not valid for this queue type.",
     );
     let e = h
-        .err("SendMessage", json!({ "QueueUrl": url, "MessageBody": "x", "MessageGroupId": "group 123" }))
+        .err(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": "x", "MessageGroupId": "group 123" }),
+        )
         .await;
     assert_err(
         &e,
@@ -260,29 +364,48 @@ async fn message_validation() {
 
     // Standard queues accept a MessageGroupId (fair queues) and report it.
     let fair = h.create("fair", json!({})).await;
-    h.ok("SendMessage", json!({ "QueueUrl": fair, "MessageBody": "m", "MessageGroupId": "test" }))
-        .await;
+    h.ok(
+        "SendMessage",
+        json!({ "QueueUrl": fair, "MessageBody": "m", "MessageGroupId": "test" }),
+    )
+    .await;
     let m = &h.receive(&fair, json!({ "AttributeNames": ["All"] })).await[0];
     assert_eq!(m["Attributes"]["MessageGroupId"], "test");
 
     let e = h
-        .err("ReceiveMessage", json!({ "QueueUrl": url, "MaxNumberOfMessages": 11 }))
+        .err(
+            "ReceiveMessage",
+            json!({ "QueueUrl": url, "MaxNumberOfMessages": 11 }),
+        )
         .await;
     assert_err(
         &e,
         "InvalidParameterValue",
         "Value 11 for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.",
     );
-    let e = h.err("ReceiveMessage", json!({ "QueueUrl": url, "WaitTimeSeconds": 21 })).await;
+    let e = h
+        .err(
+            "ReceiveMessage",
+            json!({ "QueueUrl": url, "WaitTimeSeconds": 21 }),
+        )
+        .await;
     assert_err(
         &e,
         "InvalidParameterValue",
         "Value 21 for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.",
     );
-    let e = h.err("ReceiveMessage", json!({ "QueueUrl": url, "WaitTimeSeconds": -1 })).await;
+    let e = h
+        .err(
+            "ReceiveMessage",
+            json!({ "QueueUrl": url, "WaitTimeSeconds": -1 }),
+        )
+        .await;
     assert_eq!(e.code, "InvalidParameterValue");
     let e = h
-        .err("ReceiveMessage", json!({ "QueueUrl": url, "VisibilityTimeout": 43201 }))
+        .err(
+            "ReceiveMessage",
+            json!({ "QueueUrl": url, "VisibilityTimeout": 43201 }),
+        )
         .await;
     assert_eq!(e.code, "InvalidParameterValue");
 }
@@ -291,14 +414,26 @@ async fn message_validation() {
 async fn send_message_batch() {
     let h = Harness::new();
     let url = h.create("b", json!({})).await;
-    let e = h.err("SendMessageBatch", json!({ "QueueUrl": url, "Entries": [] })).await;
+    let e = h
+        .err(
+            "SendMessageBatch",
+            json!({ "QueueUrl": url, "Entries": [] }),
+        )
+        .await;
     assert_err(
         &e,
         "EmptyBatchRequest",
         "There should be at least one SendMessageBatchRequestEntry in the request.",
     );
-    let twenty: Vec<Value> = (0..20).map(|i| json!({ "Id": format!("{i}"), "MessageBody": "x" })).collect();
-    let e = h.err("SendMessageBatch", json!({ "QueueUrl": url, "Entries": twenty })).await;
+    let twenty: Vec<Value> = (0..20)
+        .map(|i| json!({ "Id": format!("{i}"), "MessageBody": "x" }))
+        .collect();
+    let e = h
+        .err(
+            "SendMessageBatch",
+            json!({ "QueueUrl": url, "Entries": twenty }),
+        )
+        .await;
     assert_err(
         &e,
         "TooManyEntriesInBatchRequest",
@@ -306,7 +441,10 @@ async fn send_message_batch() {
     );
     for bad in ["", "invalid:id", &"a".repeat(81)] {
         let e = h
-            .err("SendMessageBatch", json!({ "QueueUrl": url, "Entries": [{ "Id": bad, "MessageBody": "x" }] }))
+            .err(
+                "SendMessageBatch",
+                json!({ "QueueUrl": url, "Entries": [{ "Id": bad, "MessageBody": "x" }] }),
+            )
             .await;
         assert_err(
             &e,
@@ -337,12 +475,22 @@ async fn send_message_batch() {
     );
     assert_eq!(h.counts(&url).await, (0, 0, 0));
 
-    let mut entries: Vec<Value> = (0..9).map(|i| json!({ "Id": format!("m{i}"), "MessageBody": format!("{i}") })).collect();
+    let mut entries: Vec<Value> = (0..9)
+        .map(|i| json!({ "Id": format!("m{i}"), "MessageBody": format!("{i}") }))
+        .collect();
     entries.push(json!({ "Id": "bad", "MessageBody": "\u{1}" }));
-    let v = h.ok("SendMessageBatch", json!({ "QueueUrl": url, "Entries": entries })).await;
+    let v = h
+        .ok(
+            "SendMessageBatch",
+            json!({ "QueueUrl": url, "Entries": entries }),
+        )
+        .await;
     assert_eq!(v["Successful"].as_array().unwrap().len(), 9);
     assert_eq!(v["Successful"][0]["Id"], "m0");
-    assert_eq!(v["Successful"][0]["MD5OfMessageBody"], "cfcd208495d565ef66e7dff9f98764da");
+    assert_eq!(
+        v["Successful"][0]["MD5OfMessageBody"],
+        "cfcd208495d565ef66e7dff9f98764da"
+    );
     assert_eq!(v["Failed"].as_array().unwrap().len(), 1);
     assert_eq!(v["Failed"][0]["Id"], "bad");
     assert_eq!(v["Failed"][0]["Code"], "InvalidMessageContents");
@@ -350,8 +498,11 @@ async fn send_message_batch() {
     assert_eq!(h.counts(&url).await, (9, 0, 0));
 
     // An entry over the queue's size limit fails alone.
-    h.ok("SetQueueAttributes", json!({ "QueueUrl": url, "Attributes": { "MaximumMessageSize": "1024" } }))
-        .await;
+    h.ok(
+        "SetQueueAttributes",
+        json!({ "QueueUrl": url, "Attributes": { "MaximumMessageSize": "1024" } }),
+    )
+    .await;
     let v = h
         .ok(
             "SendMessageBatch",
@@ -364,7 +515,10 @@ async fn send_message_batch() {
         "One or more parameters cannot be validated. Reason: Message must be shorter than 1024 bytes."
     );
     assert_eq!(v["Successful"][0]["Id"], "small");
-    assert_eq!(v["Successful"][0]["MD5OfMessageBody"], "0cc175b9c0f1b6a831c399e269772661");
+    assert_eq!(
+        v["Successful"][0]["MD5OfMessageBody"],
+        "0cc175b9c0f1b6a831c399e269772661"
+    );
 }
 
 #[tokio::test]
@@ -372,7 +526,12 @@ async fn visibility_timeout_and_receive_counts() {
     let h = Harness::new();
     let url = h.create("vis", json!({ "VisibilityTimeout": "10" })).await;
     h.send(&url, "one").await;
-    let first = h.receive(&url, json!({ "AttributeNames": ["ApproximateReceiveCount"] })).await;
+    let first = h
+        .receive(
+            &url,
+            json!({ "AttributeNames": ["ApproximateReceiveCount"] }),
+        )
+        .await;
     assert_eq!(first.len(), 1);
     assert_eq!(h.counts(&url).await, (0, 1, 0));
     assert!(h.receive(&url, json!({})).await.is_empty());
@@ -381,21 +540,37 @@ async fn visibility_timeout_and_receive_counts() {
     h.advance(1_001);
     assert_eq!(h.counts(&url).await, (1, 0, 0));
     let second = h
-        .receive(&url, json!({ "AttributeNames": ["ApproximateReceiveCount"], "VisibilityTimeout": 100 }))
+        .receive(
+            &url,
+            json!({ "AttributeNames": ["ApproximateReceiveCount"], "VisibilityTimeout": 100 }),
+        )
         .await;
     assert_eq!(second[0]["Attributes"]["ApproximateReceiveCount"], "2");
     assert_ne!(second[0]["ReceiptHandle"], first[0]["ReceiptHandle"]);
     h.advance(50_000);
     assert!(h.receive(&url, json!({})).await.is_empty());
     // The old handle of a message still present deletes it (standard queues).
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": first[0]["ReceiptHandle"] }))
-        .await;
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": first[0]["ReceiptHandle"] }),
+    )
+    .await;
     assert_eq!(h.counts(&url).await, (0, 0, 0));
 
     // VisibilityTimeout 0 leaves the message visible.
     h.send(&url, "two").await;
-    assert_eq!(h.receive(&url, json!({ "VisibilityTimeout": 0 })).await.len(), 1);
-    assert_eq!(h.receive(&url, json!({ "VisibilityTimeout": 0 })).await.len(), 1);
+    assert_eq!(
+        h.receive(&url, json!({ "VisibilityTimeout": 0 }))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        h.receive(&url, json!({ "VisibilityTimeout": 0 }))
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -405,27 +580,46 @@ async fn change_message_visibility() {
     h.send(&url, "a").await;
     let m = h.receive(&url, json!({})).await.remove(0);
     let rh = m["ReceiptHandle"].as_str().unwrap().to_string();
-    h.ok("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": rh, "VisibilityTimeout": 60 }))
-        .await;
+    h.ok(
+        "ChangeMessageVisibility",
+        json!({ "QueueUrl": url, "ReceiptHandle": rh, "VisibilityTimeout": 60 }),
+    )
+    .await;
     h.advance(30_000);
     assert_eq!(h.counts(&url).await, (0, 1, 0));
-    h.ok("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": rh, "VisibilityTimeout": 0 }))
-        .await;
+    h.ok(
+        "ChangeMessageVisibility",
+        json!({ "QueueUrl": url, "ReceiptHandle": rh, "VisibilityTimeout": 0 }),
+    )
+    .await;
     assert_eq!(h.counts(&url).await, (1, 0, 0));
     let e = h
-        .err("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": rh, "VisibilityTimeout": 10 }))
+        .err(
+            "ChangeMessageVisibility",
+            json!({ "QueueUrl": url, "ReceiptHandle": rh, "VisibilityTimeout": 10 }),
+        )
         .await;
-    assert_err(&e, "MessageNotInflight", "The message referred to isn't in flight.");
+    assert_err(
+        &e,
+        "MessageNotInflight",
+        "The message referred to isn't in flight.",
+    );
 
     let m = h.receive(&url, json!({})).await.remove(0);
     let rh2 = m["ReceiptHandle"].as_str().unwrap().to_string();
     let e = h
-        .err("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": rh2, "VisibilityTimeout": 43201 }))
+        .err(
+            "ChangeMessageVisibility",
+            json!({ "QueueUrl": url, "ReceiptHandle": rh2, "VisibilityTimeout": 43201 }),
+        )
         .await;
     assert_eq!(e.code, "InvalidParameterValue");
     h.advance(1_000);
     let e = h
-        .err("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": rh2, "VisibilityTimeout": 43200 }))
+        .err(
+            "ChangeMessageVisibility",
+            json!({ "QueueUrl": url, "ReceiptHandle": rh2, "VisibilityTimeout": 43200 }),
+        )
         .await;
     assert_err(
         &e,
@@ -433,7 +627,10 @@ async fn change_message_visibility() {
         "Value 43200 for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]",
     );
     let e = h
-        .err("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": "garbage", "VisibilityTimeout": 1 }))
+        .err(
+            "ChangeMessageVisibility",
+            json!({ "QueueUrl": url, "ReceiptHandle": "garbage", "VisibilityTimeout": 1 }),
+        )
         .await;
     assert_err(
         &e,
@@ -441,12 +638,26 @@ async fn change_message_visibility() {
         "The input receipt handle \"garbage\" is not a valid receipt handle.",
     );
     let e = h
-        .err("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": rh2 }))
+        .err(
+            "ChangeMessageVisibility",
+            json!({ "QueueUrl": url, "ReceiptHandle": rh2 }),
+        )
         .await;
-    assert_err(&e, "MissingParameter", "The request must contain the parameter VisibilityTimeout.");
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": rh2 })).await;
+    assert_err(
+        &e,
+        "MissingParameter",
+        "The request must contain the parameter VisibilityTimeout.",
+    );
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": rh2 }),
+    )
+    .await;
     let e = h
-        .err("ChangeMessageVisibility", json!({ "QueueUrl": url, "ReceiptHandle": rh2, "VisibilityTimeout": 1 }))
+        .err(
+            "ChangeMessageVisibility",
+            json!({ "QueueUrl": url, "ReceiptHandle": rh2, "VisibilityTimeout": 1 }),
+        )
         .await;
     assert_err(
         &e,
@@ -474,7 +685,10 @@ async fn change_message_visibility() {
     assert_eq!(v["Failed"][0]["Code"], "ReceiptHandleIsInvalid");
     assert_eq!(h.counts(&url).await, (1, 1, 0));
     let e = h
-        .err("ChangeMessageVisibilityBatch", json!({ "QueueUrl": url, "Entries": [] }))
+        .err(
+            "ChangeMessageVisibilityBatch",
+            json!({ "QueueUrl": url, "Entries": [] }),
+        )
         .await;
     assert_err(
         &e,
@@ -489,7 +703,10 @@ async fn delete_message_errors_and_batch() {
     let url = h.create("d", json!({})).await;
     let other = h.create("other", json!({})).await;
     let e = h
-        .err("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": "garbage" }))
+        .err(
+            "DeleteMessage",
+            json!({ "QueueUrl": url, "ReceiptHandle": "garbage" }),
+        )
         .await;
     assert_err(
         &e,
@@ -499,7 +716,10 @@ async fn delete_message_errors_and_batch() {
     h.send(&other, "x").await;
     let m = h.receive(&other, json!({})).await.remove(0);
     let e = h
-        .err("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }))
+        .err(
+            "DeleteMessage",
+            json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }),
+        )
         .await;
     assert_eq!(e.code, "ReceiptHandleIsInvalid");
     assert_eq!(h.counts(&other).await, (0, 1, 0));
@@ -532,7 +752,12 @@ async fn delete_message_errors_and_batch() {
         )
         .await;
     assert_eq!(e.code, "BatchEntryIdsNotDistinct");
-    let e = h.err("DeleteMessageBatch", json!({ "QueueUrl": url, "Entries": [] })).await;
+    let e = h
+        .err(
+            "DeleteMessageBatch",
+            json!({ "QueueUrl": url, "Entries": [] }),
+        )
+        .await;
     assert_err(
         &e,
         "EmptyBatchRequest",
@@ -545,12 +770,25 @@ async fn delay_queues_and_message_delays() {
     let h = Harness::new();
     let url = h.create("delay", json!({ "DelaySeconds": "5" })).await;
     h.send(&url, "queue-delay").await;
-    h.ok("SendMessage", json!({ "QueueUrl": url, "MessageBody": "no-delay", "DelaySeconds": 0 }))
-        .await;
-    h.ok("SendMessage", json!({ "QueueUrl": url, "MessageBody": "long", "DelaySeconds": 20 }))
-        .await;
+    h.ok(
+        "SendMessage",
+        json!({ "QueueUrl": url, "MessageBody": "no-delay", "DelaySeconds": 0 }),
+    )
+    .await;
+    h.ok(
+        "SendMessage",
+        json!({ "QueueUrl": url, "MessageBody": "long", "DelaySeconds": 20 }),
+    )
+    .await;
     assert_eq!(h.counts(&url).await, (1, 0, 2));
-    assert_eq!(h.bodies(&url, json!({ "MaxNumberOfMessages": 10, "VisibilityTimeout": 0 })).await, ["no-delay"]);
+    assert_eq!(
+        h.bodies(
+            &url,
+            json!({ "MaxNumberOfMessages": 10, "VisibilityTimeout": 0 })
+        )
+        .await,
+        ["no-delay"]
+    );
     h.advance(5_000);
     assert_eq!(h.counts(&url).await, (2, 0, 1));
     h.advance(15_000);
@@ -560,13 +798,18 @@ async fn delay_queues_and_message_delays() {
 #[tokio::test]
 async fn retention_expires_messages() {
     let h = Harness::new();
-    let url = h.create("ret", json!({ "MessageRetentionPeriod": "60" })).await;
+    let url = h
+        .create("ret", json!({ "MessageRetentionPeriod": "60" }))
+        .await;
     h.send(&url, "old").await;
     h.advance(30_000);
     h.send(&url, "new").await;
     h.advance(30_001);
     assert_eq!(h.counts(&url).await, (1, 0, 0));
-    assert_eq!(h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await, ["new"]);
+    assert_eq!(
+        h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await,
+        ["new"]
+    );
     h.advance(31_000);
     assert_eq!(h.counts(&url).await, (0, 0, 0));
 }
@@ -576,7 +819,12 @@ async fn long_polling_returns_as_soon_as_a_message_arrives() {
     let h = std::sync::Arc::new(Harness::new());
     let url = h.create("lp", json!({})).await;
     let start = Instant::now();
-    let v = h.ok("ReceiveMessage", json!({ "QueueUrl": url, "WaitTimeSeconds": 1 })).await;
+    let v = h
+        .ok(
+            "ReceiveMessage",
+            json!({ "QueueUrl": url, "WaitTimeSeconds": 1 }),
+        )
+        .await;
     assert_eq!(v, json!({}));
     assert!(start.elapsed() >= Duration::from_millis(950));
 
@@ -594,8 +842,11 @@ async fn long_polling_returns_as_soon_as_a_message_arrives() {
     assert!(took < Duration::from_secs(3), "took {took:?}");
 
     // The queue's ReceiveMessageWaitTimeSeconds is the default wait.
-    h.ok("SetQueueAttributes", json!({ "QueueUrl": url, "Attributes": { "ReceiveMessageWaitTimeSeconds": "1" } }))
-        .await;
+    h.ok(
+        "SetQueueAttributes",
+        json!({ "QueueUrl": url, "Attributes": { "ReceiveMessageWaitTimeSeconds": "1" } }),
+    )
+    .await;
     let start = Instant::now();
     assert!(h.receive(&url, json!({})).await.is_empty());
     assert!(start.elapsed() >= Duration::from_millis(950));
@@ -612,8 +863,11 @@ async fn long_polling_returns_as_soon_as_a_message_arrives() {
     let h3 = h.clone();
     let url3 = url.clone();
     let waiter = tokio::spawn(async move {
-        h3.call("ReceiveMessage", json!({ "QueueUrl": url3, "WaitTimeSeconds": 20 }))
-            .await
+        h3.call(
+            "ReceiveMessage",
+            json!({ "QueueUrl": url3, "WaitTimeSeconds": 20 }),
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     h.ok("DeleteQueue", json!({ "QueueUrl": url })).await;
@@ -680,4 +934,90 @@ async fn concurrent_senders_and_receivers() {
     assert_eq!(received.len(), 800, "no message delivered twice");
     assert_eq!(unique, sent);
     assert_eq!(h.counts(&url).await, (0, 0, 0));
+}
+
+/// Process CPU time (user + system) from /proc, for the throughput check below.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).and_then(|s| s.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// `cargo test -p nimbus-sqs --release -- --ignored --nocapture throughput`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput() {
+    let h = std::sync::Arc::new(Harness::new());
+    let url = h.create("bench", json!({})).await;
+    let n_tasks = 16;
+    let per_task = 2000;
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..n_tasks {
+        let h = h.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                h.ok(
+                    "SendMessage",
+                    json!({ "QueueUrl": url, "MessageBody": format!("hello world {i}") }),
+                )
+                .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = (n_tasks * per_task) as f64;
+    let wall = t0.elapsed();
+    let cpu = cpu_time() - cpu0;
+    println!(
+        "send: {:.0}/s, {:.1} us CPU per send (incl. store writer)",
+        n / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / n
+    );
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..n_tasks {
+        let h = h.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0;
+            loop {
+                let ms = h.receive(&url, json!({ "MaxNumberOfMessages": 10 })).await;
+                if ms.is_empty() {
+                    break got;
+                }
+                got += ms.len();
+                let entries: Vec<Value> = ms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| json!({ "Id": format!("e{i}"), "ReceiptHandle": m["ReceiptHandle"] }))
+                    .collect();
+                h.ok("DeleteMessageBatch", json!({ "QueueUrl": url, "Entries": entries })).await;
+            }
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let wall = t0.elapsed();
+    let cpu = cpu_time() - cpu0;
+    println!(
+        "receive+delete: {:.0} msgs/s, {:.1} us CPU per message",
+        total as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / total as f64
+    );
+    assert_eq!(total, n_tasks * per_task);
 }

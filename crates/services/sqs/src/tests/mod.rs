@@ -68,7 +68,12 @@ impl Harness {
         self.sqs.call(&ctx, op, input).await
     }
 
-    pub async fn call_as(&self, ctx: &RequestContext, op: &str, input: Value) -> Result<Value, AwsError> {
+    pub async fn call_as(
+        &self,
+        ctx: &RequestContext,
+        op: &str,
+        input: Value,
+    ) -> Result<Value, AwsError> {
         self.sqs.call(ctx, op, input).await
     }
 
@@ -88,7 +93,10 @@ impl Harness {
 
     pub async fn create(&self, name: &str, attrs: Value) -> String {
         let v = self
-            .ok("CreateQueue", json!({ "QueueName": name, "Attributes": attrs }))
+            .ok(
+                "CreateQueue",
+                json!({ "QueueName": name, "Attributes": attrs }),
+            )
             .await;
         v["QueueUrl"].as_str().unwrap().to_string()
     }
@@ -100,8 +108,11 @@ impl Harness {
     }
 
     pub async fn send(&self, url: &str, body: &str) -> Value {
-        self.ok("SendMessage", json!({ "QueueUrl": url, "MessageBody": body }))
-            .await
+        self.ok(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": body }),
+        )
+        .await
     }
 
     pub async fn send_fifo(&self, url: &str, body: &str, group: &str, dedup: &str) -> Value {

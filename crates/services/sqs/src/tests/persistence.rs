@@ -37,10 +37,20 @@ async fn queues_and_messages_survive_reopen() {
 
     let h = h.reopen().await;
     assert_eq!(h.counts(&url).await, (4, 2, 0));
-    assert_eq!(h.attr(&url, "VisibilityTimeout").await.as_deref(), Some("100"));
+    assert_eq!(
+        h.attr(&url, "VisibilityTimeout").await.as_deref(),
+        Some("100")
+    );
     assert_eq!(h.attr(&url, "CreatedTimestamp").await, created);
-    assert!(h.attr(&url, "Policy").await.unwrap().contains("SQS:SendMessage"));
-    assert_eq!(h.ok("ListQueueTags", json!({ "QueueUrl": url })).await, json!({ "Tags": { "k": "v" } }));
+    assert!(h
+        .attr(&url, "Policy")
+        .await
+        .unwrap()
+        .contains("SQS:SendMessage"));
+    assert_eq!(
+        h.ok("ListQueueTags", json!({ "QueueUrl": url })).await,
+        json!({ "Tags": { "k": "v" } })
+    );
     let e = h.err("GetQueueUrl", json!({ "QueueName": "gone" })).await;
     assert_eq!(e.code, "QueueDoesNotExist");
     let e = h.err("CreateQueue", json!({ "QueueName": "gone" })).await;
@@ -52,18 +62,26 @@ async fn queues_and_messages_survive_reopen() {
         json!({ "QueueUrl": url, "ReceiptHandle": inflight[0]["ReceiptHandle"], "VisibilityTimeout": 0 }),
     )
     .await;
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": inflight[1]["ReceiptHandle"] }))
-        .await;
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": inflight[1]["ReceiptHandle"] }),
+    )
+    .await;
     let ms = h
         .receive(&url, json!({ "MaxNumberOfMessages": 10, "AttributeNames": ["ApproximateReceiveCount"], "MessageAttributeNames": ["All"] }))
         .await;
     assert_eq!(ms.len(), 5);
-    let again = ms.iter().find(|m| m["MessageId"] == inflight[0]["MessageId"]).unwrap();
+    let again = ms
+        .iter()
+        .find(|m| m["MessageId"] == inflight[0]["MessageId"])
+        .unwrap();
     assert_eq!(again["Attributes"]["ApproximateReceiveCount"], "2");
     let with_attrs = ms.iter().find(|m| m["Body"] == "attrs").unwrap();
     assert_eq!(with_attrs["MessageAttributes"]["b"]["BinaryValue"], "AAEC");
-    let got: std::collections::HashSet<String> =
-        ms.iter().map(|m| m["MessageId"].as_str().unwrap().to_string()).collect();
+    let got: std::collections::HashSet<String> = ms
+        .iter()
+        .map(|m| m["MessageId"].as_str().unwrap().to_string())
+        .collect();
     for id in ids.iter().filter(|id| **id != inflight[1]["MessageId"]) {
         assert!(got.contains(id.as_str().unwrap()));
     }
@@ -90,7 +108,9 @@ async fn fifo_order_dedup_and_sequence_survive_reopen() {
     let mut first_id = Value::Null;
     for i in 0..6 {
         let g = if i % 2 == 0 { "even" } else { "odd" };
-        let v = h.send_fifo(&url, &format!("{g}-{i}"), g, &format!("d{i}")).await;
+        let v = h
+            .send_fifo(&url, &format!("{g}-{i}"), g, &format!("d{i}"))
+            .await;
         if i == 0 {
             first_id = v["MessageId"].clone();
         }
@@ -108,8 +128,11 @@ async fn fifo_order_dedup_and_sequence_survive_reopen() {
         h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await,
         ["odd-1", "odd-3", "odd-5"]
     );
-    h.ok("DeleteMessage", json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }))
-        .await;
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }),
+    )
+    .await;
     assert_eq!(
         h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await,
         ["even-2", "even-4"]
@@ -137,18 +160,29 @@ async fn move_tasks_resume_after_reopen() {
     for i in 0..4 {
         h.send(&src, &format!("m{i}")).await;
     }
-    h.receive(&src, json!({ "MaxNumberOfMessages": 10, "VisibilityTimeout": 0 })).await;
+    h.receive(
+        &src,
+        json!({ "MaxNumberOfMessages": 10, "VisibilityTimeout": 0 }),
+    )
+    .await;
     h.receive(&src, json!({ "MaxNumberOfMessages": 10 })).await;
     assert_eq!(h.counts(&dlq).await.0, 4);
-    h.ok("StartMessageMoveTask", json!({ "SourceArn": dlq_arn, "MaxNumberOfMessagesPerSecond": 2 }))
-        .await;
+    h.ok(
+        "StartMessageMoveTask",
+        json!({ "SourceArn": dlq_arn, "MaxNumberOfMessagesPerSecond": 2 }),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let h = h.reopen().await;
-    let v = h.ok("ListMessageMoveTasks", json!({ "SourceArn": dlq_arn })).await;
+    let v = h
+        .ok("ListMessageMoveTasks", json!({ "SourceArn": dlq_arn }))
+        .await;
     assert_eq!(v["Results"][0]["Status"], "RUNNING");
     let mut done = false;
     for _ in 0..100 {
-        let v = h.ok("ListMessageMoveTasks", json!({ "SourceArn": dlq_arn })).await;
+        let v = h
+            .ok("ListMessageMoveTasks", json!({ "SourceArn": dlq_arn }))
+            .await;
         if v["Results"][0]["Status"] == "COMPLETED" {
             assert_eq!(v["Results"][0]["ApproximateNumberOfMessagesMoved"], 4);
             done = true;
@@ -164,7 +198,9 @@ async fn move_tasks_resume_after_reopen() {
 #[tokio::test]
 async fn expired_messages_are_dropped_at_load() {
     let h = Harness::new();
-    let url = h.create("ret", json!({ "MessageRetentionPeriod": "60" })).await;
+    let url = h
+        .create("ret", json!({ "MessageRetentionPeriod": "60" }))
+        .await;
     h.send(&url, "old").await;
     let offset = 61_000;
     let h = h.reopen().await;
