@@ -114,6 +114,40 @@ def make_client(endpoint, service, access_key="test", secret_key="test", token=N
     )
 
 
+_PROTOCOL_MODELS = {}
+
+
+def protocol_client(endpoint, service, protocol, tmp_root, **kw):
+    """A botocore client that speaks `protocol` to `service`, as an SDK of that era does.
+
+    "query" uses models/<service>-query.json (the API as botocore described it in query
+    form); "cbor" uses the current model switched to Smithy RPC v2 CBOR, which is what
+    SDKs that moved to CBOR send. Either way botocore itself serializes, signs and parses.
+    """
+    import botocore.session
+    session = botocore.session.get_session()
+    if protocol != "json":
+        key = (service, protocol)
+        if key not in _PROTOCOL_MODELS:
+            src = os.path.join(ROOT, "models", f"{service}-query.json" if protocol == "query" else f"{service}.json")
+            with open(src) as f:
+                model = json.load(f)
+            if protocol == "cbor":
+                model["metadata"]["protocol"] = "smithy-rpc-v2-cbor"
+                model["metadata"]["protocols"] = ["smithy-rpc-v2-cbor"]
+            version = model["metadata"]["apiVersion"]
+            root = os.path.join(tmp_root, protocol)
+            os.makedirs(os.path.join(root, service, version), exist_ok=True)
+            with open(os.path.join(root, service, version, "service-2.json"), "w") as f:
+                json.dump(model, f)
+            _PROTOCOL_MODELS[key] = root
+        session.get_component("data_loader").search_paths.insert(0, _PROTOCOL_MODELS[key])
+    return session.create_client(
+        service, endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id=kw.pop("access_key", "test"), aws_secret_access_key=kw.pop("secret_key", "test"),
+        config=botocore.config.Config(retries={"max_attempts": 1}, **kw))
+
+
 @pytest.fixture
 def client(endpoint):
     """client("sqs") -> a boto3 client for the session server."""

@@ -15,6 +15,8 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
+from conftest import protocol_client
+
 
 # --- helpers -----------------------------------------------------------------
 
@@ -55,9 +57,11 @@ def md5_of_attributes(attrs):
     return h.hexdigest()
 
 
-@pytest.fixture
-def sqs(client):
-    return client("sqs")
+@pytest.fixture(params=["json", "query", "cbor"])
+def sqs(request, endpoint, tmp_path_factory):
+    """Every test runs in each protocol SQS clients speak: AWS JSON 1.0 (current SDKs),
+    query (older SDKs) and Smithy RPC v2 CBOR."""
+    return protocol_client(endpoint, "sqs", request.param, str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture
