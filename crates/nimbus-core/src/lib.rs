@@ -2,12 +2,14 @@
 //! [`AwsError`] for anything a client must see as an AWS error, [`RequestContext`]
 //! for who is calling where, the [`Service`] trait that each AWS service
 //! implements (typed JSON values in, typed JSON values out, never HTTP), the
-//! [`CredentialRegistry`] that the signature checker and STS share, and the
-//! cloud-wide clock and id helpers.
+//! [`CredentialRegistry`] that the signature checker and STS share, the
+//! cloud-wide clock and id helpers, and [`timestamp`]: the calendar and every
+//! text form of a time (wire formats and signature dates alike).
 
 mod credentials;
 mod error;
 mod service;
+pub mod timestamp;
 
 pub use credentials::{CredentialRecord, CredentialRegistry};
 pub use error::AwsError;

@@ -20,12 +20,14 @@ pub mod json;
 pub mod model;
 pub mod query;
 pub mod rest;
-pub mod timestamp;
 pub mod tool;
 mod util;
 pub mod xml;
 
 pub use model::{model, model_for, Protocol, ServiceModel};
+/// Timestamps on the wire (ISO 8601, RFC 822, epoch seconds); the one implementation
+/// lives in nimbus-core, shared with the signature checker.
+pub use nimbus_core::timestamp;
 
 use nimbus_core::AwsError;
 use serde_json::Value;

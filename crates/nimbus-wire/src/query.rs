@@ -362,16 +362,6 @@ pub(crate) fn encode_output(
     xml_response(200, out, request_id)
 }
 
-fn element(name: &str, text: &str, out: &mut String) {
-    out.push('<');
-    out.push_str(name);
-    out.push('>');
-    xml::escape_text(text, out);
-    out.push_str("</");
-    out.push_str(name);
-    out.push('>');
-}
-
 /// Encodes a query `<ErrorResponse>` or an EC2 `<Response><Errors>` document.
 pub(crate) fn encode_error(
     model: &ServiceModel,
@@ -383,34 +373,22 @@ pub(crate) fn encode_error(
     let mut out = String::with_capacity(256);
     if ec2 {
         out.push_str("<Response><Errors><Error>");
-        element("Code", resolved.query_code, &mut out);
-        element("Message", &error.message, &mut out);
-        for (k, v) in &error.fields {
-            element(k, v, &mut out);
-        }
+        xml::error_elements(None, resolved.query_code, error, &mut out);
         out.push_str("</Error></Errors>");
-        element("RequestID", request_id, &mut out);
+        xml::element("RequestID", request_id, &mut out);
         out.push_str("</Response>");
     } else {
         out.push_str("<ErrorResponse xmlns=\"");
         xml::escape_attribute(&namespace(model, ec2), &mut out);
         out.push_str("\"><Error>");
-        element(
-            "Type",
-            if resolved.sender_fault {
-                "Sender"
-            } else {
-                "Receiver"
-            },
+        xml::error_elements(
+            Some(resolved.sender_fault),
+            resolved.query_code,
+            error,
             &mut out,
         );
-        element("Code", resolved.query_code, &mut out);
-        element("Message", &error.message, &mut out);
-        for (k, v) in &error.fields {
-            element(k, v, &mut out);
-        }
         out.push_str("<Detail/></Error>");
-        element("RequestId", request_id, &mut out);
+        xml::element("RequestId", request_id, &mut out);
         out.push_str("</ErrorResponse>");
     }
     xml_response(resolved.status, out, request_id)

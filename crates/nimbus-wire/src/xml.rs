@@ -64,6 +64,35 @@ pub fn escape_attribute(text: &str, out: &mut String) {
     escape(text, out, true);
 }
 
+/// `<name>text</name>`, the text escaped.
+pub(crate) fn element(name: &str, text: &str, out: &mut String) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+    escape_text(text, out);
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// The inside of an XML `<Error>`: `<Type>` `Sender` or `Receiver` (when `sender_fault`
+/// is given), `<Code>`, `<Message>`, then one element per extra field of the error.
+pub(crate) fn error_elements(
+    sender_fault: Option<bool>,
+    code: &str,
+    error: &AwsError,
+    out: &mut String,
+) {
+    if let Some(sender) = sender_fault {
+        element("Type", if sender { "Sender" } else { "Receiver" }, out);
+    }
+    element("Code", code, out);
+    element("Message", &error.message, out);
+    for (name, value) in &error.fields {
+        element(name, value, out);
+    }
+}
+
 /// ` xmlns="uri"` or ` xmlns:prefix="uri"` from a reference's `xmlNamespace` trait.
 fn write_namespace(shape_ref: &ShapeRef, out: &mut String) {
     let Some(ns) = &shape_ref.xml_namespace else {

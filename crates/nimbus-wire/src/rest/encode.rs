@@ -261,16 +261,6 @@ fn escape_attr(text: &str) -> String {
     out
 }
 
-fn element(name: &str, text: &str, out: &mut String) {
-    out.push('<');
-    out.push_str(name);
-    out.push('>');
-    xml::escape_text(text, out);
-    out.push_str("</");
-    out.push_str(name);
-    out.push('>');
-}
-
 pub(super) fn encode_error(
     model: &ServiceModel,
     protocol: Protocol,
@@ -301,13 +291,9 @@ pub(super) fn encode_error(
         body.push_str(XML_DECLARATION);
         if plan.s3 {
             body.push_str("<Error>");
-            element("Code", code, &mut body);
-            element("Message", &error.message, &mut body);
-            for (name, value) in &error.fields {
-                element(name, value, &mut body);
-            }
-            element("RequestId", request_id, &mut body);
-            element("HostId", &host_id(request_id), &mut body);
+            xml::error_elements(None, code, error, &mut body);
+            xml::element("RequestId", request_id, &mut body);
+            xml::element("HostId", &host_id(request_id), &mut body);
             body.push_str("</Error>");
         } else {
             body.push_str("<ErrorResponse");
@@ -317,18 +303,9 @@ pub(super) fn encode_error(
                 body.push('"');
             }
             body.push_str("><Error>");
-            element(
-                "Type",
-                if sender_fault { "Sender" } else { "Receiver" },
-                &mut body,
-            );
-            element("Code", code, &mut body);
-            element("Message", &error.message, &mut body);
-            for (name, value) in &error.fields {
-                element(name, value, &mut body);
-            }
+            xml::error_elements(Some(sender_fault), code, error, &mut body);
             body.push_str("</Error>");
-            element("RequestId", request_id, &mut body);
+            xml::element("RequestId", request_id, &mut body);
             body.push_str("</ErrorResponse>");
         }
         set_body(&mut response, body.into_bytes(), "application/xml");
