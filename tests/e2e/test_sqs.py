@@ -226,10 +226,24 @@ def test_queue_attributes(sqs, queue):
 
 def test_queue_url_forms(sqs, queue):
     account, qn = queue.rsplit("/", 2)[1:]
-    for url in (queue, f"https://sqs.us-east-1.amazonaws.com/{account}/{qn}",
-                f"http://localhost:4566/{account}/{qn}"):
+    forms = (queue, f"https://sqs.us-east-1.amazonaws.com/{account}/{qn}",
+             f"http://localhost:4566/{account}/{qn}",
+             f"http://sqs.us-east-1.localhost.localstack.cloud:4566/{account}/{qn}",
+             f"https://queue.amazonaws.com/{account}/{qn}")
+    for url in forms:
         sqs.send_message(QueueUrl=url, MessageBody="hi")
-    assert counts(sqs, queue)[0] == 3
+    assert counts(sqs, queue)[0] == len(forms)
+    foreign = f"http://localhost:4566/{account}/{qn}"
+    got = drain(sqs, foreign, VisibilityTimeout=60)
+    sqs.delete_message_batch(QueueUrl=forms[3], Entries=[
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+    assert counts(sqs, queue) == (0, 0, 0)
+    assert sqs.get_queue_attributes(QueueUrl=foreign, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"] \
+        .endswith(f":{account}:{qn}")
+    # A URL of another account does not reach this queue.
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=f"http://localhost:4566/111111111111/{qn}", MessageBody="x")
+    assert code(e) in NON_EXISTENT
 
 
 def test_tags(sqs):
@@ -613,3 +627,309 @@ def test_aws_cli(aws):
     p = aws("sqs", "get-queue-url", "--queue-name", n, check=False)
     assert p.returncode != 0
     assert "NonExistentQueue" in p.stderr or "QueueDoesNotExist" in p.stderr
+
+
+# --- acceptance gaps: limits, system attributes, redrive permissions, errors ---
+
+def status(exc):
+    return exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_retention_attribute_bounds(sqs):
+    # Expiry itself is covered with the service clock in the crate's Rust tests
+    # (tests/messages.rs retention_expires_messages, tests/persistence.rs).
+    url = sqs.create_queue(QueueName=name(), Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod"])["Attributes"]
+    assert a == {"MessageRetentionPeriod": "60"}
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"MessageRetentionPeriod": "1209600"})
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod"])["Attributes"]
+    assert a == {"MessageRetentionPeriod": "1209600"}
+    for bad in ("59", "1209601", "abc"):
+        with pytest.raises(ClientError) as e:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"MessageRetentionPeriod": bad})
+        assert code(e) == "InvalidAttributeValue"
+        assert message(e) == "Invalid value for the parameter MessageRetentionPeriod."
+        assert status(e) == 400
+        with pytest.raises(ClientError) as e:
+            sqs.create_queue(QueueName=name(), Attributes={"MessageRetentionPeriod": bad})
+        assert code(e) == "InvalidAttributeValue"
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod"])["Attributes"]
+    assert a == {"MessageRetentionPeriod": "1209600"}
+
+
+def test_size_limits(sqs, queue):
+    # The default MaximumMessageSize (1 MiB) bounds body plus attributes.
+    big = "x" * 1_048_576
+    r = sqs.send_message(QueueUrl=queue, MessageBody=big)
+    assert r["MD5OfMessageBody"] == hashlib.md5(big.encode()).hexdigest()
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=queue, MessageBody=big + "x")
+    assert code(e) == "InvalidParameterValue" and status(e) == 400
+    assert message(e) == ("One or more parameters are invalid. Reason: Message must be shorter than "
+                          "1048576 bytes.")
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"MaximumMessageSize": "1024"})
+    sqs.send_message(QueueUrl=queue, MessageBody="y" * 1024)
+    # Attribute names, types and values count towards the limit.
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=queue, MessageBody="y" * 1000,
+                         MessageAttributes={"attr": {"DataType": "String", "StringValue": "z" * 30}})
+    assert code(e) == "InvalidParameterValue"
+    # A multibyte body is measured in UTF-8 bytes, not characters.
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=queue, MessageBody="é" * 513)
+    assert code(e) == "InvalidParameterValue"
+    # In a batch the oversized entry fails alone.
+    r = sqs.send_message_batch(QueueUrl=queue, Entries=[
+        {"Id": "ok", "MessageBody": "small"}, {"Id": "big", "MessageBody": "y" * 1025}])
+    assert [s["Id"] for s in r["Successful"]] == ["ok"]
+    assert r["Failed"][0]["Id"] == "big" and r["Failed"][0]["SenderFault"] is True
+    assert r["Failed"][0]["Code"] == "InvalidParameterValue"
+    # Ten entries is the batch limit for every batch operation.
+    for op, entries in [
+        (sqs.send_message_batch, [{"Id": str(i), "MessageBody": "x"} for i in range(11)]),
+        (sqs.delete_message_batch, [{"Id": str(i), "ReceiptHandle": "h"} for i in range(11)]),
+        (sqs.change_message_visibility_batch,
+         [{"Id": str(i), "ReceiptHandle": "h", "VisibilityTimeout": 1} for i in range(11)]),
+    ]:
+        with pytest.raises(ClientError) as e:
+            op(QueueUrl=queue, Entries=entries)
+        assert code(e) in {"AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "TooManyEntriesInBatchRequest"}
+        assert status(e) == 400
+    assert counts(sqs, queue) == (3, 0, 0)
+
+
+def test_system_attributes_and_digests(sqs, queue):
+    trace = {"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1-abc;Parent=def;Sampled=0"}}
+    r = sqs.send_message_batch(QueueUrl=queue, Entries=[
+        {"Id": "t", "MessageBody": "traced", "MessageSystemAttributes": trace},
+        {"Id": "p", "MessageBody": "plain"}])
+    by_id = {s["Id"]: s for s in r["Successful"]}
+    assert by_id["t"]["MD5OfMessageSystemAttributes"] == md5_of_attributes(trace)
+    assert "MD5OfMessageSystemAttributes" not in by_id["p"]
+    assert "MD5OfMessageAttributes" not in by_id["p"]
+    got = {m["Body"]: m for m in drain(sqs, queue, MessageSystemAttributeNames=["AWSTraceHeader", "SenderId"])}
+    assert got["traced"]["Attributes"]["AWSTraceHeader"] == "Root=1-abc;Parent=def;Sampled=0"
+    assert set(got["traced"]["Attributes"]) == {"AWSTraceHeader", "SenderId"}
+    assert "AWSTraceHeader" not in got["plain"]["Attributes"]
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=queue, MessageBody="x", MessageSystemAttributes={
+            "Bogus": {"DataType": "String", "StringValue": "v"}})
+    assert code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=queue, MessageBody="x", MessageSystemAttributes={
+            "AWSTraceHeader": {"DataType": "Number", "StringValue": "1"}})
+    assert code(e) == "InvalidParameterValue"
+
+
+def test_redrive_allow_policy(sqs):
+    deny = sqs.create_queue(QueueName=name("deny"), Attributes={
+        "RedriveAllowPolicy": json.dumps({"redrivePermission": "denyAll"})})["QueueUrl"]
+    deny_arn = arn_of(sqs, deny)
+    a = sqs.get_queue_attributes(QueueUrl=deny, AttributeNames=["RedriveAllowPolicy"])["Attributes"]
+    assert json.loads(a["RedriveAllowPolicy"]) == {"redrivePermission": "denyAll"}
+    policy = json.dumps({"deadLetterTargetArn": deny_arn, "maxReceiveCount": 3})
+    with pytest.raises(ClientError) as e:
+        sqs.create_queue(QueueName=name("src"), Attributes={"RedrivePolicy": policy})
+    assert code(e) == "InvalidParameterValue" and status(e) == 400
+    src = sqs.create_queue(QueueName=name("src"))["QueueUrl"]
+    with pytest.raises(ClientError) as e:
+        sqs.set_queue_attributes(QueueUrl=src, Attributes={"RedrivePolicy": policy})
+    assert code(e) == "InvalidParameterValue"
+    assert "RedrivePolicy" not in sqs.get_queue_attributes(
+        QueueUrl=src, AttributeNames=["All"])["Attributes"]
+
+    allowed = sqs.create_queue(QueueName=name("ok"))["QueueUrl"]
+    other = sqs.create_queue(QueueName=name("other"))["QueueUrl"]
+    by_queue = sqs.create_queue(QueueName=name("byq"), Attributes={"RedriveAllowPolicy": json.dumps(
+        {"redrivePermission": "byQueue", "sourceQueueArns": [arn_of(sqs, allowed)]})})["QueueUrl"]
+    policy = json.dumps({"deadLetterTargetArn": arn_of(sqs, by_queue), "maxReceiveCount": 3})
+    sqs.set_queue_attributes(QueueUrl=allowed, Attributes={"RedrivePolicy": policy})
+    with pytest.raises(ClientError) as e:
+        sqs.set_queue_attributes(QueueUrl=other, Attributes={"RedrivePolicy": policy})
+    assert code(e) == "InvalidParameterValue"
+    assert sqs.list_dead_letter_source_queues(QueueUrl=by_queue)["queueUrls"] == [allowed]
+    # allowAll (the default) lets anyone in; malformed policies are refused.
+    sqs.set_queue_attributes(QueueUrl=by_queue, Attributes={
+        "RedriveAllowPolicy": json.dumps({"redrivePermission": "allowAll"})})
+    sqs.set_queue_attributes(QueueUrl=other, Attributes={"RedrivePolicy": policy})
+    assert sorted(sqs.list_dead_letter_source_queues(QueueUrl=by_queue)["queueUrls"]) == sorted([allowed, other])
+    for bad in ({"redrivePermission": "byQueue"}, {"redrivePermission": "nope"},
+                {"redrivePermission": "denyAll", "sourceQueueArns": [arn_of(sqs, other)]}):
+        with pytest.raises(ClientError) as e:
+            sqs.set_queue_attributes(QueueUrl=by_queue, Attributes={"RedriveAllowPolicy": json.dumps(bad)})
+        assert code(e) == "InvalidParameterValue"
+    # A FIFO source cannot use a standard dead-letter queue.
+    with pytest.raises(ClientError) as e:
+        create_fifo(sqs, RedrivePolicy=policy)
+    assert code(e) == "InvalidParameterValue"
+
+
+def test_high_throughput_fifo_attributes(sqs):
+    hp = create_fifo(sqs, DeduplicationScope="messageGroup", FifoThroughputLimit="perMessageGroupId")
+    a = sqs.get_queue_attributes(QueueUrl=hp, AttributeNames=["All"])["Attributes"]
+    assert (a["DeduplicationScope"], a["FifoThroughputLimit"]) == ("messageGroup", "perMessageGroupId")
+    assert a["ContentBasedDeduplication"] == "false"
+    # messageGroup scope with perQueue limit is allowed (normal throughput).
+    mixed = create_fifo(sqs, DeduplicationScope="messageGroup", FifoThroughputLimit="perQueue")
+    a = sqs.get_queue_attributes(QueueUrl=mixed, AttributeNames=["DeduplicationScope", "FifoThroughputLimit"])
+    assert a["Attributes"] == {"DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perQueue"}
+    # perMessageGroupId needs messageGroup deduplication.
+    with pytest.raises(ClientError) as e:
+        create_fifo(sqs, DeduplicationScope="queue", FifoThroughputLimit="perMessageGroupId")
+    assert code(e) == "InvalidAttributeValue" and status(e) == 400
+    with pytest.raises(ClientError) as e:
+        sqs.set_queue_attributes(QueueUrl=hp, Attributes={"DeduplicationScope": "queue"})
+    assert code(e) == "InvalidAttributeValue"
+    for k, v in [("DeduplicationScope", "group"), ("FifoThroughputLimit", "perGroup")]:
+        with pytest.raises(ClientError) as e:
+            sqs.set_queue_attributes(QueueUrl=hp, Attributes={k: v})
+        assert code(e) == "InvalidAttributeValue"
+    a = sqs.get_queue_attributes(QueueUrl=hp, AttributeNames=["DeduplicationScope", "FifoThroughputLimit"])
+    assert a["Attributes"] == {"DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"}
+    # Both switched back together is normal throughput again.
+    sqs.set_queue_attributes(QueueUrl=hp, Attributes={"DeduplicationScope": "queue",
+                                                       "FifoThroughputLimit": "perQueue"})
+    with pytest.raises(ClientError) as e:
+        sqs.create_queue(QueueName=name(), Attributes={"FifoThroughputLimit": "perQueue"})
+    assert code(e) in {"InvalidAttributeName", "InvalidAttributeValue"}
+
+
+def test_fifo_dedup_details(sqs):
+    # An explicit id wins over content-based deduplication, and a deleted
+    # message's id still deduplicates within the window.
+    f = create_fifo(sqs, ContentBasedDeduplication="true")
+    a = sqs.send_message(QueueUrl=f, MessageBody="same", MessageGroupId="g", MessageDeduplicationId="x1")
+    b = sqs.send_message(QueueUrl=f, MessageBody="same", MessageGroupId="g", MessageDeduplicationId="x2")
+    c = sqs.send_message(QueueUrl=f, MessageBody="same", MessageGroupId="g")
+    assert len({a["MessageId"], b["MessageId"], c["MessageId"]}) == 3
+    d = sqs.send_message(QueueUrl=f, MessageBody="other", MessageGroupId="h", MessageDeduplicationId="x1")
+    assert d["MessageId"] == a["MessageId"]
+    got = []
+    for _ in range(3):
+        m = sqs.receive_message(QueueUrl=f, MessageSystemAttributeNames=["MessageDeduplicationId"])["Messages"][0]
+        got.append(m["Attributes"]["MessageDeduplicationId"])
+        sqs.delete_message(QueueUrl=f, ReceiptHandle=m["ReceiptHandle"])
+    assert got == ["x1", "x2", hashlib.sha256(b"same").hexdigest()]
+    again = sqs.send_message(QueueUrl=f, MessageBody="same", MessageGroupId="g", MessageDeduplicationId="x1")
+    assert again["MessageId"] == a["MessageId"]
+    assert counts(sqs, f) == (0, 0, 0)
+    # A FIFO message whose visibility ran out comes back ahead of its group.
+    sqs.send_message(QueueUrl=f, MessageBody="n1", MessageGroupId="n")
+    sqs.send_message(QueueUrl=f, MessageBody="n2", MessageGroupId="n")
+    m = sqs.receive_message(QueueUrl=f, VisibilityTimeout=1)["Messages"]
+    assert [x["Body"] for x in m] == ["n1"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=f)
+    time.sleep(1.2)
+    assert [x["Body"] for x in sqs.receive_message(QueueUrl=f, MaxNumberOfMessages=10)["Messages"]] == ["n1", "n2"]
+
+
+def test_change_visibility_extends_and_limits(sqs, queue):
+    sqs.send_message(QueueUrl=queue, MessageBody="v")
+    m = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=1)["Messages"][0]
+    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=3)
+    time.sleep(1.2)
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+    assert counts(sqs, queue) == (0, 1, 0)
+    with pytest.raises(ClientError) as e:
+        sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=43201)
+    assert code(e) == "InvalidParameterValue" and status(e) == 400
+    with pytest.raises(ClientError) as e:
+        sqs.receive_message(QueueUrl=queue, VisibilityTimeout=43201)
+    assert code(e) == "InvalidParameterValue"
+    r = sqs.change_message_visibility_batch(QueueUrl=queue, Entries=[
+        {"Id": "a", "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 43201}])
+    assert r["Failed"][0]["Id"] == "a" and r["Failed"][0]["Code"] == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle="garbage", VisibilityTimeout=1)
+    assert code(e) == "ReceiptHandleIsInvalid" and status(e) == 400
+    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    assert counts(sqs, queue) == (1, 0, 0)
+    assert sqs.receive_message(QueueUrl=queue)["Messages"][0]["MessageId"] == m["MessageId"]
+
+
+def test_per_message_delay_and_queue_wait_time(sqs):
+    url = sqs.create_queue(QueueName=name(), Attributes={"ReceiveMessageWaitTimeSeconds": "2"})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
+    r = sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "d", "MessageBody": "batch-later", "DelaySeconds": 1}])
+    assert [s["Id"] for s in r["Successful"]] == ["d"]
+    assert counts(sqs, url) == (0, 0, 2)
+    # The queue's wait time makes this a long poll that ends when the delay does.
+    t0 = time.time()
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    took = time.time() - t0
+    assert 0.7 < took < 1.9, took
+    if len(got) < 2:  # the batch entry was sent a few milliseconds later
+        got += sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    assert sorted(m["Body"] for m in got) == ["batch-later", "later"]
+
+
+def test_error_codes_and_statuses(sqs, queue):
+    account = queue.rsplit("/", 2)[1]
+    missing = f"http://localhost:4566/{account}/{name('missing')}"
+    for call in (lambda: sqs.get_queue_url(QueueName=name("missing")),
+                 lambda: sqs.send_message(QueueUrl=missing, MessageBody="x"),
+                 lambda: sqs.receive_message(QueueUrl=missing),
+                 lambda: sqs.delete_queue(QueueUrl=missing),
+                 lambda: sqs.list_queue_tags(QueueUrl=missing)):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert code(e) in NON_EXISTENT and status(e) == 400
+        assert message(e) == "The specified queue does not exist."
+    with pytest.raises(ClientError) as e:
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle="garbage")
+    assert code(e) == "ReceiptHandleIsInvalid" and status(e) == 400
+    with pytest.raises(ClientError) as e:
+        sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=0)
+    assert code(e) == "InvalidParameterValue" and status(e) == 400
+    with pytest.raises(ClientError) as e:
+        sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Nope"])
+    assert code(e) == "InvalidAttributeName" and status(e) == 400
+    assert message(e) == "Unknown Attribute Nope."
+
+
+def test_json_protocol_query_compatible_codes(client, queue):
+    # Current SDKs read the query-compatible code from x-amzn-query-error.
+    sqs = client("sqs")
+    with pytest.raises(ClientError) as e:
+        sqs.get_queue_url(QueueName=name("missing"))
+    assert code(e) == "AWS.SimpleQueueService.NonExistentQueue"
+    assert status(e) == 400
+    assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-query-error"] == (
+        "AWS.SimpleQueueService.NonExistentQueue;Sender")
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.get_queue_url(QueueName=name("missing"))
+
+
+def test_body_characters_round_trip(sqs, queue):
+    # Every character SQS allows comes back byte for byte in every protocol
+    # (XML must escape CR, or parsers fold CRLF into LF and the MD5 breaks).
+    body = "tab\there\r\nCRLF\rCR\nLF <&>\"' ]]> \ue000\ufffd \U0001F600 end "
+    attrs = {"crlf": {"DataType": "String", "StringValue": "a\r\nb\rc<&>"}}
+    r = sqs.send_message(QueueUrl=queue, MessageBody=body, MessageAttributes=attrs)
+    assert r["MD5OfMessageBody"] == hashlib.md5(body.encode()).hexdigest()
+    m = sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"])["Messages"][0]
+    assert m["Body"] == body
+    assert m["MD5OfBody"] == hashlib.md5(m["Body"].encode()).hexdigest()
+    assert m["MessageAttributes"]["crlf"]["StringValue"] == "a\r\nb\rc<&>"
+    assert m["MD5OfMessageAttributes"] == md5_of_attributes(attrs)
+    for bad in ("\ufffe", "\x00", "\x1f", "\uffff"):
+        with pytest.raises(ClientError) as e:
+            sqs.send_message(QueueUrl=queue, MessageBody="x" + bad)
+        assert code(e) == "InvalidMessageContents"
+
+
+@pytest.mark.parametrize("protocol", ["json", "query", "cbor"])
+def test_queue_url_follows_the_host_called(endpoint, tmp_path_factory, protocol):
+    root = str(tmp_path_factory.getbasetemp())
+    by_name = protocol_client(endpoint.replace("127.0.0.1", "localhost"), "sqs", protocol, root)
+    by_ip = protocol_client(endpoint, "sqs", protocol, root)
+    n = name("host")
+    url = by_name.create_queue(QueueName=n)["QueueUrl"]
+    port = endpoint.rsplit(":", 1)[1]
+    assert url == f"http://localhost:{port}/000000000000/{n}"
+    assert by_ip.get_queue_url(QueueName=n)["QueueUrl"] == f"http://127.0.0.1:{port}/000000000000/{n}"
+    assert by_ip.list_queues(QueueNamePrefix=n)["QueueUrls"] == [f"http://127.0.0.1:{port}/000000000000/{n}"]
+    # The URL one host name produced works through the other.
+    by_ip.send_message(QueueUrl=url, MessageBody="x")
+    assert by_name.receive_message(QueueUrl=by_ip.get_queue_url(QueueName=n)["QueueUrl"])["Messages"][0]["Body"] == "x"
+    by_ip.delete_queue(QueueUrl=url)

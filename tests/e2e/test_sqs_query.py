@@ -102,3 +102,59 @@ def test_raw_form_post_xml(endpoint):
     err = ET.fromstring(r.text)
     assert err.find("q:Error/q:Code", NS).text == "ReceiptHandleIsInvalid"
     assert err.find("q:Error/q:Type", NS).text == "Sender"
+
+
+def test_raw_query_errors_batches_and_hosts(endpoint):
+    # Errors are XML with the query code, Sender type and HTTP 400.
+    r = requests.get(endpoint + "/", params={"Action": "GetQueueUrl", "QueueName": "raw-missing"})
+    assert r.status_code == 400
+    err = ET.fromstring(r.text)
+    assert err.tag == "{%s}ErrorResponse" % NS["q"]
+    assert err.find("q:Error/q:Code", NS).text == "AWS.SimpleQueueService.NonExistentQueue"
+    assert err.find("q:Error/q:Message", NS).text == "The specified queue does not exist."
+    assert err.find("q:Error/q:Type", NS).text == "Sender"
+    assert err.find("q:RequestId", NS).text
+    r = requests.post(endpoint + "/", data={"Action": "CreateQueue", "QueueName": "raw-b",
+                                            "Attribute.1.Name": "VisibilityTimeout", "Attribute.1.Value": "99999"})
+    assert r.status_code == 400
+    assert ET.fromstring(r.text).find("q:Error/q:Code", NS).text == "InvalidAttributeValue"
+    r = requests.post(endpoint + "/", data={"Action": "CreateQueue", "QueueName": "raw-b"})
+    url = ET.fromstring(r.text).find("q:CreateQueueResult/q:QueueUrl", NS).text
+    assert url == endpoint + "/000000000000/raw-b"
+    # QueueUrl as a parameter, with a host name other than the one called.
+    other = "http://sqs.us-east-1.localhost.localstack.cloud:4566/000000000000/raw-b"
+    r = requests.post(endpoint + "/", data={
+        "Action": "SendMessageBatch", "QueueUrl": other,
+        "SendMessageBatchRequestEntry.1.Id": "a", "SendMessageBatchRequestEntry.1.MessageBody": "one",
+        "SendMessageBatchRequestEntry.2.Id": "b", "SendMessageBatchRequestEntry.2.MessageBody": "two",
+        "SendMessageBatchRequestEntry.2.DelaySeconds": "0",
+        "SendMessageBatchRequestEntry.3.Id": "c", "SendMessageBatchRequestEntry.3.MessageBody": "\x01"})
+    assert r.status_code == 200, r.text
+    res = ET.fromstring(r.text).find("q:SendMessageBatchResult", NS)
+    ok = {e.find("q:Id", NS).text: e.find("q:MD5OfMessageBody", NS).text
+          for e in res.findall("q:SendMessageBatchResultEntry", NS)}
+    assert ok == {"a": "f97c5d29941bfb1b2fdab0874906ab82", "b": "b8a9f715dbb64fd5c56e7783c6820a61"}
+    failed = res.findall("q:BatchResultErrorEntry", NS)
+    assert [f.find("q:Id", NS).text for f in failed] == ["c"]
+    assert failed[0].find("q:Code", NS).text == "InvalidMessageContents"
+    assert failed[0].find("q:SenderFault", NS).text == "true"
+    r = requests.get(url, params={"Action": "GetQueueAttributes", "AttributeName.1": "ApproximateNumberOfMessages",
+                                  "AttributeName.2": "VisibilityTimeout"})
+    attrs = {a.find("q:Name", NS).text: a.find("q:Value", NS).text
+             for a in ET.fromstring(r.text).findall("q:GetQueueAttributesResult/q:Attribute", NS)}
+    assert attrs == {"ApproximateNumberOfMessages": "2", "VisibilityTimeout": "30"}
+    r = requests.post(url, data={"Action": "ReceiveMessage", "MaxNumberOfMessages": "10",
+                                 "VisibilityTimeout": "0"})
+    msgs = ET.fromstring(r.text).findall("q:ReceiveMessageResult/q:Message", NS)
+    assert sorted(m.find("q:Body", NS).text for m in msgs) == ["one", "two"]
+    for m in msgs:
+        assert m.find("q:MD5OfBody", NS).text in ok.values()
+        assert m.find("q:ReceiptHandle", NS).text and m.find("q:MessageId", NS).text
+    r = requests.post(url, data={"Action": "ReceiveMessage", "VisibilityTimeout": "43201"})
+    assert r.status_code == 400
+    assert ET.fromstring(r.text).find("q:Error/q:Code", NS).text == "InvalidParameterValue"
+    r = requests.post(url, data={"Action": "DeleteQueue"})
+    assert r.status_code == 200
+    r = requests.post(url, data={"Action": "SendMessage", "MessageBody": "late"})
+    assert r.status_code == 400
+    assert ET.fromstring(r.text).find("q:Error/q:Code", NS).text == "AWS.SimpleQueueService.NonExistentQueue"

@@ -447,3 +447,43 @@ async fn move_task_errors() {
         .await;
     assert_eq!(e.code, "ResourceNotFoundException");
 }
+
+/// A standard dead-letter queue keeps a message's original enqueue time for
+/// retention; a FIFO one restarts it.
+#[tokio::test]
+async fn dead_letter_retention_clock() {
+    let h = Harness::new();
+    let dlq = h
+        .create("dead-ret", json!({ "MessageRetentionPeriod": "120" }))
+        .await;
+    let policy =
+        json!({ "deadLetterTargetArn": h.arn(&dlq).await, "maxReceiveCount": 1 }).to_string();
+    let src = h
+        .create("src-ret", json!({ "RedrivePolicy": policy }))
+        .await;
+    h.send(&src, "m").await;
+    h.receive(&src, json!({ "VisibilityTimeout": 0 })).await;
+    h.advance(100_000);
+    assert!(h.receive(&src, json!({})).await.is_empty());
+    assert_eq!(h.counts(&dlq).await, (1, 0, 0));
+    h.advance(20_001);
+    assert_eq!(h.counts(&dlq).await, (0, 0, 0));
+
+    let fdlq = h
+        .create_fifo("dead-ret.fifo", json!({ "MessageRetentionPeriod": "120" }))
+        .await;
+    let policy =
+        json!({ "deadLetterTargetArn": h.arn(&fdlq).await, "maxReceiveCount": 1 }).to_string();
+    let fsrc = h
+        .create_fifo("src-ret.fifo", json!({ "RedrivePolicy": policy }))
+        .await;
+    h.send_fifo(&fsrc, "f", "g", "d").await;
+    h.receive(&fsrc, json!({ "VisibilityTimeout": 0 })).await;
+    h.advance(100_000);
+    assert!(h.receive(&fsrc, json!({})).await.is_empty());
+    assert_eq!(h.counts(&fdlq).await, (1, 0, 0));
+    h.advance(20_001);
+    assert_eq!(h.counts(&fdlq).await, (1, 0, 0));
+    h.advance(100_000);
+    assert_eq!(h.counts(&fdlq).await, (0, 0, 0));
+}

@@ -1021,3 +1021,19 @@ async fn throughput() {
     );
     assert_eq!(total, n_tasks * per_task);
 }
+
+#[tokio::test]
+async fn shortening_retention_applies_to_queued_messages() {
+    let h = Harness::new();
+    let url = h.create("ret-short", json!({})).await;
+    h.send(&url, "queued").await;
+    h.advance(90_000);
+    assert_eq!(h.counts(&url).await, (1, 0, 0));
+    h.ok(
+        "SetQueueAttributes",
+        json!({ "QueueUrl": url, "Attributes": { "MessageRetentionPeriod": "60" } }),
+    )
+    .await;
+    assert_eq!(h.counts(&url).await, (0, 0, 0));
+    assert!(h.bodies(&url, json!({})).await.is_empty());
+}
