@@ -3,6 +3,10 @@
 The binary is $NIMBUS_BIN, or target/release/nimbus, or target/debug/nimbus.
 Each server runs with --ephemeral on a free loopback port, so suites never share state
 with a developer's own nimbus.
+
+NIMBUS_E2E_ENDPOINT=http://host:port runs the suites against a server that is already
+running (a nimbus, or a peer emulator such as moto) instead; tests that must start,
+kill or restart a nimbus of their own then skip.
 """
 import json
 import os
@@ -55,6 +59,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self):
+        if os.environ.get("NIMBUS_E2E_ENDPOINT"):
+            pytest.skip("starts a nimbus of its own; NIMBUS_E2E_ENDPOINT is set")
         args = [nimbus_bin(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         args += ["--data-dir", self.data_dir] if self.data_dir else ["--ephemeral"]
         args += self.extra_args
@@ -90,8 +96,24 @@ class Server:
         return open(self.log_path).read() if self.log_path else ""
 
 
+class ExternalServer:
+    """$NIMBUS_E2E_ENDPOINT: an already running server (nimbus or a peer such as moto).
+    Only .endpoint is real; anything that would kill or restart it skips the test."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint.rstrip("/")
+
+    def _skip(self, *_a, **_k):
+        pytest.skip("needs a nimbus process of its own; NIMBUS_E2E_ENDPOINT is set")
+
+    start = kill9 = stop = log = _skip
+
+
 @pytest.fixture(scope="session")
 def server():
+    if os.environ.get("NIMBUS_E2E_ENDPOINT"):
+        yield ExternalServer(os.environ["NIMBUS_E2E_ENDPOINT"])
+        return
     s = Server().start()
     yield s
     s.stop()

@@ -22,10 +22,12 @@ import os
 import random
 import shlex
 import subprocess
+import types
 import urllib.parse
 
 import botocore.awsrequest
 import botocore.model
+import botocore.handlers
 import botocore.parsers
 import botocore.serialize
 import botocore.session
@@ -521,6 +523,9 @@ def without_transport_artifacts(expected, got, shape):
                 continue
             if ser.get("location") == "headers" and v == {}:
                 continue
+            # An absent structure payload is an empty body, which botocore reads as {}.
+            if shape.serialization.get("payload") == k and v == {}:
+                continue
         out[k] = v
     return out
 
@@ -575,6 +580,10 @@ def test_encode_parses_with_botocore(encoded, name, proto):
         op = service.operation_model(op_name)
         try:
             parsed = parser.parse(http_response(answer), op.output_shape)
+            if op_name == "GetBucketLocation":
+                # S3 sends the constraint as the document's text; botocore reads it in this handler.
+                raw = types.SimpleNamespace(raw=True, content=base64.b64decode(answer["body_b64"]))
+                botocore.handlers.parse_get_bucket_location(parsed, raw)
         except Exception as e:  # noqa: BLE001 - any parser failure is the finding
             body = base64.b64decode(answer["body_b64"])[:400]
             failures.append(f"{op_name}: botocore cannot parse ({e!r}): {body!r}")

@@ -9,10 +9,10 @@
 use nimbus_core::AwsError;
 use sha2::{Digest, Sha256};
 
-use crate::checksum::{self, Algorithm, Hasher};
 use crate::crypto::{ct_eq, sha256_hex, signing_key};
 use crate::errors;
 use crate::v4::{self, EMPTY_SHA256};
+use nimbus_core::checksum::{self, Algorithm, Hasher};
 
 /// What chunk signatures are checked with: the request's signing inputs and its
 /// header signature (the seed of the chain).

@@ -17,12 +17,12 @@
 //! them for services whose clients expect the JSON-protocol names.
 
 mod canonical;
-mod checksum;
 mod chunked;
 mod claim;
 mod clock;
 mod crypto;
 mod errors;
+pub mod post_policy;
 mod v2;
 mod v4;
 
@@ -31,10 +31,14 @@ mod tests;
 
 use nimbus_core::AwsError;
 
-pub use checksum::compute_checksum;
 pub use chunked::{decode_aws_chunked, encode_aws_chunked, ChunkSigning, ChunkedDecoder, Decoded};
 pub use claim::parse_claim;
 pub use errors::{for_json_protocol, missing_authentication_error, unknown_key_error};
+pub use nimbus_core::checksum::compute_checksum;
+pub use post_policy::{
+    check_content_length, read_post_form, sign_post_policy_v2, sign_post_policy_v4,
+    substitute_filename, verify_post_policy, CheckedPost, PostForm, PostSignature,
+};
 pub use v2::sign_v2_s3;
 pub use v4::{presign_v4, sign_v4, SigningParams};
 

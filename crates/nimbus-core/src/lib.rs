@@ -6,11 +6,14 @@
 //! cloud-wide clock and id helpers, and [`timestamp`]: the calendar and every
 //! text form of a time (wire formats and signature dates alike).
 
+pub mod body;
+pub mod checksum;
 mod credentials;
 mod error;
 mod service;
 pub mod timestamp;
 
+pub use body::{BodySource, FileSlice, Reply, RequestBody, ResponseBody};
 pub use credentials::{CredentialRecord, CredentialRegistry};
 pub use error::AwsError;
 pub use service::{BoxFuture, RequestContext, Service, ServiceState};

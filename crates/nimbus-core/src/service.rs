@@ -3,7 +3,7 @@
 //! names as keys; blobs as base64 strings; timestamps as epoch seconds) and
 //! answers with its output in the same form, or an [`AwsError`].
 
-use crate::AwsError;
+use crate::{AwsError, Reply, RequestBody};
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +26,11 @@ pub struct RequestContext {
     pub host: String,
     /// Epoch milliseconds at which the request arrived.
     pub now_ms: u64,
+    /// The client's address, for policy conditions such as `aws:SourceIp`.
+    pub source_ip: Option<std::net::IpAddr>,
+    /// `User-Agent` and `Referer` as sent, for the policy keys of those names.
+    pub user_agent: Option<String>,
+    pub referer: Option<String>,
 }
 
 impl RequestContext {
@@ -40,6 +45,9 @@ impl RequestContext {
             caller_user_id: account_id.to_string(),
             host: "localhost:4566".to_string(),
             now_ms: crate::now_millis(),
+            source_ip: None,
+            user_agent: None,
+            referer: None,
         }
     }
 }
@@ -70,6 +78,25 @@ pub trait Service: Send + Sync + 'static {
         operation: &'a str,
         input: Value,
     ) -> BoxFuture<'a, Result<Value, AwsError>>;
+
+    /// Runs one operation whose request or response body may be too large for memory
+    /// (S3 objects). The default serves buffered services: the body was decoded into `input`.
+    fn call_streaming<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        operation: &'a str,
+        input: Value,
+        body: RequestBody,
+    ) -> BoxFuture<'a, Result<Reply, AwsError>> {
+        drop(body);
+        Box::pin(async move { self.call(ctx, operation, input).await.map(Reply::new) })
+    }
+
+    /// True when `operation` takes its request body as a stream (see [`Service::call_streaming`]):
+    /// the edge then hands the body over unread instead of decoding it into the input.
+    fn streams_request(&self, _operation: &str) -> bool {
+        false
+    }
 
     fn state(&self) -> ServiceState {
         ServiceState::Running

@@ -256,6 +256,34 @@ impl Store {
         wait.await.map_err(|_| writer_stopped())?
     }
 
+    /// Queues `batch` at once and returns a future that resolves when it is durable.
+    /// Batches queued one after another (for example under a caller's lock that
+    /// orders writes to one key) reach the log in that order, which
+    /// [`Store::commit`] cannot promise because it queues only when first polled.
+    pub fn submit(
+        &self,
+        batch: Batch,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let queued = if batch.is_empty() {
+            None
+        } else {
+            let (done, wait) = oneshot::channel();
+            Some(
+                self.writer
+                    .send(Request::Commit(batch, done))
+                    .map(|()| wait)
+                    .map_err(|_| writer_stopped()),
+            )
+        };
+        async move {
+            match queued {
+                None => Ok(()),
+                Some(Err(e)) => Err(e),
+                Some(Ok(wait)) => wait.await.map_err(|_| writer_stopped())?,
+            }
+        }
+    }
+
     /// Blocking form of [`Store::commit`] for code outside the async runtime.
     pub fn commit_blocking(&self, batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {

@@ -141,6 +141,8 @@ pub struct Shape {
     pub flattened: bool,
     pub location_name: Option<String>,
     /// REST: the member that is the whole HTTP body.
+    /// A namespace the shape declares for itself (S3's Grantee declares `xsi` for its `xsi:type`).
+    pub xml_namespace: Option<Value>,
     pub payload: Option<String>,
     pub error: Option<ErrorTrait>,
     #[serde(default)]

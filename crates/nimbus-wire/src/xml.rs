@@ -95,7 +95,11 @@ pub(crate) fn error_elements(
 
 /// ` xmlns="uri"` or ` xmlns:prefix="uri"` from a reference's `xmlNamespace` trait.
 fn write_namespace(shape_ref: &ShapeRef, out: &mut String) {
-    let Some(ns) = &shape_ref.xml_namespace else {
+    write_namespace_value(shape_ref.xml_namespace.as_ref(), out);
+}
+
+fn write_namespace_value(ns: Option<&Value>, out: &mut String) {
+    let Some(ns) = ns else {
         return;
     };
     let (prefix, uri) = match ns {
@@ -146,6 +150,9 @@ pub fn write_member(
     match shape.kind {
         ShapeKind::Structure => {
             open(element_name, shape_ref, out);
+            if shape_ref.xml_namespace.is_none() {
+                write_namespace_value(shape.xml_namespace.as_ref(), out);
+            }
             write_attributes(model, shape, value, out);
             out.push('>');
             write_structure_members(model, shape, value, out);

@@ -15,14 +15,20 @@
 //!
 //! `--workload startup` instead measures this binary itself: spawn-to-healthy
 //! time of `nimbus serve --ephemeral` and the idle RSS of the started server.
+//!
+//! `--workload s3` runs the S3 workloads (small and large PutObject and
+//! GetObject, ListObjectsV2 through a big bucket); `dd`, run along with
+//! `s3-put-large`, measures the disk's sequential write-plus-fsync rate, so
+//! that large PUTs can be read as a fraction of what the disk allows.
 
 mod client;
 mod measure;
 mod report;
+mod s3;
 mod sqs;
 mod startup;
 
-use client::{Endpoint, Signer};
+use client::{Endpoint, S3Client, Signer};
 use report::EndpointInfo;
 use sqs::{RunConfig, RunResult, Target, Workload};
 use std::path::PathBuf;
@@ -42,8 +48,10 @@ pub struct BenchArgs {
     /// A baseline to compare with; the same as one more --endpoint.
     #[arg(long, value_name = "[NAME=]URL")]
     compare: Vec<String>,
-    /// Workloads to run: sqs-send, sqs-send-batch, sqs-cycle, startup, all
-    /// (repeatable or a comma list; default all, which is the three SQS ones).
+    /// Workloads to run: sqs-send, sqs-send-batch, sqs-cycle, s3-put, s3-get,
+    /// s3-list, s3-put-large, s3-get-large, startup, dd; all (the three SQS
+    /// ones, the default) or s3 (the five S3 ones). Repeatable or a comma list.
+    /// s3-put-large brings dd along, as its baseline.
     #[arg(long = "workload", value_name = "LIST")]
     workloads: Vec<String>,
     /// Requests per workload (sqs-cycle: messages pre-filled and then consumed).
@@ -84,12 +92,69 @@ pub struct BenchArgs {
     /// Time limit of one request, in seconds (a request over it is an error).
     #[arg(long, default_value_t = 30)]
     request_timeout: u64,
+    /// s3-put and s3-get: object size (bytes, or with KiB/MiB/GiB or KB/MB/GB).
+    #[arg(long, default_value = "1KiB", value_parser = parse_size)]
+    object_size: u64,
+    /// s3-list: keys in the listed bucket (its untimed fill can be slow on peers;
+    /// see --s3-list-bucket).
+    #[arg(long, default_value_t = 100_000)]
+    list_keys: u64,
+    /// s3-list: ListObjectsV2 pages (of up to 1000 keys) timed.
+    #[arg(long, default_value_t = 300)]
+    list_pages: u64,
+    /// s3-list: use this bucket, creating it if needed and writing only the keys
+    /// it lacks, so that a filled bucket serves later runs.
+    #[arg(long, value_name = "NAME")]
+    s3_list_bucket: Option<String>,
+    /// s3-put-large, s3-get-large and dd: object size.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    large_size: u64,
+    /// s3-put-large and s3-get-large: objects per run.
+    #[arg(long, default_value_t = 16)]
+    large_ops: u64,
+    /// s3-put-large and s3-get-large: requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    large_concurrency: usize,
+    /// dd: directory to write in; give the server's data disk (default: the temp dir).
+    #[arg(long, value_name = "DIR")]
+    disk_dir: Option<PathBuf>,
+}
+
+/// Parses a byte size: a plain number, or one with a unit (KiB, MiB, GiB and
+/// K, M, G are powers of 1024; KB, MB, GB powers of 1000, as `dd` reads them).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: not a size (e.g. 1024, 64MiB, 1GB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit (use KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?}: too large"))
 }
 
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
 /// SQS's own limit on a message body (raised from 256 KiB to 1 MiB in 2025);
 /// peers with the old limit answer larger bodies with an error, which is shown.
 const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
+/// S3's limit on one PutObject; larger objects need multipart uploads.
+const MAX_OBJECT_SIZE: u64 = 5 << 30;
+/// The small-object body is kept whole in memory; beyond this, use the large workloads.
+const MAX_SMALL_OBJECT: u64 = 64 << 20;
 
 pub fn run(args: BenchArgs) -> i32 {
     let plan = match Plan::from_args(args) {
@@ -127,7 +192,11 @@ struct Plan {
 
 impl Plan {
     fn from_args(a: BenchArgs) -> Result<Plan, String> {
-        let workloads = Workload::parse_list(&a.workloads)?;
+        let mut workloads = Workload::parse_list(&a.workloads)?;
+        // A large PUT's rate only means something next to the disk's own.
+        if workloads.contains(&Workload::S3PutLarge) && !workloads.contains(&Workload::Dd) {
+            workloads.push(Workload::Dd);
+        }
         let mut specs: Vec<String> = a.endpoints.clone();
         if specs.is_empty() {
             specs.push(DEFAULT_ENDPOINT.to_string());
@@ -157,6 +226,30 @@ impl Plan {
                 "--message-size must be 1..={MAX_MESSAGE_SIZE} bytes (SQS's limit)"
             ));
         }
+        if a.object_size == 0 || a.object_size > MAX_SMALL_OBJECT {
+            return Err(format!(
+                "--object-size must be 1..={MAX_SMALL_OBJECT} bytes (use --large-size beyond)"
+            ));
+        }
+        if a.large_size == 0 || a.large_size > MAX_OBJECT_SIZE {
+            return Err(format!(
+                "--large-size must be 1..={MAX_OBJECT_SIZE} bytes (S3's single-PUT limit)"
+            ));
+        }
+        if a.large_ops == 0 || a.large_concurrency == 0 || a.list_keys == 0 || a.list_pages == 0 {
+            return Err(
+                "--large-ops, --large-concurrency, --list-keys and --list-pages must be at least 1"
+                    .into(),
+            );
+        }
+        if usize::try_from(a.list_keys).is_err() || a.list_keys > 100_000_000 {
+            return Err("--list-keys must be at most 100,000,000".into());
+        }
+        if let Some(b) = &a.s3_list_bucket {
+            if !s3::valid_bucket_name(b) {
+                return Err(format!("--s3-list-bucket {b:?}: not a valid bucket name"));
+            }
+        }
         Ok(Plan {
             endpoints,
             workloads,
@@ -166,6 +259,14 @@ impl Plan {
                 message_size: a.message_size,
                 request_timeout: Duration::from_secs(a.request_timeout.max(1)),
                 max_duration: Duration::from_secs(a.max_seconds.max(1)),
+                object_size: a.object_size as usize,
+                list_keys: a.list_keys,
+                list_pages: a.list_pages,
+                list_bucket: a.s3_list_bucket,
+                large_size: a.large_size,
+                large_ops: a.large_ops,
+                large_concurrency: a.large_concurrency,
+                disk_dir: a.disk_dir.unwrap_or_else(std::env::temp_dir),
             },
             signer: Signer {
                 access_key: a.access_key,
@@ -179,13 +280,15 @@ impl Plan {
     }
 
     async fn execute(mut self) -> i32 {
-        let http = client::http_client(self.cfg.concurrency);
+        let http: client::HttpClient = client::http_client(self.cfg.concurrency);
+        let s3_http: S3Client =
+            client::http_client(self.cfg.concurrency.max(self.cfg.large_concurrency));
         let mut results: Vec<RunResult> = Vec::new();
         let endpoint_workloads: Vec<Workload> = self
             .workloads
             .iter()
             .copied()
-            .filter(|w| *w != Workload::Startup)
+            .filter(|w| w.uses_endpoint())
             .collect();
         if !endpoint_workloads.is_empty() {
             for info in &mut self.endpoints {
@@ -208,15 +311,35 @@ impl Plan {
                 endpoint: &info.endpoint,
                 signer: &self.signer,
                 client: &http,
+                s3_client: &s3_http,
                 server_pid: info.server_pid,
             };
+            let mut s3_state = s3::EndpointState::default();
             for w in &endpoint_workloads {
                 eprint!("{} {}: ", info.endpoint.name, w.name());
-                let r = sqs::run(&target, *w, &self.cfg).await;
+                let r = if w.is_s3() {
+                    s3::run(&target, *w, &self.cfg, &mut s3_state).await
+                } else {
+                    sqs::run(&target, *w, &self.cfg).await
+                };
                 eprintln!("{}", progress_line(&r));
                 results.push(r);
             }
         }
+        // After the endpoint runs, so that its writes do not disturb them.
+        let disk = if self.workloads.contains(&Workload::Dd) {
+            eprint!("dd: ");
+            let d = s3::disk_write(&self.cfg.disk_dir, self.cfg.large_size, s3::DD_RUNS);
+            eprintln!(
+                "{} MB/s median over {} runs in {}",
+                d.median().map_or("-".into(), report::num),
+                d.mb_per_sec.len(),
+                d.dir
+            );
+            Some(d)
+        } else {
+            None
+        };
         let startup = if self.workloads.contains(&Workload::Startup) {
             eprint!("startup: ");
             let s = startup::run(self.startup_bin.clone(), self.startup_runs).await;
@@ -232,10 +355,17 @@ impl Plan {
             &results,
             startup.as_ref(),
             self.startup_runs,
+            disk.as_ref(),
         );
         if self.json {
             eprintln!("\n{text}");
-            let doc = report::json(&self.cfg, &self.endpoints, &results, startup.as_ref());
+            let doc = report::json(
+                &self.cfg,
+                &self.endpoints,
+                &results,
+                startup.as_ref(),
+                disk.as_ref(),
+            );
             match serde_json::to_string_pretty(&doc) {
                 Ok(s) => println!("{s}"),
                 Err(e) => {
@@ -248,7 +378,8 @@ impl Plan {
         }
 
         let failed = results.iter().any(|r| r.failure.is_some() || r.errors > 0)
-            || startup.as_ref().is_some_and(|s| !s.failures.is_empty());
+            || startup.as_ref().is_some_and(|s| !s.failures.is_empty())
+            || disk.as_ref().is_some_and(|d| !d.failures.is_empty());
         i32::from(failed)
     }
 }
@@ -258,8 +389,11 @@ fn progress_line(r: &RunResult) -> String {
     if let Some(why) = &r.failure {
         return format!("FAILED: {why}");
     }
+    let mb = r
+        .mb_per_sec()
+        .map_or(String::new(), |v| format!(", {} MB/s", report::num(v)));
     format!(
-        "{} ok ops in {:.2} s, {} ops/s, p50 {} ms, p99 {} ms, {} errors",
+        "{} ok ops in {:.2} s, {} ops/s{mb}, p50 {} ms, p99 {} ms, {} errors",
         r.ok_ops,
         r.secs(),
         r.ops_per_sec().map_or("-".into(), report::num),
@@ -365,6 +499,38 @@ mod tests {
         assert!(plan(&["--server-pid", "nope=1"]).is_err());
         assert!(plan(&["--ops", "0"]).is_err());
         assert!(plan(&["--message-size", "2000000"]).is_err());
-        assert!(plan(&["--workload", "s3-put"]).is_err());
+        assert!(plan(&["--workload", "s3-nope"]).is_err());
+        assert!(plan(&["--large-size", "0"]).is_err());
+        assert!(plan(&["--large-size", "6GiB"]).is_err());
+        assert!(plan(&["--object-size", "1TB"]).is_err());
+        assert!(plan(&["--s3-list-bucket", "Not_Valid"]).is_err());
+        assert!(plan(&["--large-concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn s3_workloads_and_sizes() {
+        let p = plan(&["--workload", "s3"]).unwrap();
+        let mut want = Workload::S3.to_vec();
+        want.push(Workload::Dd);
+        assert_eq!(p.workloads, want);
+        assert_eq!(
+            (p.cfg.object_size, p.cfg.list_keys, p.cfg.large_size),
+            (1024, 100_000, 64 << 20)
+        );
+        assert_eq!((p.cfg.large_ops, p.cfg.large_concurrency), (16, 4));
+        let p = plan(&["--workload", "s3-get,dd", "--large-size", "8MiB"]).unwrap();
+        assert_eq!(p.workloads, vec![Workload::S3Get, Workload::Dd]);
+        assert_eq!(p.cfg.large_size, 8 << 20);
+        assert_eq!(
+            plan(&["--workload", "all"]).unwrap().workloads,
+            Workload::SQS.to_vec()
+        );
+        assert_eq!(parse_size("1KiB"), Ok(1024));
+        assert_eq!(parse_size(" 2 MB "), Ok(2_000_000));
+        assert_eq!(parse_size("3g"), Ok(3 << 30));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("1 parsec").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
     }
 }

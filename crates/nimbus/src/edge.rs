@@ -1,18 +1,31 @@
 //! The edge: every request to the one port passes through here, in order:
-//! internal endpoints (`/_nimbus/*`), signature claim, service and protocol
-//! detection, authentication (account mapping; verification under
-//! `--auth enforce`), body decoding (aws-chunked), then the model-driven codec
-//! and the service. The edge knows how AWS clients address services, never
-//! what a service means.
+//! internal endpoints (`/_nimbus/*`), S3 addressing (virtual-hosted buckets
+//! are rewritten to path style; website endpoints and browser-form uploads
+//! branch off), signature claim, service and protocol detection,
+//! authentication (account mapping; verification under `--auth enforce`),
+//! body handling (buffered and unwrapped from aws-chunked, or handed to a
+//! streaming service as a stream), then the model-driven codec and the
+//! service. The edge knows how AWS clients address services, never what a
+//! service means.
 
+mod body;
+mod post;
+mod s3api;
+mod s3host;
+
+use body::{full, HttpBody};
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use nimbus_auth::{Claim, HttpParts, Streaming};
-use nimbus_core::{AwsError, CredentialRegistry, RequestContext, Service};
+use nimbus_core::{
+    AwsError, CredentialRegistry, Reply, RequestBody, RequestContext, ResponseBody, Service,
+};
 use nimbus_wire::{Protocol, ServiceModel, WireRequest, WireResponse};
+use s3host::S3Host;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest request body accepted in one piece (SQS allows 256 KiB; this leaves room for batches and other services).
@@ -54,16 +67,25 @@ pub struct Edge {
     services: BTreeMap<&'static str, Arc<dyn Service>>,
     routes: Vec<Route>,
     credentials: Arc<CredentialRegistry>,
+    /// S3 also answers outside its API (website endpoints, browser uploads, CORS preflight).
+    s3: Option<Arc<nimbus_s3::S3>>,
 }
 
-/// A request after the body is read: everything later steps look at.
+/// A request after the body is read (or set aside for streaming): everything later steps look at.
 struct Incoming<'a> {
     method: &'a str,
+    /// The path as sent and signed.
     path: &'a str,
+    /// The path the codec decodes: path style even for virtual-hosted S3 requests.
+    wire_path: &'a str,
     query: &'a str,
     headers: &'a HeaderMap,
     body: Bytes,
     form: Vec<(String, String)>,
+    /// The body is streamed to the service: signatures cover the claimed payload hash,
+    /// which the stream checks at its end.
+    streamed: bool,
+    remote: Option<SocketAddr>,
 }
 
 impl Edge {
@@ -71,6 +93,7 @@ impl Edge {
         config: EdgeConfig,
         services: BTreeMap<&'static str, Arc<dyn Service>>,
         credentials: Arc<CredentialRegistry>,
+        s3: Option<Arc<nimbus_s3::S3>>,
     ) -> Edge {
         let routes = services
             .keys()
@@ -86,10 +109,15 @@ impl Edge {
             services,
             routes,
             credentials,
+            s3,
         }
     }
 
-    pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        remote: Option<SocketAddr>,
+    ) -> Response<HttpBody> {
         let request_id = nimbus_core::new_request_id();
         let (mut parts, body) = req.into_parts();
         // HTTP/2 carries the host in :authority, but every client signs `host`.
@@ -102,18 +130,7 @@ impl Edge {
                 parts.headers.insert(http::header::HOST, authority);
             }
         }
-        let path = parts.uri.path();
-        if path.starts_with("/_nimbus/") || path.starts_with("/_localstack/") {
-            return self.internal(path);
-        }
-        let body = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => {
-                let err = AwsError::new("RequestEntityTooLarge", "The request body is too large.")
-                    .with_status(413);
-                return to_http(generic_error(&err, &request_id));
-            }
-        };
+        let path = parts.uri.path().to_string();
         let host = parts
             .headers
             .get(http::header::HOST)
@@ -121,23 +138,140 @@ impl Edge {
             .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .unwrap_or("localhost:4566")
             .to_string();
-        let form = if is_aws_chunked(&parts.headers) {
+        if path.starts_with("/_nimbus/") || path.starts_with("/_localstack/") {
+            return self
+                .internal(&parts, &path, &host, remote, &request_id)
+                .await;
+        }
+        // S3 names buckets in the host too; such requests are decoded in path style.
+        let mut wire_path = path.clone();
+        if self.s3.is_some() {
+            let is_service = |name: &str| {
+                self.routes
+                    .iter()
+                    .any(|r| r.service == name || r.model.signing_name() == name)
+            };
+            match s3host::parse(&host, &is_service) {
+                Some(S3Host::Website(bucket)) => {
+                    return self
+                        .website(&parts, &bucket, &path, &host, remote, &request_id)
+                        .await
+                }
+                Some(S3Host::Bucket(bucket)) => wire_path = format!("/{bucket}{path}"),
+                None => {}
+            }
+        }
+        let origin = header_str(&parts.headers, "origin").map(str::to_string);
+        if parts.method == http::Method::OPTIONS && origin.is_some() && self.s3.is_some() {
+            return self.preflight(&parts.headers, &wire_path, &request_id);
+        }
+        let mut response = if is_form_upload(&parts) && self.s3.is_some() {
+            self.post_object(&parts, body, &wire_path, &host, remote, &request_id)
+                .await
+        } else {
+            self.api(&parts, body, &path, &wire_path, host, remote, request_id)
+                .await
+        };
+        if let (Some(s3), Some(origin)) = (&self.s3, origin) {
+            if let Some(bucket) = bucket_of(&wire_path) {
+                for (name, value) in s3.cors_headers(bucket, Some(&origin), parts.method.as_str()) {
+                    if let (Ok(n), Ok(v)) = (
+                        http::HeaderName::from_bytes(name.as_bytes()),
+                        http::HeaderValue::from_str(&value),
+                    ) {
+                        response.headers_mut().insert(n, v);
+                    }
+                }
+            }
+        }
+        response
+    }
+
+    /// An AWS API request: buffered, or streamed when the service takes this operation's body as a stream.
+    #[allow(clippy::too_many_arguments)]
+    async fn api(
+        &self,
+        parts: &http::request::Parts,
+        body: hyper::body::Incoming,
+        path: &str,
+        wire_path: &str,
+        host: String,
+        remote: Option<SocketAddr>,
+        request_id: String,
+    ) -> Response<HttpBody> {
+        let mut incoming = Incoming {
+            method: parts.method.as_str(),
+            path,
+            wire_path,
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            body: Bytes::new(),
+            form: Vec::new(),
+            streamed: false,
+            remote,
+        };
+        if parts.method == http::Method::PUT {
+            if let Some(found) = self.streaming_operation(&incoming, &host) {
+                let (claim, route, operation) = match found {
+                    Ok(found) => found,
+                    Err(e) => return to_http(generic_error(&e, &request_id), None),
+                };
+                incoming.streamed = true;
+                return self
+                    .dispatch_streaming(incoming, claim, route, operation, body, host, request_id)
+                    .await;
+            }
+        }
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                let err = AwsError::new("RequestEntityTooLarge", "The request body is too large.")
+                    .with_status(413);
+                return to_http(generic_error(&err, &request_id), None);
+            }
+        };
+        incoming.form = if is_aws_chunked(&parts.headers) {
             Vec::new()
         } else {
             form_params(&parts.headers, &body)
         };
-        let incoming = Incoming {
-            method: parts.method.as_str(),
-            path,
-            query: parts.uri.query().unwrap_or(""),
-            headers: &parts.headers,
-            body,
-            form,
-        };
-        to_http(self.dispatch(incoming, host, request_id).await)
+        incoming.body = body;
+        let (wire, reply_body) = self.dispatch(incoming, host, request_id).await;
+        to_http(wire, reply_body)
     }
 
-    fn internal(&self, path: &str) -> Response<Full<Bytes>> {
+    async fn internal(
+        &self,
+        parts: &http::request::Parts,
+        path: &str,
+        host: &str,
+        remote: Option<SocketAddr>,
+        request_id: &str,
+    ) -> Response<HttpBody> {
+        // Website endpoint in path form, for clients without wildcard DNS: /_nimbus/website/BUCKET/KEY.
+        if let Some(rest) = path.strip_prefix("/_nimbus/website/") {
+            let (bucket, key_path) = match rest.split_once('/') {
+                Some((b, k)) => (b.to_string(), format!("/{k}")),
+                None => (rest.to_string(), "/".to_string()),
+            };
+            return self
+                .website(parts, &bucket, &key_path, host, remote, request_id)
+                .await;
+        }
+        // Runs S3 lifecycle rules now, or as of `?at=EPOCH_SECONDS` (for tests of day-based rules).
+        if path == "/_nimbus/s3/lifecycle" && parts.method == http::Method::POST {
+            let at = parts
+                .uri
+                .query()
+                .and_then(|q| query_param(q, "at"))
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(|secs| secs * 1000)
+                .unwrap_or_else(nimbus_core::now_millis);
+            if let Some(s3) = &self.s3 {
+                s3.run_lifecycle(at).await;
+            }
+            return json_response(StatusCode::OK, "{\"ran\":true}");
+        }
         match path {
             "/_nimbus/health" | "/_localstack/health" => {
                 let states: Vec<(&str, &str)> = self
@@ -151,17 +285,9 @@ impl Edge {
                     self.config.durable,
                     self.config.auth.as_str(),
                 );
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap_or_default()
+                json_response(StatusCode::OK, &body)
             }
-            _ => Response::builder()
-                .status(StatusCode::NOT_FOUND)
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from_static(b"{\"error\":\"not found\"}")))
-                .unwrap_or_default(),
+            _ => json_response(StatusCode::NOT_FOUND, "{\"error\":\"not found\"}"),
         }
     }
 
@@ -170,7 +296,8 @@ impl Edge {
         mut req: Incoming<'_>,
         host: String,
         request_id: String,
-    ) -> WireResponse {
+    ) -> (WireResponse, Option<Reply>) {
+        let plain = |w: WireResponse| (w, None);
         let http_parts = HttpParts {
             method: req.method,
             path: req.path,
@@ -179,7 +306,7 @@ impl Edge {
         };
         let claim = match nimbus_auth::parse_claim(&http_parts, &req.form, None) {
             Ok(claim) => claim,
-            Err(e) => return generic_error(&e, &request_id),
+            Err(e) => return plain(generic_error(&e, &request_id)),
         };
         // aws-chunked bodies are unwrapped first: what they carry may be the form that names the action.
         match self.decode_streaming(&req, &claim) {
@@ -188,20 +315,20 @@ impl Edge {
                 req.form = form_params(req.headers, &req.body);
             }
             Ok(None) => {}
-            Err(e) => return generic_error(&e, &request_id),
+            Err(e) => return plain(generic_error(&e, &request_id)),
         }
         let (route, protocol) = match self.route(&req, &claim, &host) {
             Ok(found) => found,
-            Err(e) => return generic_error(&e, &request_id),
+            Err(e) => return plain(generic_error(&e, &request_id)),
         };
         let Some(model) = nimbus_wire::model_for(route.service, protocol) else {
             let e = AwsError::new(
                 "UnsupportedProtocol",
                 format!("{} does not speak {}", route.service, protocol.name()),
             );
-            return generic_error(&e, &request_id);
+            return plain(generic_error(&e, &request_id));
         };
-        let fail = |e: &AwsError| nimbus_wire::encode_error(model, protocol, e, &request_id);
+        let fail = |e: &AwsError| plain(nimbus_wire::encode_error(model, protocol, e, &request_id));
 
         let now_ms = nimbus_core::now_millis();
         let ctx = match self.authenticate(&req, &claim, route, host, now_ms, request_id.clone()) {
@@ -214,7 +341,7 @@ impl Edge {
         };
         let wire = WireRequest {
             method: req.method,
-            path: req.path,
+            path: req.wire_path,
             query: req.query,
             headers: req.headers,
             body: &req.body,
@@ -229,10 +356,11 @@ impl Edge {
         let Some(service) = self.services.get(route.service) else {
             return fail(&AwsError::internal("service vanished"));
         };
-        match service.call(&ctx, &operation, input).await {
-            Ok(output) => {
-                nimbus_wire::encode_output(model, protocol, &operation, &output, &request_id)
-            }
+        match service
+            .call_streaming(&ctx, &operation, input, RequestBody::empty())
+            .await
+        {
+            Ok(reply) => encode_reply(model, protocol, &operation, reply, &request_id),
             Err(e) => fail(&e),
         }
     }
@@ -323,9 +451,11 @@ impl Edge {
             return Ok((route, protocol));
         }
 
+        // Everything else is S3's, which clients address by path or bucket host name.
         let route = scope_service
             .and_then(by_signing_name)
             .or_else(by_host)
+            .or_else(|| by_signing_name("s3"))
             .ok_or_else(|| unknown_service(scope_service.unwrap_or("s3")))?;
         let protocol = route
             .model
@@ -380,6 +510,9 @@ impl Edge {
         ctx.request_id = request_id;
         ctx.host = host;
         ctx.now_ms = now_ms;
+        ctx.source_ip = req.remote.map(|a| a.ip());
+        ctx.user_agent = header_str(req.headers, "user-agent").map(str::to_string);
+        ctx.referer = header_str(req.headers, "referer").map(str::to_string);
         let Some(access_key) = access_key else {
             if self.config.auth == AuthMode::Enforce {
                 return Err(nimbus_auth::missing_authentication_error(signing_name));
@@ -408,7 +541,12 @@ impl Edge {
                 query: req.query,
                 headers: req.headers,
             };
-            let payload_hash = hex::encode(Sha256::digest(&req.body));
+            // A streamed body is hashed as it arrives; the signature covers the claimed hash.
+            let payload_hash = if req.streamed {
+                String::new()
+            } else {
+                hex::encode(Sha256::digest(&req.body))
+            };
             nimbus_auth::verify(
                 claim,
                 &http_parts,
@@ -579,16 +717,73 @@ fn generic_error(err: &AwsError, request_id: &str) -> WireResponse {
     }
 }
 
-fn to_http(wire: WireResponse) -> Response<Full<Bytes>> {
+/// Encodes a service's answer; a streaming service's body replaces the encoded one.
+fn encode_reply(
+    model: &ServiceModel,
+    protocol: Protocol,
+    operation: &str,
+    reply: Reply,
+    request_id: &str,
+) -> (WireResponse, Option<Reply>) {
+    let mut wire =
+        nimbus_wire::encode_output(model, protocol, operation, &reply.output, request_id);
+    if let Some(status) = reply.status {
+        wire.status = status;
+    }
+    match reply.body {
+        ResponseBody::FromOutput => (wire, None),
+        body => (
+            wire,
+            Some(Reply {
+                output: serde_json::Value::Null,
+                body,
+                status: None,
+            }),
+        ),
+    }
+}
+
+fn to_http(wire: WireResponse, body: Option<Reply>) -> Response<HttpBody> {
     let mut builder = Response::builder().status(wire.status);
     for (name, value) in &wire.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    builder
-        .body(Full::new(Bytes::from(wire.body)))
-        .unwrap_or_else(|_| {
-            let mut r = Response::new(Full::new(Bytes::from_static(b"invalid response header")));
-            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            r
-        })
+    let body = match body {
+        Some(reply) => body::response_body(reply.body),
+        None => full(Bytes::from(wire.body)),
+    };
+    builder.body(body).unwrap_or_else(|_| {
+        let mut r = Response::new(full(Bytes::from_static(b"invalid response header")));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+fn json_response(status: StatusCode, body: &str) -> Response<HttpBody> {
+    let mut r = Response::new(full(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A browser upload: POST of a multipart/form-data body to a bucket.
+fn is_form_upload(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::POST
+        && header_str(&parts.headers, "content-type")
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// The bucket of a path-style S3 path.
+fn bucket_of(path: &str) -> Option<&str> {
+    path.trim_start_matches('/')
+        .split('/')
+        .next()
+        .filter(|b| !b.is_empty())
 }

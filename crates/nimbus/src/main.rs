@@ -5,6 +5,7 @@
 
 mod bench;
 mod edge;
+mod events;
 mod health;
 mod serve;
 

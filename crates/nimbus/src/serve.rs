@@ -129,6 +129,29 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     services.insert("sqs", Arc::new(sqs));
     let sts = nimbus_sts::Sts::open(store.clone(), credentials.clone())?;
     services.insert("sts", Arc::new(sts));
+    let s3 = Arc::new(nimbus_s3::S3::open(
+        store.clone(),
+        &data_dir.join("s3"),
+        ephemeral_dir.is_none(),
+    )?);
+    services.insert("s3", s3.clone());
+    if let Some(sqs) = services.get("sqs").cloned() {
+        s3.set_event_sink(Arc::new(crate::events::SqsSink::new(
+            sqs,
+            args.region.clone(),
+        )));
+    }
+    // Lifecycle rules run once a minute (their granularity is days).
+    {
+        let s3 = s3.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                s3.run_lifecycle(nimbus_core::now_millis()).await;
+            }
+        });
+    }
 
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
@@ -153,6 +176,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         },
         services,
         credentials,
+        Some(s3),
     ));
 
     // One line, ending in "Ready." because tools that wait for LocalStack look for that word.
@@ -173,7 +197,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, remote) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -188,7 +212,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let edge = edge.clone();
-                        async move { Ok::<_, std::convert::Infallible>(edge.handle(req).await) }
+                        async move { Ok::<_, std::convert::Infallible>(edge.handle(req, Some(remote)).await) }
                     });
                     if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
                         tracing::debug!("connection ended: {e}");

@@ -5,6 +5,7 @@
 mod aws_suite;
 mod botocore;
 mod malformed;
+mod post_policy;
 mod roundtrip;
 mod s3_docs;
 

@@ -95,6 +95,21 @@ fn encode_op_output(
                 if let Some((root, reference)) = &out.document {
                     let mut body = String::with_capacity(256);
                     body.push_str(XML_DECLARATION);
+                    // S3's GetBucketLocation: the document element itself holds the one member's text.
+                    if let Some(Value::String(text)) = values
+                        .get(root.as_str())
+                        .filter(|_| plan.s3 && values.len() == 1)
+                    {
+                        body.push('<');
+                        body.push_str(root);
+                        body.push_str(" xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+                        xml::escape_text(text, &mut body);
+                        body.push_str("</");
+                        body.push_str(root);
+                        body.push('>');
+                        set_body(&mut response, body.into_bytes(), "application/xml");
+                        return Ok(response);
+                    }
                     // Written even when no body member is present: AWS answers the empty
                     // document, not an empty body.
                     xml::write_member(model, reference, root, output, &mut body);

@@ -2,7 +2,8 @@
 //! tables that also read well in a terminal) and into JSON for scripts.
 
 use super::client::Endpoint;
-use super::sqs::{RunConfig, RunResult};
+use super::s3::DiskResult;
+use super::sqs::{RunConfig, RunResult, Workload};
 use super::startup::StartupResult;
 use serde_json::{json, Value};
 
@@ -139,16 +140,69 @@ pub fn text(
     results: &[RunResult],
     startup: Option<&StartupResult>,
     startup_runs: u32,
+    disk: Option<&DiskResult>,
 ) -> String {
     let mut out = String::new();
     // Startup alone has no endpoint results, and the endpoint settings would only mislead.
     if !results.is_empty() {
         out += &endpoint_sections(cfg, endpoints, results);
     }
+    if let Some(d) = disk {
+        out += &disk_section(d, results);
+    }
     if let Some(s) = startup {
         out += &startup_section(s, startup_runs);
     }
-    out += &problems(results, startup);
+    out += &problems(results, startup, disk);
+    out
+}
+
+/// Whether any run moved object bytes (then MB/s columns are shown).
+fn any_bytes(results: &[RunResult]) -> bool {
+    results.iter().any(|r| r.bytes > 0)
+}
+
+/// `dd`'s rate, and each large PUT as a fraction of it.
+fn disk_section(d: &DiskResult, results: &[RunResult]) -> String {
+    let mut out = format!(
+        "
+dd: {} MiB written to a new file in {} in 1 MiB writes, then fsync (timed together)
+
+",
+        num(d.size as f64 / 1_048_576.0),
+        d.dir
+    );
+    let headers = [
+        ("runs ok", Align::Right),
+        ("MB/s median", Align::Right),
+        ("MB/s min", Align::Right),
+        ("MB/s max", Align::Right),
+    ];
+    let row = vec![
+        format!(
+            "{}/{}",
+            d.mb_per_sec.len(),
+            d.mb_per_sec.len() + d.failures.len()
+        ),
+        opt(d.median(), num),
+        opt(d.min(), num),
+        opt(d.max(), num),
+    ];
+    out += &table(&headers, &[row]);
+    for r in results
+        .iter()
+        .filter(|r| r.workload == Workload::S3PutLarge && r.failure.is_none())
+    {
+        if let (Some(put), Some(disk)) = (r.mb_per_sec(), d.median()) {
+            out += &format!(
+                "- {} s3-put-large: {} MB/s = {} of the disk's {} MB/s\n",
+                r.endpoint,
+                num(put),
+                ratio(Some(put), Some(disk)),
+                num(disk)
+            );
+        }
+    }
     out
 }
 
@@ -159,6 +213,17 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
         "nimbus bench: {} ops per workload, concurrency {}, {}-byte messages (client: 1 thread, HTTP/1.1 keep-alive, SigV4)\n",
         cfg.ops, cfg.concurrency, cfg.message_size
     );
+    if results.iter().any(|r| r.workload.is_s3()) {
+        out += &format!(
+            "S3 (path-style, UNSIGNED-PAYLOAD): {}-byte objects; s3-list: {} keys, {} pages of up to 1000; large: {} MiB objects, {} per run at concurrency {}\n",
+            cfg.object_size,
+            cfg.list_keys,
+            cfg.list_pages,
+            num(cfg.large_size as f64 / 1_048_576.0),
+            cfg.large_ops,
+            cfg.large_concurrency
+        );
+    }
     for e in endpoints {
         let server = match (e.server_pid, e.idle_rss_kib) {
             (Some(pid), Some(kib)) => format!(" (server pid {pid}, idle RSS {} MiB)", mib(kib)),
@@ -170,6 +235,7 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
 
     out += "\n";
     let multi = endpoints.len() > 1;
+    let bytes = any_bytes(results);
     let mut headers = vec![];
     if multi {
         headers.push(("endpoint", Align::Left));
@@ -179,6 +245,11 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
         ("ok ops", Align::Right),
         ("ops/s", Align::Right),
         ("msgs/s", Align::Right),
+    ]);
+    if bytes {
+        headers.push(("MB/s", Align::Right));
+    }
+    headers.extend([
         ("p50 ms", Align::Right),
         ("p99 ms", Align::Right),
         ("errors", Align::Right),
@@ -213,6 +284,11 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
                 r.ok_ops.to_string(),
                 opt(r.ops_per_sec(), num),
                 opt(r.msgs_per_sec(), num),
+            ]);
+            if bytes {
+                row.push(opt(r.mb_per_sec(), num));
+            }
+            row.extend([
                 opt(r.p(50.0), ms),
                 opt(r.p(99.0), ms),
                 r.errors.to_string(),
@@ -230,6 +306,9 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
         .collect();
     out += &table(&headers, &rows);
     out += "\nops/s and latency count 2xx requests only; sqs-cycle ops are ReceiveMessage + DeleteMessageBatch, msgs/s are messages deleted.\n";
+    if results.iter().any(|r| r.workload.is_s3()) {
+        out += "s3-list ops are ListObjectsV2 pages (ops/s = pages/s), msgs/s are keys listed; MB/s counts object bytes sent or received (10^6 bytes/s).\n";
+    }
     if results
         .iter()
         .any(|r| r.server.is_some_and(|s| s.cpu_ticks < COARSE_TICKS))
@@ -243,15 +322,20 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
         let base = &endpoints[0].endpoint.name;
         for other in &endpoints[1..] {
             let other = &other.endpoint.name;
-            let headers = [
+            let mut headers = vec![
                 ("workload", Align::Left),
                 ("ops/s", Align::Right),
                 ("msgs/s", Align::Right),
+            ];
+            if bytes {
+                headers.push(("MB/s", Align::Right));
+            }
+            headers.extend([
                 ("p50", Align::Right),
                 ("p99", Align::Right),
                 ("srv CPU/op", Align::Right),
                 ("srv RSS peak", Align::Right),
-            ];
+            ]);
             let mut rows = vec![];
             for a in results
                 .iter()
@@ -263,10 +347,15 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
                     continue;
                 };
                 let p = |r: &RunResult, pct| r.p(pct).map(f64::from);
-                rows.push(vec![
+                let mut row = vec![
                     a.workload.name().to_string(),
                     ratio(a.ops_per_sec(), b.ops_per_sec()),
                     ratio(a.msgs_per_sec(), b.msgs_per_sec()),
+                ];
+                if bytes {
+                    row.push(ratio(a.mb_per_sec(), b.mb_per_sec()));
+                }
+                row.extend([
                     ratio(p(a, 50.0), p(b, 50.0)),
                     ratio(p(a, 99.0), p(b, 99.0)),
                     ratio(a.server_cpu_us_per_op(), b.server_cpu_us_per_op()),
@@ -275,6 +364,7 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
                         b.server.map(|s| s.rss_peak_kib as f64),
                     ),
                 ]);
+                rows.push(row);
             }
             if rows.is_empty() {
                 out += &format!("\nratios {base}/{other}: no workload ran on both\n");
@@ -318,7 +408,11 @@ fn startup_section(s: &StartupResult, startup_runs: u32) -> String {
 }
 
 /// The first errors of each run, and why runs failed.
-fn problems(results: &[RunResult], startup: Option<&StartupResult>) -> String {
+fn problems(
+    results: &[RunResult],
+    startup: Option<&StartupResult>,
+    disk: Option<&DiskResult>,
+) -> String {
     let mut problems = String::new();
     for r in results {
         if let Some(why) = &r.failure {
@@ -331,6 +425,11 @@ fn problems(results: &[RunResult], startup: Option<&StartupResult>) -> String {
     if let Some(s) = startup {
         for f in &s.failures {
             problems += &format!("- startup: {f}\n");
+        }
+    }
+    if let Some(d) = disk {
+        for f in &d.failures {
+            problems += &format!("- dd: {f}\n");
         }
     }
     if problems.is_empty() {
@@ -346,7 +445,9 @@ pub fn json(
     endpoints: &[EndpointInfo],
     results: &[RunResult],
     startup: Option<&StartupResult>,
+    disk: Option<&DiskResult>,
 ) -> Value {
+    let disk_mb = disk.and_then(DiskResult::median);
     let results_json: Vec<Value> = results
         .iter()
         .map(|r| {
@@ -356,10 +457,16 @@ pub fn json(
                 "failure": r.failure,
                 "ok_ops": r.ok_ops,
                 "messages": r.messages,
+                "bytes": r.bytes,
                 "errors": r.errors,
                 "seconds": r.secs(),
                 "ops_per_sec": r.ops_per_sec(),
                 "msgs_per_sec": r.msgs_per_sec(),
+                "mb_per_sec": r.mb_per_sec(),
+                "fraction_of_disk": match (r.workload, r.mb_per_sec(), disk_mb) {
+                    (Workload::S3PutLarge, Some(put), Some(d)) if d > 0.0 => Some(put / d),
+                    _ => None,
+                },
                 "p50_us": r.p(50.0),
                 "p99_us": r.p(99.0),
                 "max_us": r.latencies_us.last(),
@@ -401,6 +508,7 @@ pub fn json(
                     "workload": a.workload.name(),
                     "ops_per_sec": div(a.ops_per_sec(), b.ops_per_sec()),
                     "msgs_per_sec": div(a.msgs_per_sec(), b.msgs_per_sec()),
+                    "mb_per_sec": div(a.mb_per_sec(), b.mb_per_sec()),
                     "p50": div(p(a, 50.0), p(b, 50.0)),
                     "p99": div(p(a, 99.0), p(b, 99.0)),
                     "server_cpu_per_op": div(a.server_cpu_us_per_op(), b.server_cpu_us_per_op()),
@@ -413,6 +521,13 @@ pub fn json(
             "ops": cfg.ops,
             "concurrency": cfg.concurrency,
             "message_size": cfg.message_size,
+            "object_size": cfg.object_size,
+            "list_keys": cfg.list_keys,
+            "list_pages": cfg.list_pages,
+            "list_bucket": cfg.list_bucket,
+            "large_size": cfg.large_size,
+            "large_ops": cfg.large_ops,
+            "large_concurrency": cfg.large_concurrency,
         },
         "endpoints": endpoints.iter().map(|e| json!({
             "name": e.endpoint.name,
@@ -431,13 +546,20 @@ pub fn json(
             "idle_rss_kib_median": s.median_rss_kib(),
             "failures": s.failures,
         })),
+        "disk": disk.map(|d| json!({
+            "dir": d.dir,
+            "size": d.size,
+            "mb_per_sec_runs": d.mb_per_sec,
+            "mb_per_sec_median": d.median(),
+            "failures": d.failures,
+        })),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::sqs::{ServerFigures, Workload};
+    use crate::bench::sqs::ServerFigures;
     use std::time::Duration;
 
     fn result(endpoint: &str, ops_per_sec: u64, p50: u32, cpu: f64) -> RunResult {
@@ -446,6 +568,7 @@ mod tests {
             workload: Workload::SqsSend,
             ok_ops: ops_per_sec,
             messages: ops_per_sec,
+            bytes: 0,
             errors: 0,
             elapsed: Duration::from_secs(1),
             latencies_us: vec![p50; 10],
@@ -499,6 +622,14 @@ mod tests {
             message_size: 256,
             request_timeout: Duration::from_secs(1),
             max_duration: Duration::from_secs(1),
+            object_size: 1024,
+            list_keys: 1000,
+            list_pages: 10,
+            list_bucket: None,
+            large_size: 1 << 20,
+            large_ops: 2,
+            large_concurrency: 1,
+            disk_dir: std::env::temp_dir(),
         };
         let ep = |n: &str, u: &str| EndpointInfo {
             endpoint: Endpoint::parse(&format!("{n}={u}")).unwrap(),
@@ -513,14 +644,37 @@ mod tests {
             result("nimbus", 8000, 1000, 100.0),
             result("moto", 2000, 4000, 400.0),
         ];
-        let t = text(&cfg, &eps, &results, None, 0);
+        let t = text(&cfg, &eps, &results, None, 0, None);
         assert!(t.contains("ratios nimbus/moto"), "{t}");
         assert!(
             t.contains("| sqs-send | 4.00x |  4.00x | 0.25x | 0.25x |      0.25x |        1.00x |"),
             "{t}"
         );
-        let j = json(&cfg, &eps, &results, None);
+        let j = json(&cfg, &eps, &results, None, None);
         assert_eq!(j["ratios"][0]["ops_per_sec"], 4.0);
         assert_eq!(j["results"][1]["p50_us"], 4000);
+
+        // Large PUTs: MB/s columns appear, and the disk section relates them to dd.
+        let mut large = results.clone();
+        for r in &mut large {
+            r.workload = Workload::S3PutLarge;
+            r.bytes = r.ok_ops * 1_000_000;
+        }
+        let disk = DiskResult {
+            dir: "/data".into(),
+            size: 64 << 20,
+            mb_per_sec: vec![900.0, 1000.0, 1100.0],
+            failures: vec![],
+        };
+        let t = text(&cfg, &eps, &large, None, 0, Some(&disk));
+        assert!(t.contains("| MB/s |"), "{t}");
+        assert!(
+            t.contains("- nimbus s3-put-large: 8000 MB/s = 8.00x of the disk's 1000 MB/s"),
+            "{t}"
+        );
+        let j = json(&cfg, &eps, &large, None, Some(&disk));
+        assert_eq!(j["results"][1]["fraction_of_disk"], 2.0);
+        assert_eq!(j["ratios"][0]["mb_per_sec"], 4.0);
+        assert_eq!(j["disk"]["mb_per_sec_median"], 1000.0);
     }
 }

@@ -6,12 +6,14 @@
 //! pre-fill of `sqs-cycle` are not. All workers run as futures of one task on
 //! a current-thread runtime, so their shared tallies are plain `Cell`s.
 
-use super::client::{self, Endpoint, HttpClient, Reply, Signer};
+use super::client::{self, Endpoint, HttpClient, Reply, S3Client, Signer};
 use super::measure;
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A measurable workload.
@@ -23,8 +25,20 @@ pub enum Workload {
     SqsSendBatch,
     /// Pre-fill N messages, then ReceiveMessage (up to 10) + DeleteMessageBatch until all are consumed.
     SqsCycle,
+    /// PutObject of small objects, distinct keys, into a fresh bucket.
+    S3Put,
+    /// GetObject of small objects written (untimed) beforehand.
+    S3Get,
+    /// ListObjectsV2 pages of 1000 keys through a large bucket.
+    S3List,
+    /// PutObject of large objects streamed from one buffer.
+    S3PutLarge,
+    /// GetObject of large objects, the body consumed as a stream.
+    S3GetLarge,
     /// nimbus only: spawn `serve --ephemeral` and time the first healthy answer.
     Startup,
+    /// No endpoint: sequential writes plus fsync on the disk, the ceiling for large PUTs.
+    Dd,
 }
 
 impl Workload {
@@ -34,13 +48,36 @@ impl Workload {
         Workload::SqsCycle,
     ];
 
+    pub const S3: [Workload; 5] = [
+        Workload::S3Put,
+        Workload::S3Get,
+        Workload::S3List,
+        Workload::S3PutLarge,
+        Workload::S3GetLarge,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Workload::SqsSend => "sqs-send",
             Workload::SqsSendBatch => "sqs-send-batch",
             Workload::SqsCycle => "sqs-cycle",
+            Workload::S3Put => "s3-put",
+            Workload::S3Get => "s3-get",
+            Workload::S3List => "s3-list",
+            Workload::S3PutLarge => "s3-put-large",
+            Workload::S3GetLarge => "s3-get-large",
             Workload::Startup => "startup",
+            Workload::Dd => "dd",
         }
+    }
+
+    pub fn is_s3(self) -> bool {
+        Workload::S3.contains(&self)
+    }
+
+    /// Whether the workload drives an endpoint (`startup` and `dd` measure this machine).
+    pub fn uses_endpoint(self) -> bool {
+        !matches!(self, Workload::Startup | Workload::Dd)
     }
 
     /// Parses `--workload` values (each may be a comma list); `all` means the
@@ -60,15 +97,23 @@ impl Workload {
         {
             match part {
                 "all" => Workload::SQS.iter().for_each(|w| push(*w, &mut out)),
-                "sqs-send" => push(Workload::SqsSend, &mut out),
-                "sqs-send-batch" => push(Workload::SqsSendBatch, &mut out),
-                "sqs-cycle" => push(Workload::SqsCycle, &mut out),
+                "s3" => Workload::S3.iter().for_each(|w| push(*w, &mut out)),
                 "startup" => push(Workload::Startup, &mut out),
-                other => {
-                    return Err(format!(
-                        "unknown workload {other:?} (known: sqs-send, sqs-send-batch, sqs-cycle, startup, all)"
+                "dd" => push(Workload::Dd, &mut out),
+                name => match Workload::SQS
+                    .iter()
+                    .chain(&Workload::S3)
+                    .find(|w| w.name() == name)
+                {
+                    Some(w) => push(*w, &mut out),
+                    None => {
+                        return Err(format!(
+                        "unknown workload {name:?} (known: sqs-send, sqs-send-batch, sqs-cycle, \
+                         s3-put, s3-get, s3-list, s3-put-large, s3-get-large, startup, dd, \
+                         all = the SQS ones, s3 = the S3 ones)"
                     ))
-                }
+                    }
+                },
             }
         }
         if out.is_empty() {
@@ -87,6 +132,20 @@ pub struct RunConfig {
     pub request_timeout: Duration,
     /// Upper bound on a timed phase: the run stops itself and says so.
     pub max_duration: Duration,
+    /// S3: size of the objects of s3-put and s3-get.
+    pub object_size: usize,
+    /// S3: keys in the bucket s3-list pages through.
+    pub list_keys: u64,
+    /// S3: ListObjectsV2 pages s3-list times.
+    pub list_pages: u64,
+    /// S3: an existing bucket for s3-list, filled only as far as it lacks keys.
+    pub list_bucket: Option<String>,
+    /// S3: size, count and concurrency of s3-put-large and s3-get-large.
+    pub large_size: u64,
+    pub large_ops: u64,
+    pub large_concurrency: usize,
+    /// dd: where the sequential-write file goes (the server's data disk).
+    pub disk_dir: PathBuf,
 }
 
 /// What the server process did during the timed phase.
@@ -107,8 +166,11 @@ pub struct RunResult {
     pub workload: Workload,
     /// Requests answered with 2xx.
     pub ok_ops: u64,
-    /// Messages carried by successful requests (sent, or received and deleted).
+    /// Messages carried by successful requests (sent, or received and deleted;
+    /// s3-list: keys listed; other S3 workloads: none).
     pub messages: u64,
+    /// S3: object bytes carried by successful requests (sent or received).
+    pub bytes: u64,
     /// Failed requests plus failed entries of batch requests.
     pub errors: u64,
     pub elapsed: Duration,
@@ -126,12 +188,13 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    fn failed(endpoint: &str, workload: Workload, why: String) -> RunResult {
+    pub fn failed(endpoint: &str, workload: Workload, why: String) -> RunResult {
         RunResult {
             endpoint: endpoint.to_string(),
             workload,
             ok_ops: 0,
             messages: 0,
+            bytes: 0,
             errors: 0,
             elapsed: Duration::ZERO,
             latencies_us: Vec::new(),
@@ -154,6 +217,11 @@ impl RunResult {
 
     pub fn msgs_per_sec(&self) -> Option<f64> {
         rate(self.messages, self.secs())
+    }
+
+    /// Object throughput in MB/s (10^6 bytes, as `dd` counts).
+    pub fn mb_per_sec(&self) -> Option<f64> {
+        rate(self.bytes, self.secs()).map(|b| b / 1e6)
     }
 
     pub fn p(&self, pct: f64) -> Option<u32> {
@@ -180,14 +248,15 @@ fn rate(n: u64, secs: f64) -> Option<f64> {
 }
 
 /// How many error texts a run keeps for the report.
-const KEPT_ERRORS: usize = 5;
+pub const KEPT_ERRORS: usize = 5;
 
 /// Shared counters of one timed phase.
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     next_op: Cell<u64>,
     ok_ops: Cell<u64>,
     messages: Cell<u64>,
+    pub bytes: Cell<u64>,
     errors: Cell<u64>,
     latencies: RefCell<Vec<u32>>,
     /// Distinct error texts with how often each was seen.
@@ -201,7 +270,7 @@ struct Tally {
 
 impl Tally {
     /// Claims the next operation of the budget; `None` once spent or past the deadline.
-    fn claim(&self, budget: u64, deadline: Instant) -> Option<u64> {
+    pub fn claim(&self, budget: u64, deadline: Instant) -> Option<u64> {
         let i = self.next_op.get();
         if i >= budget {
             return None;
@@ -214,7 +283,7 @@ impl Tally {
         Some(i)
     }
 
-    fn ok(&self, latency: Duration, messages: u64) {
+    pub fn ok(&self, latency: Duration, messages: u64) {
         self.ok_ops.set(self.ok_ops.get() + 1);
         self.messages.set(self.messages.get() + messages);
         self.latencies
@@ -222,7 +291,7 @@ impl Tally {
             .push(latency.as_micros().min(u32::MAX as u128) as u32);
     }
 
-    fn error(&self, count: u64, what: impl FnOnce() -> String) {
+    pub fn error(&self, count: u64, what: impl FnOnce() -> String) {
         self.errors.set(self.errors.get() + count);
         // Errors are off the fast path: formatting each one to fold repeats is fine.
         let text = what();
@@ -249,6 +318,8 @@ pub struct Target<'a> {
     pub endpoint: &'a Endpoint,
     pub signer: &'a Signer,
     pub client: &'a HttpClient,
+    /// The pool for S3 requests, whose bodies may be streamed.
+    pub s3_client: &'a S3Client,
     pub server_pid: Option<u32>,
 }
 
@@ -423,32 +494,96 @@ async fn timed_run(
         }
     }
 
-    let server_before = match target.server_pid.map(measure::sample_server).transpose() {
-        Ok(s) => s,
+    // The phase's future holds references only, so the tally stays readable here.
+    let (body, tally_ref) = (body.as_str(), &tally);
+    let phase = timed_phase(
+        target.server_pid,
+        rss_before,
+        &tally,
+        cfg,
+        |deadline| async move {
+            let mut set = FuturesUnordered::new();
+            for _ in 0..cfg.concurrency.max(1) {
+                set.push(worker(
+                    target,
+                    workload,
+                    cfg,
+                    queue_url,
+                    body,
+                    tally_ref,
+                    deadline,
+                    target_msgs,
+                ));
+            }
+            while set.next().await.is_some() {}
+        },
+    )
+    .await;
+    let mut result = match phase {
+        Ok(p) => RunResult::from_phase(ep, workload, &tally, p),
         Err(e) => return RunResult::failed(ep, workload, e),
     };
+    if workload == Workload::SqsCycle {
+        result.messages = tally.consumed.get();
+    }
+    result
+}
+
+/// What the harness measured around a timed phase.
+pub struct Phase {
+    pub elapsed: Duration,
+    pub server: Option<ServerFigures>,
+    pub client_cpu_micros: u64,
+}
+
+impl RunResult {
+    /// The result of a timed phase from its tally.
+    pub fn from_phase(ep: &str, workload: Workload, tally: &Tally, phase: Phase) -> RunResult {
+        let mut latencies = tally.latencies.take();
+        latencies.sort_unstable();
+        RunResult {
+            endpoint: ep.to_string(),
+            workload,
+            ok_ops: tally.ok_ops.get(),
+            messages: tally.messages.get(),
+            bytes: tally.bytes.get(),
+            errors: tally.errors.get(),
+            elapsed: phase.elapsed,
+            latencies_us: latencies,
+            server: phase.server,
+            client_cpu_micros: phase.client_cpu_micros,
+            first_errors: tally.error_texts(),
+            failure: None,
+            stopped_early: tally.stopped_early.get(),
+            empty_receives: tally.empty_receives.get(),
+        }
+    }
+}
+
+/// Runs the timed phase built by `work` (given its deadline) and measures it:
+/// wall time, the server's CPU and peak RSS, the client's CPU. Shared by the
+/// SQS and S3 workloads so that all are measured the same way. An error
+/// means the server could not be sampled before the phase.
+pub async fn timed_phase<F, Fut>(
+    server_pid: Option<u32>,
+    rss_before: Option<u64>,
+    tally: &Tally,
+    cfg: &RunConfig,
+    work: F,
+) -> Result<Phase, String>
+where
+    F: FnOnce(Instant) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let server_before = server_pid.map(measure::sample_server).transpose()?;
     let peak = Cell::new(server_before.map_or(0, |s| s.rss_kib));
     // Listed once, before the clock starts: the scan of /proc is not the workload's cost.
-    let tree = target.server_pid.map(measure::process_tree);
+    let tree = server_pid.map(measure::process_tree);
     let client_cpu_before = measure::self_cpu_micros();
     let start = Instant::now();
     let deadline = start + cfg.max_duration;
-
     let workers = async {
-        let mut set = FuturesUnordered::new();
-        for _ in 0..cfg.concurrency.max(1) {
-            set.push(worker(
-                target,
-                workload,
-                cfg,
-                queue_url,
-                &body,
-                &tally,
-                deadline,
-                target_msgs,
-            ));
-        }
-        while set.next().await.is_some() {}
+        work(deadline).await;
         start.elapsed()
     };
     // Peak RSS: sampled every 100 ms while the workers run.
@@ -469,7 +604,7 @@ async fn timed_run(
     };
     let client_cpu = measure::self_cpu_micros().saturating_sub(client_cpu_before);
 
-    let server = match (target.server_pid, server_before) {
+    let server = match (server_pid, server_before) {
         (Some(pid), Some(before)) => match measure::sample_server(pid) {
             Ok(after) => {
                 let ticks = after.cpu_ticks.saturating_sub(before.cpu_ticks);
@@ -490,28 +625,11 @@ async fn timed_run(
         },
         _ => None,
     };
-
-    let mut latencies = tally.latencies.take();
-    latencies.sort_unstable();
-    RunResult {
-        endpoint: ep.to_string(),
-        workload,
-        ok_ops: tally.ok_ops.get(),
-        messages: if workload == Workload::SqsCycle {
-            tally.consumed.get()
-        } else {
-            tally.messages.get()
-        },
-        errors: tally.errors.get(),
+    Ok(Phase {
         elapsed,
-        latencies_us: latencies,
         server,
         client_cpu_micros: client_cpu,
-        first_errors: tally.error_texts(),
-        failure: None,
-        stopped_early: tally.stopped_early.get(),
-        empty_receives: tally.empty_receives.get(),
-    }
+    })
 }
 
 /// Sends `cfg.ops` messages in batches of 10 with `cfg.concurrency` workers.
@@ -629,7 +747,8 @@ async fn worker(
         Workload::SqsCycle => {
             cycle_worker(target, cfg, queue_url, tally, deadline, target_msgs).await
         }
-        Workload::Startup => {}
+        // Not SQS workloads: run elsewhere.
+        _ => {}
     }
 }
 
@@ -763,6 +882,14 @@ mod tests {
         );
         assert!(Workload::parse_list(&["sqs-nope".into()]).is_err());
         assert_eq!(Workload::parse_list(&["all".into()]).unwrap().len(), 3);
+        let s3 = Workload::parse_list(&["s3,s3-put".into()]).unwrap();
+        assert_eq!(s3, Workload::S3.to_vec());
+        assert!(s3.iter().all(|w| w.is_s3() && w.uses_endpoint()));
+        assert_eq!(
+            Workload::parse_list(&["dd".into()]).unwrap(),
+            vec![Workload::Dd]
+        );
+        assert!(!Workload::Dd.uses_endpoint() && !Workload::Startup.uses_endpoint());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Algorithm {
+pub enum Algorithm {
     Crc32,
     Crc32c,
     Crc64Nvme,
@@ -19,7 +19,7 @@ pub(crate) enum Algorithm {
 
 impl Algorithm {
     /// Accepts `crc32`, `CRC32` or the header form `x-amz-checksum-crc32`.
-    pub(crate) fn from_name(name: &str) -> Option<Self> {
+    pub fn from_name(name: &str) -> Option<Self> {
         let lower = name.trim().to_ascii_lowercase();
         let bare = lower.strip_prefix("x-amz-checksum-").unwrap_or(&lower);
         match bare {
@@ -33,7 +33,7 @@ impl Algorithm {
     }
 
     /// The name S3 uses in messages ("The CRC32 you specified ...").
-    pub(crate) fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Self::Crc32 => "CRC32",
             Self::Crc32c => "CRC32C",
@@ -43,7 +43,7 @@ impl Algorithm {
         }
     }
 
-    fn digest_len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Self::Crc32 | Self::Crc32c => 4,
             Self::Crc64Nvme => 8,
@@ -53,7 +53,7 @@ impl Algorithm {
     }
 
     /// True when `value` is well-formed base64 of the right length.
-    pub(crate) fn is_well_formed(self, value: &str) -> bool {
+    pub fn is_well_formed(self, value: &str) -> bool {
         base64::engine::general_purpose::STANDARD
             .decode(value.trim())
             .is_ok_and(|bytes| bytes.len() == self.digest_len())
@@ -96,7 +96,7 @@ fn crc64nvme_update(crc: u64, data: &[u8]) -> u64 {
 }
 
 /// A running checksum of one algorithm.
-pub(crate) enum Hasher {
+pub enum Hasher {
     Crc32(crc32fast::Hasher),
     Crc32c(u32),
     Crc64(u64),
@@ -105,7 +105,7 @@ pub(crate) enum Hasher {
 }
 
 impl Hasher {
-    pub(crate) fn new(alg: Algorithm) -> Self {
+    pub fn new(alg: Algorithm) -> Self {
         match alg {
             Algorithm::Crc32 => Self::Crc32(crc32fast::Hasher::new()),
             Algorithm::Crc32c => Self::Crc32c(0),
@@ -115,7 +115,7 @@ impl Hasher {
         }
     }
 
-    pub(crate) fn update(&mut self, data: &[u8]) {
+    pub fn update(&mut self, data: &[u8]) {
         match self {
             Self::Crc32(h) => h.update(data),
             Self::Crc32c(c) => *c = crc32c::crc32c_append(*c, data),
@@ -125,7 +125,7 @@ impl Hasher {
         }
     }
 
-    pub(crate) fn finish_base64(self) -> String {
+    pub fn finish_base64(self) -> String {
         let engine = &base64::engine::general_purpose::STANDARD;
         match self {
             Self::Crc32(h) => engine.encode(h.finalize().to_be_bytes()),
@@ -137,7 +137,7 @@ impl Hasher {
     }
 }
 
-pub(crate) fn compute(alg: Algorithm, data: &[u8]) -> String {
+pub fn compute(alg: Algorithm, data: &[u8]) -> String {
     let mut h = Hasher::new(alg);
     h.update(data);
     h.finish_base64()

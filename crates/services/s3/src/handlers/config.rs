@@ -1,0 +1,396 @@
+//! Bucket settings: tagging, ownership controls, Block Public Access,
+//! policy, ACL, website, versioning, lifecycle, CORS, notifications,
+//! encryption. Each is kept as the model value its Put received, validated
+//! by the rules of its feature, and returned as is by its Get.
+
+use crate::access::{self, Ask};
+use crate::input::{required, str_of};
+use crate::state::{self, BucketConfig, BucketRecord};
+use crate::{cors, errors, events, lifecycle, website, Inner};
+use nimbus_core::{AwsError, RequestContext};
+use nimbus_store::Batch;
+use serde_json::{json, Value};
+
+pub async fn call(
+    inner: &Inner,
+    ctx: &RequestContext,
+    operation: &str,
+    input: &Value,
+) -> Result<Value, AwsError> {
+    let name = required(input, "Bucket")?;
+    let bucket = inner.bucket(name)?;
+    let record = bucket.record();
+    access::check(
+        ctx,
+        &record,
+        &Ask {
+            action: &action_for(operation),
+            key: None,
+            object_grants: None,
+            extra: &[],
+        },
+    )?;
+    let config = &record.config;
+    let missing = |code: &str, message: &str| Err(errors::not_found(code, message, name));
+    match operation {
+        "GetBucketTagging" => match &config.tags {
+            Some(tags) => Ok(json!({"TagSet": tags})),
+            None => missing("NoSuchTagSet", "The TagSet does not exist"),
+        },
+        "GetBucketOwnershipControls" => match &config.ownership {
+            Some(o) => Ok(json!({"OwnershipControls": {"Rules": [{"ObjectOwnership": o}]}})),
+            None => missing(
+                "OwnershipControlsNotFoundError",
+                "The bucket ownership controls were not found",
+            ),
+        },
+        "GetPublicAccessBlock" => match &config.public_access_block {
+            Some(c) => Ok(json!({"PublicAccessBlockConfiguration": c})),
+            None => missing(
+                "NoSuchPublicAccessBlockConfiguration",
+                "The public access block configuration was not found",
+            ),
+        },
+        "GetBucketPolicy" => match &config.policy {
+            Some(p) => Ok(json!({"Policy": p})),
+            None => missing("NoSuchBucketPolicy", "The bucket policy does not exist"),
+        },
+        "GetBucketPolicyStatus" => match &config.policy {
+            Some(p) => {
+                let public = nimbus_policy::Policy::parse(p).is_ok_and(|p| p.is_public());
+                Ok(json!({"PolicyStatus": {"IsPublic": public}}))
+            }
+            None => missing("NoSuchBucketPolicy", "The bucket policy does not exist"),
+        },
+        "GetBucketAcl" => Ok(json!({
+            "Owner": access::owner_value(&record.owner),
+            "Grants": access::full_grants(&record.owner, config.acl.as_ref()),
+        })),
+        "GetBucketWebsite" => match &config.website {
+            Some(w) => Ok(w.clone()),
+            None => missing(
+                "NoSuchWebsiteConfiguration",
+                "The specified bucket does not have a website configuration",
+            ),
+        },
+        "GetBucketVersioning" => Ok(match &config.versioning {
+            Some(status) => json!({"Status": status}),
+            None => json!({}),
+        }),
+        "GetBucketLifecycleConfiguration" => match &config.lifecycle {
+            Some(l) => Ok(json!({"Rules": l.get("Rules").cloned().unwrap_or(json!([]))})),
+            None => missing(
+                "NoSuchLifecycleConfiguration",
+                "The lifecycle configuration does not exist",
+            ),
+        },
+        "GetBucketCors" => match &config.cors {
+            Some(c) => Ok(json!({"CORSRules": c.get("CORSRules").cloned().unwrap_or(json!([]))})),
+            None => missing(
+                "NoSuchCORSConfiguration",
+                "The CORS configuration does not exist",
+            ),
+        },
+        "GetBucketNotificationConfiguration" => {
+            Ok(config.notification.clone().unwrap_or_else(|| json!({})))
+        }
+        "GetBucketEncryption" => Ok(json!({
+            "ServerSideEncryptionConfiguration": config.encryption.clone().unwrap_or_else(default_encryption)
+        })),
+        "GetBucketAccelerateConfiguration" => Ok(json!({})),
+        "GetBucketRequestPayment" => Ok(json!({"Payer": "BucketOwner"})),
+        _ => {
+            let updated = updated_config(inner, ctx, operation, input, &record)?;
+            save(inner, &bucket, name, updated).await?;
+            if operation == "PutBucketNotificationConfiguration" {
+                send_test_events(inner, ctx, name, input);
+            }
+            Ok(json!({}))
+        }
+    }
+}
+
+/// The IAM action name of a bucket-settings operation.
+fn action_for(operation: &str) -> String {
+    let name = match operation {
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "PutLifecycleConfiguration",
+        "GetBucketCors" => "GetBucketCORS",
+        "PutBucketCors" | "DeleteBucketCors" => "PutBucketCORS",
+        "GetBucketNotificationConfiguration" => "GetBucketNotification",
+        "PutBucketNotificationConfiguration" => "PutBucketNotification",
+        "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "PutBucketEncryption" | "DeleteBucketEncryption" => "PutEncryptionConfiguration",
+        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "PutBucketPublicAccessBlock",
+        "DeleteBucketTagging" => "PutBucketTagging",
+        "DeleteBucketOwnershipControls" => "PutBucketOwnershipControls",
+        "DeleteBucketWebsite" => "DeleteBucketWebsite",
+        other => other,
+    };
+    format!("s3:{name}")
+}
+
+fn default_encryption() -> Value {
+    json!({"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+        "BucketKeyEnabled": false,
+    }]})
+}
+
+fn updated_config(
+    inner: &Inner,
+    ctx: &RequestContext,
+    operation: &str,
+    input: &Value,
+    record: &BucketRecord,
+) -> Result<BucketConfig, AwsError> {
+    let mut config = record.config.clone();
+    let member = |name: &str| input.get(name).cloned().ok_or_else(errors::malformed_xml);
+    match operation {
+        "PutBucketTagging" => {
+            let tags = member("Tagging")?
+                .get("TagSet")
+                .cloned()
+                .unwrap_or_else(|| json!([]));
+            validate_tags(&tags, 50)?;
+            config.tags = Some(tags);
+        }
+        "DeleteBucketTagging" => config.tags = None,
+        "PutBucketOwnershipControls" => {
+            let rule = member("OwnershipControls")?
+                .pointer("/Rules/0/ObjectOwnership")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(errors::malformed_xml)?;
+            if !matches!(
+                rule.as_str(),
+                "BucketOwnerEnforced" | "BucketOwnerPreferred" | "ObjectWriter"
+            ) {
+                return Err(errors::malformed_xml());
+            }
+            if rule == "BucketOwnerEnforced" && access::grants_are_public(config.acl.as_ref()) {
+                return Err(errors::invalid_request(
+                    "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+                ));
+            }
+            config.ownership = Some(rule);
+        }
+        "DeleteBucketOwnershipControls" => config.ownership = None,
+        "PutPublicAccessBlock" => {
+            let mut c = member("PublicAccessBlockConfiguration")?;
+            if let Some(map) = c.as_object_mut() {
+                for name in [
+                    "BlockPublicAcls",
+                    "IgnorePublicAcls",
+                    "BlockPublicPolicy",
+                    "RestrictPublicBuckets",
+                ] {
+                    map.entry(name).or_insert(json!(false));
+                }
+            }
+            config.public_access_block = Some(c);
+        }
+        "DeletePublicAccessBlock" => config.public_access_block = None,
+        "PutBucketPolicy" => {
+            let text = str_of(input, "Policy").ok_or_else(|| {
+                AwsError::new(
+                    "MalformedPolicy",
+                    "Policies must be valid JSON and the first byte must be '{'",
+                )
+            })?;
+            let policy = nimbus_policy::Policy::parse(text)
+                .map_err(|e| AwsError::new("MalformedPolicy", e.message))?;
+            if access::blocks(record, "BlockPublicPolicy") && policy.is_public() {
+                return Err(errors::access_denied().with_message(
+                    "User is not authorized to perform: s3:PutBucketPolicy on resource because public policies are blocked by the BlockPublicPolicy block public access setting.",
+                ));
+            }
+            config.policy = Some(text.to_string());
+        }
+        "DeleteBucketPolicy" => config.policy = None,
+        "PutBucketAcl" => {
+            let grants = acl_from_input(input)?;
+            if !access::acls_enabled(record) && grants.as_array().is_some_and(|g| !g.is_empty()) {
+                return Err(AwsError::new(
+                    "AccessControlListNotSupported",
+                    "The bucket does not allow ACLs",
+                ));
+            }
+            if access::blocks(record, "BlockPublicAcls") && access::grants_are_public(Some(&grants))
+            {
+                return Err(errors::access_denied());
+            }
+            config.acl = Some(grants).filter(|g| g.as_array().is_some_and(|a| !a.is_empty()));
+        }
+        "PutBucketWebsite" => {
+            let w = member("WebsiteConfiguration")?;
+            website::validate(&w)?;
+            config.website = Some(w);
+        }
+        "DeleteBucketWebsite" => config.website = None,
+        "PutBucketVersioning" => {
+            let status = member("VersioningConfiguration")?
+                .get("Status")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            match status.as_deref() {
+                Some("Enabled") | Some("Suspended") => config.versioning = status,
+                None => {}
+                Some(_) => return Err(errors::malformed_xml()),
+            }
+        }
+        "PutBucketLifecycleConfiguration" => {
+            let l = member("LifecycleConfiguration")?;
+            lifecycle::validate(&l)?;
+            config.lifecycle = Some(l);
+        }
+        "DeleteBucketLifecycle" => config.lifecycle = None,
+        "PutBucketCors" => {
+            let c = member("CORSConfiguration")?;
+            cors::validate(&c)?;
+            config.cors = Some(c);
+        }
+        "DeleteBucketCors" => config.cors = None,
+        "PutBucketNotificationConfiguration" => {
+            let n = member("NotificationConfiguration")?;
+            let sink = inner.event_sink();
+            events::validate(&n, &|arn| {
+                sink.as_ref().is_some_and(|s| s.queue_exists(arn))
+            })?;
+            config.notification = Some(n).filter(|n| n.as_object().is_some_and(|m| !m.is_empty()));
+        }
+        "PutBucketEncryption" => {
+            config.encryption = Some(member("ServerSideEncryptionConfiguration")?);
+        }
+        "DeleteBucketEncryption" => config.encryption = None,
+        other => {
+            return Err(AwsError::new(
+                "NotImplemented",
+                format!(
+                "A header you provided implies functionality that is not implemented ({other})."
+            ),
+            )
+            .with_status(501))
+        }
+    }
+    let _ = ctx;
+    Ok(config)
+}
+
+async fn save(
+    inner: &Inner,
+    bucket: &crate::Bucket,
+    name: &str,
+    config: BucketConfig,
+) -> Result<(), AwsError> {
+    let commit = {
+        let mut record = bucket.record.write().unwrap_or_else(|p| p.into_inner());
+        record.config = config;
+        let encoded = serde_json::to_vec(&*record).map_err(|e| errors::internal(e.to_string()))?;
+        let mut batch = Batch::new();
+        batch.put(state::BUCKETS, name.as_bytes(), encoded);
+        inner.store.submit(batch)
+    };
+    commit.await.map_err(errors::store_failed)
+}
+
+/// Checks a TagSet value: unique keys, S3's length limits, at most `max` tags.
+pub fn validate_tags(tags: &Value, max: usize) -> Result<(), AwsError> {
+    let list = tags.as_array().ok_or_else(errors::malformed_xml)?;
+    if list.len() > max {
+        return Err(AwsError::new(
+            "BadRequest",
+            format!("Object tags cannot be greater than {max}"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for tag in list {
+        let key = tag.get("Key").and_then(Value::as_str).unwrap_or("");
+        let value = tag.get("Value").and_then(Value::as_str).unwrap_or("");
+        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+            return Err(AwsError::new(
+                "InvalidTag",
+                "The TagKey you have provided is invalid",
+            ));
+        }
+        if !seen.insert(key.to_string()) {
+            return Err(AwsError::new(
+                "InvalidTag",
+                "Cannot provide multiple Tags with the same key",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Grants from a Put*Acl input: the canned `ACL` header, `x-amz-grant-*` headers, or an AccessControlPolicy body.
+pub fn acl_from_input(input: &Value) -> Result<Value, AwsError> {
+    if let Some(canned) = str_of(input, "ACL") {
+        return access::canned_grants(canned);
+    }
+    let mut grants = Vec::new();
+    for (member, permission) in [
+        ("GrantRead", "READ"),
+        ("GrantWrite", "WRITE"),
+        ("GrantReadACP", "READ_ACP"),
+        ("GrantWriteACP", "WRITE_ACP"),
+        ("GrantFullControl", "FULL_CONTROL"),
+    ] {
+        for grantee in str_of(input, member).unwrap_or("").split(',') {
+            let Some((kind, value)) = grantee.trim().split_once('=') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"');
+            let who = match kind.trim() {
+                "uri" => json!({"Type": "Group", "URI": value}),
+                "id" => json!({"Type": "CanonicalUser", "ID": value}),
+                "emailAddress" => json!({"Type": "AmazonCustomerByEmail", "EmailAddress": value}),
+                _ => return Err(errors::invalid_argument("Invalid grantee", member, grantee)),
+            };
+            grants.push(json!({"Grantee": who, "Permission": permission}));
+        }
+    }
+    if grants.is_empty() {
+        if let Some(policy) = input.get("AccessControlPolicy") {
+            let list = policy.get("Grants").cloned().unwrap_or_else(|| json!([]));
+            // The owner's own FULL_CONTROL grant is implied; keep the others.
+            let others: Vec<Value> = list
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter(|g| {
+                            !(g.pointer("/Grantee/Type").and_then(Value::as_str)
+                                == Some("CanonicalUser")
+                                && g.get("Permission").and_then(Value::as_str)
+                                    == Some("FULL_CONTROL"))
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Ok(Value::Array(others));
+        }
+    }
+    Ok(Value::Array(grants))
+}
+
+/// S3 sends an `s3:TestEvent` to each destination when a notification configuration is saved.
+fn send_test_events(inner: &Inner, ctx: &RequestContext, bucket: &str, input: &Value) {
+    let Some(sink) = inner.event_sink() else {
+        return;
+    };
+    let queues = input
+        .pointer("/NotificationConfiguration/QueueConfigurations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for q in queues {
+        if let Some(arn) = q.get("QueueArn").and_then(Value::as_str) {
+            sink.send(
+                arn,
+                events::test_event_message(bucket, &ctx.request_id, ctx.now_ms),
+            );
+        }
+    }
+}

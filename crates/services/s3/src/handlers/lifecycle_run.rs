@@ -1,0 +1,149 @@
+//! Applies lifecycle rules: walks the buckets that have a lifecycle
+//! configuration and carries out what `lifecycle::due_action` says is due
+//! for each version (expire, remove delete markers and noncurrent versions,
+//! transition to another storage class), and aborts incomplete multipart
+//! uploads past their rule. `serve` runs it periodically; tests run it "as
+//! of" a later time through `/_nimbus/s3/lifecycle`.
+
+use crate::handlers::multipart::abort_upload;
+use crate::handlers::objects::delete_one;
+use crate::lifecycle::{self, LifecycleAction, ObjectFacts};
+use crate::state;
+use crate::{Bucket, Inner};
+use nimbus_core::RequestContext;
+use nimbus_store::Batch;
+use std::sync::Arc;
+
+enum Due {
+    ExpireCurrent(String),
+    RemoveVersion(String, String),
+    Transition(String, u64, String),
+}
+
+pub async fn run(inner: &Inner, now_ms: u64) {
+    let buckets: Vec<Arc<Bucket>> = inner
+        .buckets
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let now_secs = (now_ms / 1000) as i64;
+    for bucket in buckets {
+        let record = bucket.record();
+        let Some(config) = record.config.lifecycle.clone() else {
+            continue;
+        };
+        let mut due = Vec::new();
+        {
+            let objects = bucket.objects.read().unwrap_or_else(|p| p.into_inner());
+            for (key, versions) in objects.iter() {
+                let count = versions.len();
+                let only_marker = count == 1 && versions.last().is_some_and(|m| m.delete_marker);
+                for (i, meta) in versions.iter().enumerate() {
+                    let is_current = i + 1 == count;
+                    let facts = ObjectFacts {
+                        key,
+                        size: meta.size,
+                        tags: &meta.tags,
+                        last_modified_secs: (meta.last_modified_ms / 1000) as i64,
+                        is_current,
+                        is_delete_marker: meta.delete_marker,
+                        noncurrent_since_secs: versions
+                            .get(i + 1)
+                            .map(|newer| (newer.last_modified_ms / 1000) as i64),
+                        storage_class: &meta.storage_class,
+                        newer_noncurrent_versions: count.saturating_sub(i + 2),
+                        only_version_is_delete_marker: only_marker,
+                    };
+                    match lifecycle::due_action(&config, &facts, now_secs) {
+                        LifecycleAction::Expire if is_current && !meta.delete_marker => {
+                            due.push(Due::ExpireCurrent(key.clone()))
+                        }
+                        LifecycleAction::ExpireDeleteMarker | LifecycleAction::DeleteNoncurrent => {
+                            due.push(Due::RemoveVersion(key.clone(), meta.version_id.clone()))
+                        }
+                        LifecycleAction::Transition { storage_class } => {
+                            due.push(Due::Transition(key.clone(), meta.seq, storage_class))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let ctx = RequestContext::for_account(&record.owner, &record.region);
+        let ctx = RequestContext {
+            caller_arn: "arn:aws:iam::aws:root".into(),
+            caller_user_id: "AmazonS3".into(),
+            now_ms,
+            ..ctx
+        };
+        for item in due {
+            let result = match &item {
+                Due::ExpireCurrent(key) => delete_one(inner, &ctx, &bucket, &record, key, None)
+                    .await
+                    .map(|_| ()),
+                Due::RemoveVersion(key, version) => {
+                    delete_one(inner, &ctx, &bucket, &record, key, Some(version))
+                        .await
+                        .map(|_| ())
+                }
+                Due::Transition(key, seq, class) => {
+                    transition(inner, &bucket, &record.name, key, *seq, class).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::warn!("lifecycle action on {}: {}", record.name, e.message);
+            }
+        }
+        let uploads: Vec<(String, String, u64)> = bucket
+            .uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|u| {
+                (
+                    u.upload.upload_id.clone(),
+                    u.upload.key.clone(),
+                    u.upload.initiated_ms,
+                )
+            })
+            .collect();
+        for (id, key, initiated) in uploads {
+            if lifecycle::abort_multipart_due(&config, &key, (initiated / 1000) as i64, now_secs) {
+                abort_upload(inner, &bucket, &id).await;
+            }
+        }
+    }
+}
+
+async fn transition(
+    inner: &Inner,
+    bucket: &Bucket,
+    name: &str,
+    key: &str,
+    seq: u64,
+    class: &str,
+) -> Result<(), nimbus_core::AwsError> {
+    let commit = {
+        let mut objects = bucket.objects.write().unwrap_or_else(|p| p.into_inner());
+        let Some(versions) = objects.get_mut(key) else {
+            return Ok(());
+        };
+        let Some(slot) = versions.iter_mut().find(|m| m.seq == seq) else {
+            return Ok(());
+        };
+        let mut updated = (**slot).clone();
+        updated.storage_class = class.to_string();
+        updated.restored_until_ms = None;
+        let mut batch = Batch::new();
+        batch.put(
+            state::OBJECTS,
+            state::object_key(name, key, seq),
+            updated.encode(),
+        );
+        *slot = Arc::new(updated);
+        inner.store.submit(batch)
+    };
+    commit.await.map_err(crate::errors::store_failed)
+}

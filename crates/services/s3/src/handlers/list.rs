@@ -1,0 +1,341 @@
+//! Listings: ListObjects (v1), ListObjectsV2 and ListObjectVersions over a
+//! bucket's sorted key map, with prefixes, delimiters (common prefixes are
+//! skipped over in one seek, not walked), markers, continuation tokens,
+//! start-after and URL encoding of keys.
+
+use crate::access::{self, Ask};
+use crate::input::{bool_of, int_of, required, secs, str_of};
+use crate::{errors, Inner};
+use base64::Engine as _;
+use nimbus_core::{AwsError, RequestContext};
+use serde_json::{json, Value};
+use std::ops::Bound;
+
+/// Characters S3 escapes with `encoding-type=url`: everything but unreserved characters and `/`.
+const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+fn encoder(input: &Value) -> Result<impl Fn(&str) -> String, AwsError> {
+    let url = match str_of(input, "EncodingType") {
+        None => false,
+        Some("url") => true,
+        Some(other) => {
+            return Err(errors::invalid_argument(
+                "Invalid Encoding Method specified in Request",
+                "encoding-type",
+                other,
+            ))
+        }
+    };
+    Ok(move |s: &str| {
+        if url {
+            percent_encoding::utf8_percent_encode(s, URL_ENCODE).to_string()
+        } else {
+            s.to_string()
+        }
+    })
+}
+
+fn max_keys(input: &Value) -> Result<usize, AwsError> {
+    match int_of(input, "MaxKeys") {
+        None => Ok(1000),
+        Some(n) if n < 0 => Err(errors::invalid_argument(
+            "Argument maxKeys must be an integer between 0 and 2147483647",
+            "maxKeys",
+            &n.to_string(),
+        )),
+        Some(n) => Ok((n as usize).min(1000)),
+    }
+}
+
+/// The first key after every key that starts with `prefix`.
+fn after_prefix(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0xff {
+            bytes.push(last + 1);
+            return String::from_utf8(bytes).ok();
+        }
+    }
+    None
+}
+
+pub fn list_objects(
+    inner: &Inner,
+    ctx: &RequestContext,
+    input: &Value,
+    v2: bool,
+) -> Result<Value, AwsError> {
+    let bucket = inner.bucket(required(input, "Bucket")?)?;
+    let record = bucket.record();
+    let prefix = str_of(input, "Prefix").unwrap_or("");
+    access::check(
+        ctx,
+        &record,
+        &Ask {
+            action: "s3:ListBucket",
+            key: None,
+            object_grants: None,
+            extra: &[("s3:prefix", prefix)],
+        },
+    )?;
+    let delimiter = str_of(input, "Delimiter").filter(|d| !d.is_empty());
+    let max = max_keys(input)?;
+    let encode = encoder(input)?;
+    let token = str_of(input, "ContinuationToken");
+    let start_after = if v2 {
+        match token {
+            Some(t) => Some(decode_token(t)?),
+            None => str_of(input, "StartAfter").map(str::to_string),
+        }
+    } else {
+        str_of(input, "Marker").map(str::to_string)
+    };
+    let fetch_owner = !v2 || bool_of(input, "FetchOwner").unwrap_or(false);
+
+    let objects = bucket.objects.read().unwrap_or_else(|p| p.into_inner());
+    let mut contents = Vec::new();
+    let mut common = Vec::new();
+    let mut last_key: Option<String> = None;
+    let mut truncated = false;
+    let mut cursor: Bound<String> = match &start_after {
+        Some(s) if s.as_str() >= prefix => Bound::Excluded(s.clone()),
+        _ => Bound::Included(prefix.to_string()),
+    };
+    'scan: loop {
+        let range = objects.range::<String, _>((cursor.clone(), Bound::Unbounded));
+        for (key, versions) in range {
+            if !key.starts_with(prefix) {
+                break 'scan;
+            }
+            let Some(current) = versions.last().filter(|m| !m.delete_marker) else {
+                continue;
+            };
+            if contents.len() + common.len() == max {
+                truncated = true;
+                break 'scan;
+            }
+            if let Some(d) = delimiter {
+                if let Some(pos) = key[prefix.len()..].find(d) {
+                    let common_prefix = &key[..prefix.len() + pos + d.len()];
+                    // A prefix at or before the marker was listed on an earlier page.
+                    if start_after.as_deref().is_none_or(|s| common_prefix > s) {
+                        common.push(common_prefix.to_string());
+                        last_key = Some(common_prefix.to_string());
+                    }
+                    // Jump over every key under this common prefix.
+                    match after_prefix(common_prefix) {
+                        Some(next) => {
+                            cursor = Bound::Included(next);
+                            continue 'scan;
+                        }
+                        None => break 'scan,
+                    }
+                }
+            }
+            let mut entry = json!({
+                "Key": encode(key),
+                "LastModified": secs(current.last_modified_ms),
+                "ETag": current.etag,
+                "Size": current.size,
+                "StorageClass": current.storage_class,
+            });
+            if let Some((alg, _, kind)) = &current.checksum {
+                entry["ChecksumAlgorithm"] = json!([alg]);
+                entry["ChecksumType"] = json!(kind);
+            }
+            if fetch_owner {
+                entry["Owner"] = access::owner_value(&current.owner);
+            }
+            if current.is_archived() {
+                if let Some(until) = current.restored_until_ms {
+                    entry["RestoreStatus"] = json!({
+                        "IsRestoreInProgress": until == 0,
+                        "RestoreExpiryDate": until / 1000,
+                    });
+                }
+            }
+            contents.push(entry);
+            last_key = Some(key.clone());
+        }
+        break;
+    }
+    let key_count = contents.len() + common.len();
+    let mut out = json!({
+        "Name": record.name,
+        "Prefix": encode(prefix),
+        "MaxKeys": int_of(input, "MaxKeys").unwrap_or(1000),
+        "IsTruncated": truncated,
+        "Contents": contents,
+        "CommonPrefixes": common.iter().map(|p| json!({"Prefix": encode(p)})).collect::<Vec<_>>(),
+    });
+    if let Some(d) = delimiter {
+        out["Delimiter"] = json!(encode(d));
+    }
+    if str_of(input, "EncodingType").is_some() {
+        out["EncodingType"] = json!("url");
+    }
+    if v2 {
+        out["KeyCount"] = json!(key_count);
+        if let Some(t) = token {
+            out["ContinuationToken"] = json!(t);
+        }
+        if let Some(s) = str_of(input, "StartAfter") {
+            out["StartAfter"] = json!(encode(s));
+        }
+        if truncated {
+            if let Some(last) = &last_key {
+                out["NextContinuationToken"] = json!(encode_token(last));
+            }
+        }
+    } else {
+        out["Marker"] = json!(encode(str_of(input, "Marker").unwrap_or("")));
+        if truncated && delimiter.is_some() {
+            if let Some(last) = &last_key {
+                out["NextMarker"] = json!(encode(last));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Continuation tokens are opaque to clients; nimbus's carry the last key listed.
+fn encode_token(key: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+}
+
+fn decode_token(token: &str) -> Result<String, AwsError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            errors::invalid_argument(
+                "The continuation token provided is incorrect",
+                "continuation-token",
+                token,
+            )
+        })
+}
+
+pub fn list_object_versions(
+    inner: &Inner,
+    ctx: &RequestContext,
+    input: &Value,
+) -> Result<Value, AwsError> {
+    let bucket = inner.bucket(required(input, "Bucket")?)?;
+    let record = bucket.record();
+    let prefix = str_of(input, "Prefix").unwrap_or("");
+    access::check(
+        ctx,
+        &record,
+        &Ask {
+            action: "s3:ListBucketVersions",
+            key: None,
+            object_grants: None,
+            extra: &[("s3:prefix", prefix)],
+        },
+    )?;
+    let delimiter = str_of(input, "Delimiter").filter(|d| !d.is_empty());
+    let max = max_keys(input)?;
+    let encode = encoder(input)?;
+    let key_marker = str_of(input, "KeyMarker").filter(|k| !k.is_empty());
+    let version_marker = str_of(input, "VersionIdMarker").filter(|v| !v.is_empty());
+
+    let objects = bucket.objects.read().unwrap_or_else(|p| p.into_inner());
+    let mut versions_out = Vec::new();
+    let mut markers_out = Vec::new();
+    let mut common = Vec::new();
+    let mut count = 0usize;
+    let mut truncated = false;
+    let mut next: Option<(String, String)> = None;
+    let start: Bound<String> = match key_marker {
+        Some(k) if version_marker.is_some() => Bound::Included(k.to_string()),
+        Some(k) => Bound::Excluded(k.to_string()),
+        None => Bound::Included(prefix.to_string()),
+    };
+    let mut last_common: Option<String> = None;
+    'keys: for (key, versions) in objects.range::<String, _>((start, Bound::Unbounded)) {
+        if !key.starts_with(prefix) {
+            if key.as_str() > prefix {
+                break;
+            }
+            continue;
+        }
+        if let Some(d) = delimiter {
+            if let Some(pos) = key[prefix.len()..].find(d) {
+                let cp = key[..prefix.len() + pos + d.len()].to_string();
+                if last_common.as_deref() != Some(cp.as_str()) {
+                    if count == max {
+                        truncated = true;
+                        break;
+                    }
+                    common.push(json!({"Prefix": encode(&cp)}));
+                    count += 1;
+                    last_common = Some(cp);
+                }
+                continue;
+            }
+        }
+        // Newest first; after a version marker, only versions older than it.
+        let mut skipping = key_marker == Some(key.as_str()) && version_marker.is_some();
+        for (i, meta) in versions.iter().enumerate().rev() {
+            if skipping {
+                if Some(meta.version_id.as_str()) == version_marker {
+                    skipping = false;
+                }
+                continue;
+            }
+            if count == max {
+                truncated = true;
+                break 'keys;
+            }
+            let latest = i + 1 == versions.len();
+            let mut entry = json!({
+                "Key": encode(key),
+                "VersionId": meta.version_id,
+                "IsLatest": latest,
+                "LastModified": secs(meta.last_modified_ms),
+                "Owner": access::owner_value(&meta.owner),
+            });
+            if meta.delete_marker {
+                markers_out.push(entry);
+            } else {
+                entry["ETag"] = json!(meta.etag);
+                entry["Size"] = json!(meta.size);
+                entry["StorageClass"] = json!(meta.storage_class);
+                versions_out.push(entry);
+            }
+            count += 1;
+            next = Some((key.clone(), meta.version_id.clone()));
+        }
+    }
+    let mut out = json!({
+        "Name": record.name,
+        "Prefix": encode(prefix),
+        "KeyMarker": encode(key_marker.unwrap_or("")),
+        "VersionIdMarker": version_marker.unwrap_or(""),
+        "MaxKeys": int_of(input, "MaxKeys").unwrap_or(1000),
+        "IsTruncated": truncated,
+        "Versions": versions_out,
+        "DeleteMarkers": markers_out,
+        "CommonPrefixes": common,
+    });
+    if let Some(d) = delimiter {
+        out["Delimiter"] = json!(encode(d));
+    }
+    if str_of(input, "EncodingType").is_some() {
+        out["EncodingType"] = json!("url");
+    }
+    if truncated {
+        if let Some((k, v)) = next {
+            out["NextKeyMarker"] = json!(encode(&k));
+            out["NextVersionIdMarker"] = json!(v);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,211 @@
+//! What S3 keeps: bucket records (with every bucket-level configuration as
+//! the decoded model value), object versions, multipart uploads and their
+//! parts, and how each is laid out in the store.
+//!
+//! Store tables (keys are bytes, values JSON unless said otherwise):
+//! - `s3_buckets`: bucket name → [`BucketRecord`].
+//! - `s3_objects`: `bucket \0 key \0 seq (u64 BE)` → [`ObjectMeta`] JSON,
+//!   then for inline bodies the body bytes: the value is `u32 LE json length`,
+//!   the JSON, the body. Small bodies ride in the group-committed log with
+//!   their record, so writing them costs no fsync of their own.
+//! - `s3_uploads`: `bucket \0 upload id` → [`Upload`].
+//! - `s3_parts`: `upload id \0 part number (u32 BE)` → [`Part`].
+//!
+//! Every record carries the format version through the store's own version.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub const BUCKETS: &str = "s3_buckets";
+pub const OBJECTS: &str = "s3_objects";
+pub const UPLOADS: &str = "s3_uploads";
+pub const PARTS: &str = "s3_parts";
+
+/// Bodies up to this size are kept with their record (in the log, in redb and
+/// in memory) instead of in a file of their own.
+pub const INLINE_MAX: usize = 4096;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub name: String,
+    pub owner: String,
+    pub region: String,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub config: BucketConfig,
+}
+
+/// Bucket-level settings, each as the model value its Put operation received.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BucketConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The ACL grants (list of Grant values); `None` = the owner's full control only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<Value>,
+    /// "Enabled" or "Suspended"; `None` = never versioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Value>,
+    /// ObjectOwnership: BucketOwnerEnforced (the default since 2023), BucketOwnerPreferred, ObjectWriter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<String>,
+    /// `None` = deleted (never set keeps the default that CreateBucket wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<Value>,
+}
+
+/// Where an object's body is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum BodyRef {
+    /// Kept with the record (see [`INLINE_MAX`]).
+    Inline,
+    /// Files in order (one, or one per part of a multipart object) with their sizes.
+    Files(Vec<(String, u64)>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub key: String,
+    /// "null" for objects written while versioning was never enabled or suspended.
+    pub version_id: String,
+    /// Global write order; orders versions and names the store record.
+    pub seq: u64,
+    #[serde(default)]
+    pub delete_marker: bool,
+    pub size: u64,
+    /// With quotes, as S3 sends it.
+    pub etag: String,
+    pub last_modified_ms: u64,
+    pub owner: String,
+    /// Standard headers by model member name (ContentType, CacheControl, Expires, ...).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default = "standard")]
+    pub storage_class: String,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Value>,
+    /// ServerSideEncryption, SSEKMSKeyId, BucketKeyEnabled as sent.
+    #[serde(default)]
+    pub sse: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website_redirect: Option<String>,
+    /// (algorithm member suffix such as "CRC32", base64 value, "FULL_OBJECT" | "COMPOSITE").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<(String, String, String)>,
+    /// Part sizes of a multipart object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<u64>>,
+    pub body: BodyRef,
+    /// Archived objects: Some(epoch ms until which a restored copy is readable), or Some(0) while none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_until_ms: Option<u64>,
+    #[serde(skip)]
+    pub inline: Bytes,
+}
+
+fn standard() -> String {
+    "STANDARD".to_string()
+}
+
+impl ObjectMeta {
+    pub fn files(&self) -> &[(String, u64)] {
+        match &self.body {
+            BodyRef::Files(files) => files,
+            BodyRef::Inline => &[],
+        }
+    }
+
+    pub fn is_archived(&self) -> bool {
+        matches!(self.storage_class.as_str(), "GLACIER" | "DEEP_ARCHIVE")
+    }
+
+    /// Readable now: not archived, or restored and not yet expired again.
+    pub fn is_readable(&self, now_ms: u64) -> bool {
+        !self.is_archived() || self.restored_until_ms.is_some_and(|t| t > now_ms)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mut out = Vec::with_capacity(4 + json.len() + self.inline.len());
+        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&self.inline);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<ObjectMeta> {
+        let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        let json = bytes.get(4..4 + len)?;
+        let mut meta: ObjectMeta = serde_json::from_slice(json).ok()?;
+        meta.inline = Bytes::copy_from_slice(bytes.get(4 + len..)?);
+        Some(meta)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Upload {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ms: u64,
+    pub owner: String,
+    /// The object's settings from CreateMultipartUpload (headers, metadata, tags, ...);
+    /// body, size, etag and checksum are filled at completion.
+    pub template: ObjectMeta,
+    /// Requested checksum algorithm and type (COMPOSITE or FULL_OBJECT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Part {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: u64,
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<(String, String)>,
+}
+
+pub fn object_key(bucket: &str, key: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + key.len() + 10);
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn upload_key(bucket: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = bucket.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(upload_id.as_bytes());
+    k
+}
+
+pub fn part_key(upload_id: &str, number: u32) -> Vec<u8> {
+    let mut k = upload_id.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&number.to_be_bytes());
+    k
+}
