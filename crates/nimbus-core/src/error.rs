@@ -18,6 +18,8 @@ pub struct AwsError {
     /// Extra members of the error shape (e.g. S3's `Key`, `BucketName`), emitted as
     /// additional fields/elements in protocols that carry them.
     pub fields: Vec<(String, String)>,
+    /// Response headers the error carries in REST protocols (S3's `x-amz-delete-marker`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl AwsError {
@@ -29,6 +31,7 @@ impl AwsError {
             status: 400,
             sender_fault: true,
             fields: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -40,6 +43,18 @@ impl AwsError {
 
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = message.into();
+        self
+    }
+
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets a field, replacing an earlier value of the same name.
+    pub fn with_field_replaced(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.fields.retain(|(n, _)| n != name);
+        self.fields.push((name.to_string(), value.into()));
         self
     }
 

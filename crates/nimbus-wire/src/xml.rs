@@ -32,6 +32,14 @@ fn is_xml_char(c: char) -> bool {
 }
 
 fn escape(text: &str, out: &mut String, attribute: bool) {
+    // Most text (keys, ETags, dates) needs no escaping: one byte scan, one copy.
+    let plain = text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'&' | b'<' | b'>' | b'"'));
+    if plain {
+        out.push_str(text);
+        return;
+    }
     let mut start = 0;
     for (i, c) in text.char_indices() {
         let rep = match c {
@@ -270,11 +278,18 @@ pub fn write_structure_members(
     if obj.is_empty() {
         return;
     }
+    // Small objects (listing entries) are scanned instead of hashed: cheaper per member.
+    let small = obj.len() <= 12;
     for (name, mref) in &shape.members {
         if mref.xml_attribute || mref.location.is_some() {
             continue;
         }
-        let Some(v) = obj.get(name) else {
+        let found = if small {
+            obj.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+        } else {
+            obj.get(name)
+        };
+        let Some(v) = found else {
             continue;
         };
         let element = model

@@ -162,7 +162,8 @@ impl Edge {
             }
         }
         let origin = header_str(&parts.headers, "origin").map(str::to_string);
-        if parts.method == http::Method::OPTIONS && origin.is_some() && self.s3.is_some() {
+        // Every OPTIONS to S3 is a CORS preflight (S3 has no OPTIONS operation).
+        if parts.method == http::Method::OPTIONS && self.s3.is_some() && !is_rpc_request(&parts) {
             return self.preflight(&parts.headers, &wire_path, &request_id);
         }
         let mut response = if is_form_upload(&parts) && self.s3.is_some() {
@@ -778,6 +779,13 @@ fn is_form_upload(parts: &http::request::Parts) -> bool {
     parts.method == http::Method::POST
         && header_str(&parts.headers, "content-type")
             .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// An RPC-style request (query, JSON or CBOR protocols) rather than a REST one.
+fn is_rpc_request(parts: &http::request::Parts) -> bool {
+    parts.headers.contains_key("x-amz-target")
+        || parts.headers.contains_key("smithy-protocol")
+        || parts.uri.query().is_some_and(|q| q.contains("Action="))
 }
 
 /// The bucket of a path-style S3 path.

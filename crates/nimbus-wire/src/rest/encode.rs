@@ -300,6 +300,7 @@ pub(super) fn encode_error(
         body: Vec::new(),
     };
     request_id_headers(plan, protocol, request_id, &mut response.headers);
+    response.headers.extend(error.headers.iter().cloned());
 
     if protocol == Protocol::RestXml {
         let mut body = String::with_capacity(256);

@@ -198,8 +198,7 @@ impl Edge {
         let location = format!("http://{host}/{bucket}/{}", encode_key(&key));
         let mut builder = Response::builder()
             .header("x-amz-request-id", request_id)
-            .header("ETag", etag.as_str())
-            .header("Location", location.as_str());
+            .header("ETag", etag.as_str());
         if let Some(version) = output.get("VersionId").and_then(|v| v.as_str()) {
             builder = builder.header("x-amz-version-id", version);
         }
@@ -220,6 +219,8 @@ impl Edge {
                 .body(body::full(Bytes::new()))
                 .map_err(|e| AwsError::internal(e.to_string()));
         }
+        // Only the non-redirect answers point at the object; a redirect has its own Location.
+        builder = builder.header("Location", location.as_str());
         let response = match field("success_action_status").as_deref() {
             Some("200") => builder.status(200).body(body::full(Bytes::new())),
             Some("201") => {

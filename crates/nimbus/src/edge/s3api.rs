@@ -249,6 +249,8 @@ impl Edge {
             header_str(headers, "origin"),
             header_str(headers, "access-control-request-method"),
             &requested,
+            wire_path.trim_start_matches('/').contains('/')
+                && !wire_path.trim_start_matches('/').ends_with('/'),
         ) {
             Ok(cors) => {
                 let mut builder = Response::builder().status(200);

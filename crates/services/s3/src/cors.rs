@@ -172,22 +172,37 @@ pub fn preflight(
     origin: Option<&str>,
     request_method: Option<&str>,
     request_headers: &[String],
+    resource_type: &str,
 ) -> Result<Vec<(String, String)>, AwsError> {
-    let (Some(origin), Some(method)) = (
-        origin.filter(|o| !o.is_empty()),
-        request_method.filter(|m| !m.is_empty()),
-    ) else {
+    let forbidden = |message: &str| {
+        AwsError::new("AccessForbidden", message)
+            .with_status(403)
+            .with_field(
+                "Method",
+                request_method
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("OPTIONS"),
+            )
+            .with_field("ResourceType", resource_type)
+    };
+    let Some(origin) = origin.filter(|o| !o.is_empty()) else {
         return Err(AwsError::new(
             "BadRequest",
             "Insufficient information. Origin request header needed.",
         ));
     };
     let Some(config) = config else {
+        // Without a configuration the refusal is about the bucket, even when a key was addressed.
+        return Err(
+            forbidden("CORSResponse: CORS is not enabled for this bucket.")
+                .with_field_replaced("ResourceType", "BUCKET"),
+        );
+    };
+    let Some(method) = request_method.filter(|m| !m.is_empty()) else {
         return Err(AwsError::new(
-            "AccessForbidden",
-            "CORSResponse: CORS is not enabled for this bucket.",
-        )
-        .with_status(403));
+            "BadRequest",
+            "Insufficient information. Origin request header needed.",
+        ));
     };
     let requested: Vec<&str> = request_headers
         .iter()
@@ -217,11 +232,9 @@ pub fn preflight(
         return Ok(out);
     }
     // "evalution" is S3's own spelling; clients compare this text.
-    Err(AwsError::new(
-        "AccessForbidden",
+    Err(forbidden(
         "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
-    )
-    .with_status(403))
+    ))
 }
 
 /// The `Access-Control-*` headers added to an ordinary (non-preflight) response: those
@@ -358,7 +371,7 @@ mod tests {
             (Some("http://x"), None, vec![], Err((400, "BadRequest"))),
         ];
         for (origin, method, req, want) in cases {
-            let got = preflight(Some(&c), origin, method, &req);
+            let got = preflight(Some(&c), origin, method, &req, "OBJECT");
             match (got, want) {
                 (Ok(h), Ok(o)) => assert_eq!(header(&h, "Access-Control-Allow-Origin"), Some(o)),
                 (Err(e), Err((s, code))) => assert_eq!((e.status, e.code.as_str()), (s, code)),
@@ -370,6 +383,7 @@ mod tests {
             Some("http://a.example2.com"),
             Some("GET"),
             &hdrs(&["x-amz-date"]),
+            "OBJECT",
         )
         .unwrap();
         assert_eq!(header(&h, "Access-Control-Allow-Methods"), Some("GET"));
@@ -384,9 +398,9 @@ mod tests {
         );
         assert_eq!(header(&h, "Access-Control-Allow-Credentials"), Some("true"));
         assert_eq!(header(&h, "Vary"), Some(VARY));
-        let star = preflight(Some(&c), Some("http://z"), Some("GET"), &[]).unwrap();
+        let star = preflight(Some(&c), Some("http://z"), Some("GET"), &[], "BUCKET").unwrap();
         assert_eq!(header(&star, "Access-Control-Allow-Credentials"), None);
-        let off = preflight(None, Some("http://z"), Some("GET"), &[]).unwrap_err();
+        let off = preflight(None, Some("http://z"), Some("GET"), &[], "BUCKET").unwrap_err();
         assert_eq!(
             off.message,
             "CORSResponse: CORS is not enabled for this bucket."

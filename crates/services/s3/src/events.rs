@@ -280,8 +280,8 @@ pub fn targets(config: &Value, event_name: &str, key: &str) -> Vec<Target> {
         .collect()
 }
 
-/// The configuration with an `Id` given to every destination that lacks one, as S3
-/// does when it stores a configuration (the Id is what events report).
+/// The configuration as S3 stores it: an `Id` given to every destination that lacks one
+/// (the Id is what events report) and filter rule names as `Prefix` / `Suffix`.
 pub fn with_generated_ids(config: &Value) -> Value {
     let mut out = config.clone();
     for (kind, _) in KINDS {
@@ -294,6 +294,25 @@ pub fn with_generated_ids(config: &Value) -> Value {
                         .is_none_or(str::is_empty);
                     if missing {
                         obj.insert("Id".into(), Value::from(uuid::Uuid::new_v4().to_string()));
+                    }
+                    // S3 stores filter rule names capitalised, whatever case they were sent in.
+                    if let Some(rules) = obj
+                        .get_mut("Filter")
+                        .and_then(|f| f.pointer_mut("/Key/FilterRules"))
+                        .and_then(Value::as_array_mut)
+                    {
+                        for rule in rules {
+                            let name = rule
+                                .get("Name")
+                                .and_then(Value::as_str)
+                                .map(str::to_ascii_lowercase);
+                            let fixed = match name.as_deref() {
+                                Some("prefix") => "Prefix",
+                                Some("suffix") => "Suffix",
+                                _ => continue,
+                            };
+                            rule["Name"] = Value::from(fixed);
+                        }
                     }
                 }
             }

@@ -271,10 +271,12 @@ impl S3 {
         origin: Option<&str>,
         method: Option<&str>,
         headers: &[String],
+        object: bool,
     ) -> Result<Vec<(String, String)>, AwsError> {
         let bucket = self.inner.bucket(bucket)?;
         let cors = bucket.record().config.cors;
-        cors::preflight(cors.as_ref(), origin, method, headers)
+        let resource = if object { "OBJECT" } else { "BUCKET" };
+        cors::preflight(cors.as_ref(), origin, method, headers, resource)
     }
 
     /// CORS headers for an ordinary request from `origin`.

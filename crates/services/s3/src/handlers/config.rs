@@ -78,7 +78,10 @@ pub async fn call(
             None => json!({}),
         }),
         "GetBucketLifecycleConfiguration" => match &config.lifecycle {
-            Some(l) => Ok(json!({"Rules": l.get("Rules").cloned().unwrap_or(json!([]))})),
+            Some(l) => Ok(json!({
+                "Rules": l.get("Rules").cloned().unwrap_or(json!([])),
+                "TransitionDefaultMinimumObjectSize": min_transition_size(l),
+            })),
             None => missing(
                 "NoSuchLifecycleConfiguration",
                 "The lifecycle configuration does not exist",
@@ -105,6 +108,15 @@ pub async fn call(
             if operation == "PutBucketNotificationConfiguration" {
                 send_test_events(inner, ctx, name, input);
             }
+            if operation == "PutBucketLifecycleConfiguration" {
+                let size = bucket
+                    .record()
+                    .config
+                    .lifecycle
+                    .as_ref()
+                    .map(|l| min_transition_size(l).to_string());
+                return Ok(json!({"TransitionDefaultMinimumObjectSize": size}));
+            }
             Ok(json!({}))
         }
     }
@@ -129,6 +141,15 @@ fn action_for(operation: &str) -> String {
         other => other,
     };
     format!("s3:{name}")
+}
+
+/// Objects smaller than this do not transition unless the configuration says otherwise
+/// (S3's default since September 2024).
+pub fn min_transition_size(lifecycle: &Value) -> &str {
+    lifecycle
+        .get("TransitionDefaultMinimumObjectSize")
+        .and_then(Value::as_str)
+        .unwrap_or("all_storage_classes_128K")
 }
 
 fn default_encryption() -> Value {
@@ -201,6 +222,7 @@ fn updated_config(
             })?;
             let policy = nimbus_policy::Policy::parse(text)
                 .map_err(|e| AwsError::new("MalformedPolicy", e.message))?;
+            check_policy_scope(&policy, &record.name)?;
             if access::blocks(record, "BlockPublicPolicy") && policy.is_public() {
                 return Err(errors::access_denied().with_message(
                     "User is not authorized to perform: s3:PutBucketPolicy on resource because public policies are blocked by the BlockPublicPolicy block public access setting.",
@@ -241,8 +263,18 @@ fn updated_config(
             }
         }
         "PutBucketLifecycleConfiguration" => {
-            let l = member("LifecycleConfiguration")?;
+            let mut l = member("LifecycleConfiguration")?;
             lifecycle::validate(&l)?;
+            let size = str_of(input, "TransitionDefaultMinimumObjectSize")
+                .unwrap_or("all_storage_classes_128K");
+            if !matches!(size, "all_storage_classes_128K" | "varies_by_storage_class") {
+                return Err(errors::invalid_argument(
+                    "Invalid TransitionDefaultMinimumObjectSize",
+                    "x-amz-transition-default-minimum-object-size",
+                    size,
+                ));
+            }
+            l["TransitionDefaultMinimumObjectSize"] = json!(size);
             config.lifecycle = Some(l);
         }
         "DeleteBucketLifecycle" => config.lifecycle = None,
@@ -258,7 +290,8 @@ fn updated_config(
             events::validate(&n, &|arn| {
                 sink.as_ref().is_some_and(|s| s.queue_exists(arn))
             })?;
-            config.notification = Some(n).filter(|n| n.as_object().is_some_and(|m| !m.is_empty()));
+            config.notification = Some(events::with_generated_ids(&n))
+                .filter(|n| n.as_object().is_some_and(|m| !m.is_empty()));
         }
         "PutBucketEncryption" => {
             config.encryption = Some(member("ServerSideEncryptionConfiguration")?);
@@ -293,6 +326,133 @@ async fn save(
         inner.store.submit(batch)
     };
     commit.await.map_err(errors::store_failed)
+}
+
+/// The actions S3 knows, for telling a misspelt action from a real one in a bucket policy.
+const S3_ACTIONS: &[&str] = &[
+    "abortmultipartupload",
+    "bypassgovernanceretention",
+    "createbucket",
+    "deletebucket",
+    "deletebucketpolicy",
+    "deletebucketwebsite",
+    "deleteobject",
+    "deleteobjecttagging",
+    "deleteobjectversion",
+    "deleteobjectversiontagging",
+    "getaccelerateconfiguration",
+    "getbucketacl",
+    "getbucketcors",
+    "getbucketlocation",
+    "getbucketlogging",
+    "getbucketnotification",
+    "getbucketobjectlockconfiguration",
+    "getbucketownershipcontrols",
+    "getbucketpolicy",
+    "getbucketpolicystatus",
+    "getbucketpublicaccessblock",
+    "getbucketrequestpayment",
+    "getbuckettagging",
+    "getbucketversioning",
+    "getbucketwebsite",
+    "getencryptionconfiguration",
+    "getlifecycleconfiguration",
+    "getobject",
+    "getobjectacl",
+    "getobjectattributes",
+    "getobjectlegalhold",
+    "getobjectretention",
+    "getobjecttagging",
+    "getobjectversion",
+    "getobjectversionacl",
+    "getobjectversionattributes",
+    "getobjectversiontagging",
+    "getreplicationconfiguration",
+    "listallmybuckets",
+    "listbucket",
+    "listbucketmultipartuploads",
+    "listbucketversions",
+    "listmultipartuploadparts",
+    "putaccelerateconfiguration",
+    "putbucketacl",
+    "putbucketcors",
+    "putbucketlogging",
+    "putbucketnotification",
+    "putbucketobjectlockconfiguration",
+    "putbucketownershipcontrols",
+    "putbucketpolicy",
+    "putbucketpublicaccessblock",
+    "putbucketrequestpayment",
+    "putbuckettagging",
+    "putbucketversioning",
+    "putbucketwebsite",
+    "putencryptionconfiguration",
+    "putlifecycleconfiguration",
+    "putobject",
+    "putobjectacl",
+    "putobjectlegalhold",
+    "putobjectretention",
+    "putobjecttagging",
+    "putobjectversionacl",
+    "putobjectversiontagging",
+    "putreplicationconfiguration",
+    "replicatedelete",
+    "replicateobject",
+    "replicatetags",
+    "restoreobject",
+];
+
+/// A bucket policy may only name S3 actions that exist and resources of its own bucket.
+fn check_policy_scope(policy: &nimbus_policy::Policy, bucket: &str) -> Result<(), AwsError> {
+    let malformed = |m: &str| AwsError::new("MalformedPolicy", m);
+    for action in policy.actions() {
+        let action = action.to_ascii_lowercase();
+        if action == "*" {
+            continue;
+        }
+        let Some(name) = action.strip_prefix("s3:") else {
+            return Err(malformed("Policy has invalid action"));
+        };
+        if !S3_ACTIONS.iter().any(|known| glob(name, known)) {
+            return Err(malformed("Policy has invalid action"));
+        }
+    }
+    for resource in policy.resources() {
+        if resource == "*" {
+            continue;
+        }
+        let Some(rest) = resource.strip_prefix("arn:aws:s3:::") else {
+            return Err(malformed("Policy has invalid resource"));
+        };
+        let bucket_part = rest.split('/').next().unwrap_or("");
+        if !glob(bucket_part, bucket) {
+            return Err(malformed("Policy has invalid resource"));
+        }
+    }
+    Ok(())
+}
+
+/// `*` and `?` wildcard match (policy patterns against names).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            pi += 1;
+            mark = ti;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// Checks a TagSet value: unique keys, S3's length limits, at most `max` tags.

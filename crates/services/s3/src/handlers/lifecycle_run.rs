@@ -5,6 +5,7 @@
 //! uploads past their rule. `serve` runs it periodically; tests run it "as
 //! of" a later time through `/_nimbus/s3/lifecycle`.
 
+use crate::handlers::config::min_transition_size;
 use crate::handlers::multipart::abort_upload;
 use crate::handlers::objects::delete_one;
 use crate::lifecycle::{self, LifecycleAction, ObjectFacts};
@@ -64,7 +65,11 @@ pub async fn run(inner: &Inner, now_ms: u64) {
                             due.push(Due::RemoveVersion(key.clone(), meta.version_id.clone()))
                         }
                         LifecycleAction::Transition { storage_class } => {
-                            due.push(Due::Transition(key.clone(), meta.seq, storage_class))
+                            let small = meta.size < 128 * 1024
+                                && min_transition_size(&config) == "all_storage_classes_128K";
+                            if !small {
+                                due.push(Due::Transition(key.clone(), meta.seq, storage_class))
+                            }
                         }
                         _ => {}
                     }

@@ -8,7 +8,7 @@ use crate::input::{bool_of, int_of, required, secs, str_of};
 use crate::{errors, Inner};
 use base64::Engine as _;
 use nimbus_core::{AwsError, RequestContext};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::ops::Bound;
 
 /// Characters S3 escapes with `encoding-type=url`: everything but unreserved characters and `/`.
@@ -102,6 +102,7 @@ pub fn list_objects(
     let mut common = Vec::new();
     let mut last_key: Option<String> = None;
     let mut truncated = false;
+    let mut owner_cache: Option<(String, Value)> = None;
     let mut cursor: Bound<String> = match &start_after {
         Some(s) if s.as_str() >= prefix => Bound::Excluded(s.clone()),
         _ => Bound::Included(prefix.to_string()),
@@ -137,42 +138,64 @@ pub fn list_objects(
                     }
                 }
             }
-            let mut entry = json!({
-                "Key": encode(key),
-                "LastModified": secs(current.last_modified_ms),
-                "ETag": current.etag,
-                "Size": current.size,
-                "StorageClass": current.storage_class,
-            });
+            // Built member by member: json! goes through serde for every value.
+            let mut entry = Map::with_capacity(8);
+            entry.insert("Key".into(), Value::String(encode(key)));
+            entry.insert("LastModified".into(), secs(current.last_modified_ms));
+            entry.insert("ETag".into(), Value::String(current.etag.clone()));
+            entry.insert("Size".into(), Value::from(current.size));
+            entry.insert(
+                "StorageClass".into(),
+                Value::String(current.storage_class.clone()),
+            );
             if let Some((alg, _, kind)) = &current.checksum {
-                entry["ChecksumAlgorithm"] = json!([alg]);
-                entry["ChecksumType"] = json!(kind);
+                entry.insert("ChecksumAlgorithm".into(), json!([alg]));
+                entry.insert("ChecksumType".into(), Value::String(kind.clone()));
             }
             if fetch_owner {
-                entry["Owner"] = access::owner_value(&current.owner);
+                // Objects nearly always share one owner; its canonical id is a hash, so keep it.
+                if owner_cache
+                    .as_ref()
+                    .is_none_or(|(o, _)| *o != current.owner)
+                {
+                    owner_cache =
+                        Some((current.owner.clone(), access::owner_value(&current.owner)));
+                }
+                if let Some((_, owner)) = &owner_cache {
+                    entry.insert("Owner".into(), owner.clone());
+                }
             }
             if current.is_archived() {
                 if let Some(until) = current.restored_until_ms {
-                    entry["RestoreStatus"] = json!({
-                        "IsRestoreInProgress": until == 0,
-                        "RestoreExpiryDate": until / 1000,
-                    });
+                    entry.insert(
+                        "RestoreStatus".into(),
+                        json!({
+                            "IsRestoreInProgress": until == 0,
+                            "RestoreExpiryDate": until / 1000,
+                        }),
+                    );
                 }
             }
+            let entry = Value::Object(entry);
             contents.push(entry);
             last_key = Some(key.clone());
         }
         break;
     }
     let key_count = contents.len() + common.len();
+    let common: Vec<Value> = common
+        .iter()
+        .map(|p| json!({"Prefix": encode(p)}))
+        .collect();
     let mut out = json!({
         "Name": record.name,
         "Prefix": encode(prefix),
         "MaxKeys": int_of(input, "MaxKeys").unwrap_or(1000),
         "IsTruncated": truncated,
-        "Contents": contents,
-        "CommonPrefixes": common.iter().map(|p| json!({"Prefix": encode(p)})).collect::<Vec<_>>(),
     });
+    // Moved in rather than through json!, which would copy every entry once more.
+    out["Contents"] = Value::Array(contents);
+    out["CommonPrefixes"] = Value::Array(common);
     if let Some(d) = delimiter {
         out["Delimiter"] = json!(encode(d));
     }
@@ -321,10 +344,10 @@ pub fn list_object_versions(
         "VersionIdMarker": version_marker.unwrap_or(""),
         "MaxKeys": int_of(input, "MaxKeys").unwrap_or(1000),
         "IsTruncated": truncated,
-        "Versions": versions_out,
-        "DeleteMarkers": markers_out,
-        "CommonPrefixes": common,
     });
+    out["Versions"] = Value::Array(versions_out);
+    out["DeleteMarkers"] = Value::Array(markers_out);
+    out["CommonPrefixes"] = Value::Array(common);
     if let Some(d) = delimiter {
         out["Delimiter"] = json!(encode(d));
     }

@@ -643,7 +643,7 @@ pub fn read_version(
         find_version(objects.get(key), key, version_id)?
     };
     if meta.delete_marker {
-        return Err(if version_id.is_some() {
+        let error = if version_id.is_some() {
             AwsError::new(
                 "MethodNotAllowed",
                 "The specified method is not allowed against this resource.",
@@ -653,7 +653,10 @@ pub fn read_version(
             .with_field("ResourceType", "DeleteMarker")
         } else {
             errors::no_such_key(key)
-        });
+        };
+        return Err(error
+            .with_header("x-amz-delete-marker", "true")
+            .with_header("x-amz-version-id", meta.version_id.clone()));
     }
     Ok(meta)
 }
@@ -1176,9 +1179,7 @@ pub async fn delete_objects(
                     }
                     if outcome.delete_marker {
                         entry["DeleteMarker"] = json!(true);
-                        if version_id.is_none() {
-                            entry["DeleteMarkerVersionId"] = json!(outcome.version_id);
-                        }
+                        entry["DeleteMarkerVersionId"] = json!(outcome.version_id);
                     }
                     deleted.push(entry);
                 }
@@ -1235,6 +1236,11 @@ pub fn copy_source(
     let record = bucket.record();
     let meta = match read_version(&bucket, &src_key, src_version.as_deref(), "GET") {
         Ok(m) => m,
+        Err(e) if e.code == "MethodNotAllowed" => {
+            return Err(errors::invalid_request(
+                "The source of a copy request may not specifically refer to a delete marker by version id.",
+            ))
+        }
         Err(e) => {
             check(ctx, &record, "s3:GetObject", &src_key, None, &[])?;
             return Err(e);
@@ -1640,7 +1646,9 @@ pub async fn restore_object(
         .and_then(Value::as_u64)
         .unwrap_or(1)
         .max(1);
-    let until = ctx.now_ms + days * 86_400_000;
+    // A restored copy expires at the midnight (UTC) after the requested number of days.
+    let day_ms = 86_400_000;
+    let until = (ctx.now_ms + days * day_ms).div_ceil(day_ms) * day_ms;
     let mut already = false;
     update_version(inner, &bucket, key, str_of(input, "VersionId"), |m| {
         if !m.is_archived() {

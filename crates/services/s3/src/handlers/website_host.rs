@@ -32,9 +32,51 @@ fn error(
 ) -> WebsiteAnswer {
     WebsiteAnswer {
         status,
-        headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+        headers: error_headers(code, message, key),
         body: WebsiteBody::Html(website::error_page(status, code, message, key, request_id)),
     }
+}
+
+/// Bucket-level errors name the bucket on the page, as S3's do.
+fn bucket_error(
+    status: u16,
+    code: &str,
+    message: &str,
+    bucket: &str,
+    request_id: &str,
+) -> WebsiteAnswer {
+    let mut answer = error(status, code, message, None, request_id);
+    if let WebsiteBody::Html(page) = &mut answer.body {
+        let line = format!(
+            "<li>BucketName: {}</li>\n<li>RequestId:",
+            html_escape(bucket)
+        );
+        *page = page.replacen("<li>RequestId:", &line, 1);
+    }
+    answer
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// S3 website errors also travel as headers, even when an error document is served.
+fn error_headers(code: &str, message: &str, key: Option<&str>) -> Vec<(String, String)> {
+    let mut headers = vec![
+        (
+            "Content-Type".to_string(),
+            "text/html; charset=utf-8".to_string(),
+        ),
+        ("x-amz-error-code".to_string(), code.to_string()),
+        ("x-amz-error-message".to_string(), message.to_string()),
+    ];
+    if let Some(key) = key {
+        headers.push(("x-amz-error-detail-Key".to_string(), key.to_string()));
+    }
+    headers
 }
 
 pub async fn serve(
@@ -47,23 +89,22 @@ pub async fn serve(
     let bucket = match inner.bucket(bucket_name) {
         Ok(b) => b,
         Err(_) => {
-            return error(
+            return bucket_error(
                 404,
                 "NoSuchBucket",
                 "The specified bucket does not exist",
-                None,
+                bucket_name,
                 &ctx.request_id,
             )
-            .with_field_bucket(bucket_name)
         }
     };
     let record = bucket.record();
     let Some(config) = record.config.website.clone() else {
-        return error(
+        return bucket_error(
             404,
             "NoSuchWebsiteConfiguration",
             "The specified bucket does not have a website configuration",
-            None,
+            bucket_name,
             &ctx.request_id,
         );
     };
@@ -154,7 +195,13 @@ pub async fn serve(
                     &ctx.request_id,
                 );
             };
-            let mut headers = Vec::new();
+            // An error document is served with the error's headers.
+            let mut headers = match status {
+                404 => error_headers("NoSuchKey", "The specified key does not exist.", Some(&key)),
+                403 => error_headers("AccessDenied", "Access Denied", None),
+                _ => Vec::new(),
+            };
+            headers.retain(|(name, _)| name != "Content-Type");
             for (name, value) in object_headers(&record, &meta, ctx.now_ms) {
                 let header = match name.as_str() {
                     "ContentType" => "Content-Type",
@@ -193,16 +240,5 @@ pub async fn serve(
                 body: WebsiteBody::Object(body),
             }
         }
-    }
-}
-
-trait WithBucket {
-    fn with_field_bucket(self, bucket: &str) -> Self;
-}
-
-impl WithBucket for WebsiteAnswer {
-    fn with_field_bucket(self, bucket: &str) -> Self {
-        let _ = bucket;
-        self
     }
 }
