@@ -151,6 +151,10 @@ def test_website_path_form(endpoint, site):
     assert r.status_code == 200 and r.content == DOCS_INDEX
     r = web_path(endpoint, site, "/nope.html")
     assert r.status_code == 404 and r.content == ERROR
+    # Same-site redirects stay under the path form's prefix.
+    r = web_path(endpoint, site, "/docs")
+    assert r.status_code == 302, r.text
+    assert r.headers["Location"] == f"/_nimbus/website/{site}/docs/"
 
 
 def test_folder_index_and_redirect(endpoint, site):

@@ -69,6 +69,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const WAL_VERSION: u32 = 1;
 
 const WAL_MAGIC: &[u8; 8] = b"NIMBUSWL";
+/// redb's page cache (see [`Store::open_with`]).
+const REDB_CACHE_BYTES: usize = 64 << 20;
 const WAL_HEADER_LEN: u64 = 16;
 const FRAME_HEADER_LEN: usize = 16;
 /// The WAL file grows in zero-filled steps of this size.
@@ -203,7 +205,14 @@ impl Store {
             )));
         }
         // redb locks its file, so past this point no other store uses this WAL.
-        let db = Arc::new(Database::create(path).map_err(err)?);
+        // redb's default page cache is 1 GiB; services keep their live state in memory and
+        // read the store only at start, so a small cache is enough and keeps RSS honest.
+        let db = Arc::new(
+            Database::builder()
+                .set_cache_size(REDB_CACHE_BYTES)
+                .create(path)
+                .map_err(err)?,
+        );
         Self::check_format(&db)?;
         let applied_lsn = read_applied_lsn(&db)?;
         let (wal, pending) = Wal::open(&wal_path, applied_lsn)?;

@@ -154,7 +154,7 @@ impl Edge {
             match s3host::parse(&host, &is_service) {
                 Some(S3Host::Website(bucket)) => {
                     return self
-                        .website(&parts, &bucket, &path, &host, remote, &request_id)
+                        .website(&parts, &bucket, &path, &host, remote, &request_id, "")
                         .await
                 }
                 Some(S3Host::Bucket(bucket)) => wire_path = format!("/{bucket}{path}"),
@@ -255,8 +255,9 @@ impl Edge {
                 Some((b, k)) => (b.to_string(), format!("/{k}")),
                 None => (rest.to_string(), "/".to_string()),
             };
+            let mount = format!("/_nimbus/website/{bucket}");
             return self
-                .website(parts, &bucket, &key_path, host, remote, request_id)
+                .website(parts, &bucket, &key_path, host, remote, request_id, &mount)
                 .await;
         }
         // Runs S3 lifecycle rules now, or as of `?at=EPOCH_SECONDS` (for tests of day-based rules).

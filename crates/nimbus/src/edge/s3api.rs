@@ -180,6 +180,9 @@ impl Edge {
     }
 
     /// A request to a bucket's website endpoint: always anonymous, answered with HTML errors.
+    /// `mount` is the path prefix the site is served under (the path form), which
+    /// same-site redirects must keep.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn website(
         &self,
         parts: &http::request::Parts,
@@ -188,6 +191,7 @@ impl Edge {
         host: &str,
         remote: Option<SocketAddr>,
         request_id: &str,
+        mount: &str,
     ) -> Response<HttpBody> {
         let Some(s3) = &self.s3 else {
             return super::json_response(StatusCode::NOT_FOUND, "{}");
@@ -202,7 +206,11 @@ impl Edge {
         let answer = s3.website(&ctx, bucket, parts.method.as_str(), path).await;
         let mut builder = Response::builder().status(answer.status);
         for (name, value) in &answer.headers {
-            builder = builder.header(name.as_str(), value.as_str());
+            if name.eq_ignore_ascii_case("location") && value.starts_with('/') {
+                builder = builder.header(name.as_str(), format!("{mount}{value}"));
+            } else {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
         }
         builder = builder.header("x-amz-request-id", request_id);
         let body = match answer.body {
