@@ -6,7 +6,6 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Which wire protocol a request arrived in (and its answer must use).
@@ -97,6 +96,10 @@ pub struct Operation {
 #[serde(rename_all = "camelCase")]
 pub struct ShapeRef {
     pub shape: String,
+    /// Where [`ServiceModel::target`] found the shape, so that resolving it again (once per
+    /// element written) costs no hashing.
+    #[serde(skip)]
+    pub(crate) target_index: OnceLock<usize>,
     /// `uri`, `querystring`, `header`, `headers`, `statusCode` for REST protocols.
     pub location: Option<String>,
     pub location_name: Option<String>,
@@ -183,7 +186,7 @@ pub struct ServiceModel {
     pub name: String,
     pub metadata: Metadata,
     pub operations: IndexMap<String, Operation>,
-    pub shapes: HashMap<String, Shape>,
+    pub shapes: IndexMap<String, Shape>,
 }
 
 impl ServiceModel {
@@ -233,7 +236,17 @@ impl ServiceModel {
 impl ServiceModel {
     /// The shape a reference points at (`None` only for a broken model).
     pub fn target(&self, r: &ShapeRef) -> Option<&Shape> {
-        self.shapes.get(&r.shape)
+        if let Some(&index) = r.target_index.get() {
+            // A reference belongs to one model; the name check keeps a stray one honest.
+            if let Some((name, shape)) = self.shapes.get_index(index) {
+                if *name == r.shape {
+                    return Some(shape);
+                }
+            }
+        }
+        let (index, _, shape) = self.shapes.get_full(&r.shape)?;
+        let _ = r.target_index.set(index);
+        Some(shape)
     }
 
     /// What nimbus knows about the error named `code`: a modelled error shape (by shape

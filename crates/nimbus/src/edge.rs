@@ -577,41 +577,11 @@ impl Edge {
 
     /// Unwraps an `aws-chunked` body, verifying chunk signatures under `--auth enforce`.
     fn decode_streaming(&self, req: &Incoming, claim: &Claim) -> Result<Option<Bytes>, AwsError> {
-        let Claim::V4 {
-            streaming,
-            access_key_id,
-            amz_date,
-            date,
-            region,
-            service,
-            signature,
-            ..
-        } = claim
-        else {
-            return Ok(None);
-        };
-        if *streaming == Streaming::None {
+        if !is_streaming(claim) {
             return Ok(None);
         }
-        let signed_chunks = matches!(
-            streaming,
-            Streaming::SignedChunks | Streaming::SignedChunksTrailer
-        );
-        let secret = match self.config.auth {
-            AuthMode::Enforce if signed_chunks => self
-                .credentials
-                .get(access_key_id)
-                .map(|r| r.secret_access_key),
-            _ => None,
-        };
-        let signing = secret.as_deref().map(|secret| nimbus_auth::ChunkSigning {
-            secret_access_key: secret,
-            amz_date,
-            date,
-            region,
-            service,
-            seed_signature: signature,
-        });
+        let secret = self.chunk_secret(claim);
+        let signing = chunk_signing(claim, secret.as_deref());
         let decoded = nimbus_auth::decode_aws_chunked(&req.body, signing.as_ref())?;
         let declared = req
             .headers
@@ -626,6 +596,60 @@ impl Edge {
         }
         Ok(Some(Bytes::from(decoded.payload)))
     }
+}
+
+impl Edge {
+    /// The secret that verifies chunk signatures: only under `--auth enforce`, only for
+    /// bodies with signed chunks.
+    fn chunk_secret(&self, claim: &Claim) -> Option<String> {
+        let Claim::V4 {
+            streaming,
+            access_key_id,
+            ..
+        } = claim
+        else {
+            return None;
+        };
+        let signed = matches!(
+            streaming,
+            Streaming::SignedChunks | Streaming::SignedChunksTrailer
+        );
+        (self.config.auth == AuthMode::Enforce && signed)
+            .then(|| self.credentials.get(access_key_id))
+            .flatten()
+            .map(|r| r.secret_access_key)
+    }
+}
+
+/// True when the body is aws-chunked (`x-amz-content-sha256: STREAMING-...`).
+fn is_streaming(claim: &Claim) -> bool {
+    matches!(claim, Claim::V4 { streaming, .. } if *streaming != Streaming::None)
+}
+
+/// What verifies chunk signatures against the seed signature, given the secret.
+fn chunk_signing<'a>(
+    claim: &'a Claim,
+    secret: Option<&'a str>,
+) -> Option<nimbus_auth::ChunkSigning<'a>> {
+    let Claim::V4 {
+        amz_date,
+        date,
+        region,
+        service,
+        signature,
+        ..
+    } = claim
+    else {
+        return None;
+    };
+    secret.map(|secret| nimbus_auth::ChunkSigning {
+        secret_access_key: secret,
+        amz_date,
+        date,
+        region,
+        service,
+        seed_signature: signature,
+    })
 }
 
 /// Query-era SQS clients send a queue's requests to the queue URL itself instead of

@@ -8,7 +8,7 @@ use super::body::{self, Framing, HttpBody, HttpSource};
 use super::{generic_error, header_str, to_http, Edge, Incoming, Route};
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use nimbus_auth::{Claim, Streaming};
+use nimbus_auth::Claim;
 use nimbus_core::{AwsError, RequestBody, RequestContext};
 use nimbus_wire::{Protocol, WireRequest};
 use std::net::SocketAddr;
@@ -125,49 +125,15 @@ impl Edge {
         let decoded_length = header_str(req.headers, "x-amz-decoded-content-length")
             .and_then(|v| v.parse::<u64>().ok());
         let content_sha256 = header_str(req.headers, "x-amz-content-sha256").map(str::to_string);
-        let Claim::V4 {
-            streaming,
-            access_key_id,
-            amz_date,
-            date,
-            region,
-            service,
-            signature,
-            ..
-        } = claim
-        else {
-            return Ok(Framing {
-                chunked: None,
-                content_sha256,
-                decoded_length: content_length,
-            });
-        };
-        if *streaming == Streaming::None {
+        if !super::is_streaming(claim) {
             return Ok(Framing {
                 chunked: None,
                 content_sha256,
                 decoded_length: content_length,
             });
         }
-        let signed_chunks = matches!(
-            streaming,
-            Streaming::SignedChunks | Streaming::SignedChunksTrailer
-        );
-        let secret = match self.config.auth {
-            super::AuthMode::Enforce if signed_chunks => self
-                .credentials
-                .get(access_key_id)
-                .map(|r| r.secret_access_key),
-            _ => None,
-        };
-        let signing = secret.as_deref().map(|secret| nimbus_auth::ChunkSigning {
-            secret_access_key: secret,
-            amz_date,
-            date,
-            region,
-            service,
-            seed_signature: signature,
-        });
+        let secret = self.chunk_secret(claim);
+        let signing = super::chunk_signing(claim, secret.as_deref());
         let decoder = nimbus_auth::ChunkedDecoder::new(
             signing.as_ref(),
             header_str(req.headers, "x-amz-trailer"),

@@ -429,6 +429,31 @@ async fn committed(
     Ok(meta)
 }
 
+/// Records a new object whose body is already stored, then announces `event`; when the
+/// record cannot be written the body's `files` are removed again.
+#[allow(clippy::too_many_arguments)]
+async fn store_new_object(
+    inner: &Inner,
+    ctx: &RequestContext,
+    bucket: &Bucket,
+    record: &BucketRecord,
+    meta: ObjectMeta,
+    files: &[String],
+    event: &str,
+    pre_check: impl FnOnce(Option<&ObjectMeta>) -> Result<(), AwsError>,
+) -> Result<Written, AwsError> {
+    match write_version(inner, bucket, meta, pre_check).await {
+        Ok(written) => {
+            notify(inner, ctx, record, event, &written.meta);
+            Ok(written)
+        }
+        Err(e) => {
+            inner.blobs.remove(files);
+            Err(e)
+        }
+    }
+}
+
 pub fn new_version_id() -> String {
     nimbus_core::random_string(
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._",
@@ -499,18 +524,17 @@ pub async fn put_object(
         .map(|(alg, value)| (alg, value, "FULL_OBJECT".to_string()));
     meta.body = stored.body;
     meta.inline = stored.inline;
-    let written = match write_version(inner, &bucket, meta, |current| {
-        check_write_conditions(input, current, key)
-    })
-    .await
-    {
-        Ok(w) => w,
-        Err(e) => {
-            inner.blobs.remove(&files);
-            return Err(e);
-        }
-    };
-    notify(inner, ctx, &record, "ObjectCreated:Put", &written.meta);
+    let written = store_new_object(
+        inner,
+        ctx,
+        &bucket,
+        &record,
+        meta,
+        &files,
+        "ObjectCreated:Put",
+        |current| check_write_conditions(input, current, key),
+    )
+    .await?;
     Ok(write_answer(&record, &written, ctx.now_ms))
 }
 
@@ -1357,18 +1381,17 @@ pub async fn copy_object(
         }
         None => None,
     };
-    let written = match write_version(inner, &bucket, meta, |current| {
-        check_write_conditions(input, current, key)
-    })
-    .await
-    {
-        Ok(w) => w,
-        Err(e) => {
-            inner.blobs.remove(&new_files);
-            return Err(e);
-        }
-    };
-    notify(inner, ctx, &record, "ObjectCreated:Copy", &written.meta);
+    let written = store_new_object(
+        inner,
+        ctx,
+        &bucket,
+        &record,
+        meta,
+        &new_files,
+        "ObjectCreated:Copy",
+        |current| check_write_conditions(input, current, key),
+    )
+    .await?;
     let m = &written.meta;
     let mut result = json!({"ETag": m.etag, "LastModified": secs(m.last_modified_ms)});
     if let Some((alg, value, kind)) = &m.checksum {
@@ -1744,14 +1767,17 @@ pub async fn post_object(
     meta.etag = etag_of(&stored.md5);
     meta.body = stored.body;
     meta.inline = stored.inline;
-    let written = match write_version(inner, &bucket, meta, |_| Ok(())).await {
-        Ok(w) => w,
-        Err(e) => {
-            inner.blobs.remove(&files);
-            return Err(e);
-        }
-    };
-    notify(inner, ctx, &record, "ObjectCreated:Post", &written.meta);
+    let written = store_new_object(
+        inner,
+        ctx,
+        &bucket,
+        &record,
+        meta,
+        &files,
+        "ObjectCreated:Post",
+        |_| Ok(()),
+    )
+    .await?;
     let mut out = json!({
         "Bucket": record.name,
         "Key": key,
