@@ -303,3 +303,37 @@ def test_cli_sync_with_filters_and_delete(s3, bucket, aws, tmp_path):
     # A second sync has nothing to do.
     out = aws("s3", "sync", url, str(down), "--delete", *gz_only)
     assert out == ""
+
+
+def test_copy_of_a_multipart_object_is_one_object(s3, bucket):
+    parts = [os.urandom(5 * 1024 * 1024), os.urandom(1000)]
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    done = upload_parts(s3, bucket, "mp", up, parts)
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up,
+                                 MultipartUpload={"Parts": done})
+    r = s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "mp"})
+    whole = b"".join(parts)
+    # S3 stores the copy as a single-part object: its ETag is the MD5 of the body.
+    assert r["CopyObjectResult"]["ETag"] == '"%s"' % hashlib.md5(whole).hexdigest()
+    got = s3.get_object(Bucket=bucket, Key="copy")
+    assert "PartsCount" not in got
+    assert got["Body"].read() == whole
+
+
+def test_full_object_crc32_checksum(s3, bucket):
+    import base64
+    import zlib
+    parts = [os.urandom(5 * 1024 * 1024), os.urandom(777)]
+    up = s3.create_multipart_upload(Bucket=bucket, Key="crc", ChecksumAlgorithm="CRC32",
+                                    ChecksumType="FULL_OBJECT")
+    assert up["ChecksumType"] == "FULL_OBJECT"
+    done = []
+    for n, data in enumerate(parts, 1):
+        r = s3.upload_part(Bucket=bucket, Key="crc", UploadId=up["UploadId"], PartNumber=n,
+                           Body=data, ChecksumAlgorithm="CRC32")
+        done.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+    r = s3.complete_multipart_upload(Bucket=bucket, Key="crc", UploadId=up["UploadId"],
+                                     MultipartUpload={"Parts": done})
+    whole = zlib.crc32(b"".join(parts)).to_bytes(4, "big")
+    assert r["ChecksumCRC32"] == base64.b64encode(whole).decode()
+    assert r["ChecksumType"] == "FULL_OBJECT"

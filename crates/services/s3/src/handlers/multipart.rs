@@ -6,8 +6,8 @@
 
 use crate::access::{self, Ask};
 use crate::handlers::objects::{
-    algorithm_named, copy_source, notify, read_bytes, store_body, template_from_input,
-    write_version_with,
+    algorithm_named, body_slices, copy_source, digest_files, for_each_piece, notify, store_body,
+    template_from_input, write_version_with,
 };
 use crate::input::{int_of, required, secs, str_of};
 use crate::state::{self, BodyRef, BucketRecord, Part, Upload};
@@ -196,13 +196,13 @@ pub async fn upload_part(
         (_, Some(c)) => Some(c),
         (Some((alg, _)), None) => {
             // The upload asked for a checksum but this part came without: compute it.
-            let data = std::fs::read(inner.blobs.path(&file))
-                .map_err(|e| errors::internal(e.to_string()))?;
-            algorithm_named(alg).map(|(name, a)| {
-                let mut h = Hasher::new(a);
-                h.update(&data);
-                (name.to_string(), h.finish_base64())
-            })
+            match algorithm_named(alg) {
+                Some((name, a)) => digest_files(inner, &[file.as_str()], Some(a))
+                    .await?
+                    .1
+                    .map(|value| (name.to_string(), value)),
+                None => None,
+            }
         }
         (None, None) => None,
     };
@@ -267,14 +267,31 @@ pub async fn upload_part_copy(
         }
         None => (0, source.size),
     };
-    let data = read_bytes(inner, &source, start, end)?;
-    let md5: [u8; 16] = Md5::digest(&data).into();
+    // Copied piece by piece: a part may be gigabytes.
+    let (pieces, mut received) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let reader = for_each_piece(body_slices(inner, &source, start, end)?, move |piece| {
+        let _ = pieces.blocking_send(piece.to_vec());
+    });
     let mut writer = inner.blobs.writer()?;
-    writer.write(&data).await?;
+    // Owns the receiver: if writing fails, the reader's sends fail too and it stops.
+    let copy = async move {
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        while let Some(piece) = received.recv().await {
+            md5.update(&piece);
+            size += piece.len() as u64;
+            writer.write(&piece).await?;
+        }
+        Ok::<_, AwsError>((writer, md5, size))
+    };
+    let (read, written) = tokio::join!(reader, copy);
+    let (writer, md5, size) = written?;
+    read?;
+    let md5: [u8; 16] = md5.finalize().into();
     let file = writer.finish().await?;
     let part = Part {
         number,
-        size: data.len() as u64,
+        size,
         etag: format!("\"{}\"", hex::encode(md5)),
         last_modified_ms: ctx.now_ms,
         file: file.clone(),
@@ -529,17 +546,9 @@ pub async fn complete(
             let Some((name, a)) = algorithm_named(alg) else {
                 return Err(errors::internal("unknown checksum algorithm"));
             };
-            let mut h = Hasher::new(a);
-            for part in &chosen {
-                let data = std::fs::read(inner.blobs.path(&part.file))
-                    .map_err(|e| errors::internal(e.to_string()))?;
-                h.update(&data);
-            }
-            Some((
-                name.to_string(),
-                h.finish_base64(),
-                "FULL_OBJECT".to_string(),
-            ))
+            let files: Vec<&str> = chosen.iter().map(|p| p.file.as_str()).collect();
+            let (_, value) = digest_files(inner, &files, Some(a)).await?;
+            value.map(|v| (name.to_string(), v, "FULL_OBJECT".to_string()))
         }
         Some((alg, _)) => {
             let Some((name, a)) = algorithm_named(alg) else {

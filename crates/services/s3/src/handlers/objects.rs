@@ -965,28 +965,101 @@ pub fn body_slices(
     }
 }
 
-/// Reads a whole object (or a range) into memory: copy sources.
-pub fn read_bytes(
+/// Pieces in which stored bodies are read for copying and hashing: memory stays
+/// bounded whatever the object's size.
+const READ_PIECE: usize = 1 << 20;
+
+/// Reads a stored body piece by piece, handing each piece to `sink` on the blocking
+/// pool (copy sources, checksums of stored parts).
+pub async fn for_each_piece(
+    body: ResponseBody,
+    mut sink: impl FnMut(&[u8]) + Send + 'static,
+) -> Result<(), AwsError> {
+    match body {
+        // On the blocking pool too, so that sinks may block (channel sends) in every case.
+        ResponseBody::Bytes(b) => tokio::task::spawn_blocking(move || sink(&b))
+            .await
+            .map_err(|e| errors::internal(e.to_string())),
+        ResponseBody::Files(slices) => tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; READ_PIECE];
+            for slice in slices {
+                let mut done = 0u64;
+                while done < slice.len {
+                    let want = ((slice.len - done) as usize).min(READ_PIECE);
+                    let n = slice
+                        .file
+                        .read_at(&mut buf[..want], slice.offset + done)
+                        .map_err(|e| errors::internal(e.to_string()))?;
+                    if n == 0 {
+                        return Err(errors::internal("object file shorter than its record"));
+                    }
+                    sink(&buf[..n]);
+                    done += n as u64;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| errors::internal(e.to_string()))?,
+        ResponseBody::FromOutput => Ok(()),
+    }
+}
+
+/// The MD5 and, when asked, one flexible checksum of bytes `[start, end)` of an object.
+pub async fn digest_range(
     inner: &Inner,
     meta: &ObjectMeta,
     start: u64,
     end: u64,
-) -> Result<Bytes, AwsError> {
-    use std::io::{Read, Seek, SeekFrom};
-    match body_slices(inner, meta, start, end)? {
-        ResponseBody::Bytes(b) => Ok(b),
-        ResponseBody::Files(slices) => {
-            let mut out = Vec::with_capacity((end - start) as usize);
-            for mut s in slices {
-                s.file
-                    .seek(SeekFrom::Start(s.offset))
-                    .and_then(|_| (&mut s.file).take(s.len).read_to_end(&mut out))
-                    .map_err(|e| errors::internal(e.to_string()))?;
-            }
-            Ok(Bytes::from(out))
-        }
-        ResponseBody::FromOutput => Ok(Bytes::new()),
+    algorithm: Option<Algorithm>,
+) -> Result<([u8; 16], Option<String>), AwsError> {
+    digest(body_slices(inner, meta, start, end)?, algorithm).await
+}
+
+/// The MD5 and, when asked, one flexible checksum of whole stored files, in order.
+pub async fn digest_files(
+    inner: &Inner,
+    files: &[&str],
+    algorithm: Option<Algorithm>,
+) -> Result<([u8; 16], Option<String>), AwsError> {
+    let mut slices = Vec::with_capacity(files.len());
+    for id in files {
+        let file = inner.blobs.open_file(id)?;
+        let len = file
+            .metadata()
+            .map_err(|e| errors::internal(e.to_string()))?
+            .len();
+        slices.push(FileSlice {
+            file,
+            offset: 0,
+            len,
+        });
     }
+    digest(ResponseBody::Files(slices), algorithm).await
+}
+
+async fn digest(
+    body: ResponseBody,
+    algorithm: Option<Algorithm>,
+) -> Result<([u8; 16], Option<String>), AwsError> {
+    let state = Arc::new(std::sync::Mutex::new((
+        Md5::new(),
+        algorithm.map(Hasher::new),
+    )));
+    let sink_state = state.clone();
+    for_each_piece(body, move |piece| {
+        let mut guard = sink_state.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.update(piece);
+        if let Some(h) = guard.1.as_mut() {
+            h.update(piece);
+        }
+    })
+    .await?;
+    let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
+    let md5 = std::mem::take(&mut guard.0);
+    let checksum = guard.1.take().map(Hasher::finish_base64);
+    Ok((md5.finalize().into(), checksum))
 }
 
 pub async fn delete_object(
@@ -1336,7 +1409,6 @@ pub async fn copy_object(
     meta.size = source.size;
     meta.etag = source.etag.clone();
     meta.parts = None;
-    // A copy is one object: a multipart source's ETag becomes the MD5 of the whole body.
     let mut new_files = Vec::new();
     match &source.body {
         BodyRef::Inline => {
@@ -1353,12 +1425,6 @@ pub async fn copy_object(
             meta.body = BodyRef::Files(linked);
         }
     }
-    if source.parts.is_some() {
-        let data = read_bytes(inner, &source, 0, source.size);
-        if let Ok(data) = data {
-            meta.etag = etag_of(&Md5::digest(&data).into());
-        }
-    }
     let algorithm = str_of(input, "ChecksumAlgorithm")
         .and_then(algorithm_named)
         .or_else(|| {
@@ -1368,19 +1434,18 @@ pub async fn copy_object(
                 .filter(|(_, _, kind)| kind == "FULL_OBJECT")
                 .and_then(|(alg, _, _)| algorithm_named(alg))
         });
-    meta.checksum = match algorithm {
-        Some((name, alg)) => {
-            let data = read_bytes(inner, &source, 0, source.size)?;
-            let mut h = Hasher::new(alg);
-            h.update(&data);
-            Some((
-                name.to_string(),
-                h.finish_base64(),
-                "FULL_OBJECT".to_string(),
-            ))
+    // A copy is one object: a multipart source's ETag becomes the MD5 of the whole body.
+    meta.checksum = None;
+    if source.parts.is_some() || algorithm.is_some() {
+        let (md5, checksum) =
+            digest_range(inner, &source, 0, source.size, algorithm.map(|(_, a)| a)).await?;
+        if source.parts.is_some() {
+            meta.etag = etag_of(&md5);
         }
-        None => None,
-    };
+        meta.checksum = algorithm
+            .zip(checksum)
+            .map(|((name, _), value)| (name.to_string(), value, "FULL_OBJECT".to_string()));
+    }
     let written = store_new_object(
         inner,
         ctx,
