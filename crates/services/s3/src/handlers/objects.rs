@@ -7,7 +7,7 @@
 use crate::access::{self, Ask};
 use crate::handlers::config::{acl_from_input, validate_tags};
 use crate::input::{bool_of, int_of, parse_tagging_header, required, secs, str_of, time_ms_of};
-use crate::state::{self, BodyRef, BucketRecord, ObjectMeta, INLINE_MAX};
+use crate::state::{self, BodyRef, BucketRecord, ObjectMeta, SmallMap, INLINE_MAX};
 use crate::{errors, events, lifecycle, Bucket, Inner, Versions};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -192,7 +192,7 @@ pub fn template_from_input(
             .with_field("MaxSizeAllowed", "1024")
             .with_field("Size", key.len().to_string()));
     }
-    let mut headers = BTreeMap::new();
+    let mut headers = SmallMap::new();
     for name in STANDARD_HEADERS {
         if let Some(v) = input.get(name) {
             headers.insert(name.to_string(), v.clone());
@@ -240,7 +240,7 @@ pub fn template_from_input(
         ));
     }
     let acl = object_acl_from_input(bucket, input)?;
-    let mut sse = BTreeMap::new();
+    let mut sse = SmallMap::new();
     let algorithm = str_of(input, "ServerSideEncryption").unwrap_or("AES256");
     if !matches!(algorithm, "AES256" | "aws:kms" | "aws:kms:dsse") {
         return Err(errors::invalid_argument(
@@ -1192,12 +1192,12 @@ pub async fn delete_one(
                     etag: String::new(),
                     last_modified_ms: ctx.now_ms,
                     owner: ctx.account_id.clone(),
-                    headers: BTreeMap::new(),
+                    headers: SmallMap::new(),
                     metadata: BTreeMap::new(),
                     storage_class: "STANDARD".to_string(),
                     tags: Vec::new(),
                     acl: None,
-                    sse: BTreeMap::new(),
+                    sse: SmallMap::new(),
                     website_redirect: None,
                     checksum: None,
                     parts: None,
