@@ -1,0 +1,91 @@
+//! What EC2 keeps per account and region: the VPCs (the default one is
+//! made on first use, as AWS accounts have one from the start), subnets,
+//! security groups with their rules, and tags on each. A partition is stored
+//! as one JSON record in `ec2_partitions` (`account \0 region`): it is small
+//! and changes rarely, so rewriting it whole keeps every change atomic.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const PARTITIONS: &str = "ec2_partitions";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Partition {
+    pub vpcs: BTreeMap<String, Vpc>,
+    pub subnets: BTreeMap<String, Subnet>,
+    pub groups: BTreeMap<String, SecurityGroup>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Vpc {
+    pub id: String,
+    pub cidr: String,
+    pub is_default: bool,
+    pub dhcp_options_id: String,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Subnet {
+    pub id: String,
+    pub vpc_id: String,
+    pub cidr: String,
+    pub zone: String,
+    pub zone_id: String,
+    pub default_for_az: bool,
+    pub map_public_ip: bool,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub vpc_id: String,
+    pub rules: Vec<Rule>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+/// One rule as AWS's SecurityGroupRule API sees it: one source or destination each.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rule {
+    pub id: String,
+    pub egress: bool,
+    /// "tcp", "udp", "icmp", "icmpv6" or "-1" (all).
+    pub protocol: String,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub target: Target,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Target {
+    Cidr(String),
+    Cidr6(String),
+    Group { id: String, owner: String },
+    PrefixList(String),
+}
+
+impl Rule {
+    /// Same permission, whatever its id and description: what makes a rule a duplicate.
+    pub fn same(&self, other: &Rule) -> bool {
+        self.egress == other.egress
+            && self.protocol == other.protocol
+            && self.from_port == other.from_port
+            && self.to_port == other.to_port
+            && self.target == other.target
+    }
+}
+
+pub fn partition_key(account: &str, region: &str) -> Vec<u8> {
+    let mut k = account.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(region.as_bytes());
+    k
+}
