@@ -13,6 +13,8 @@
 mod filters;
 mod geography;
 mod groups;
+mod instance_types;
+mod keypairs;
 mod network;
 mod state;
 mod tags;
@@ -163,6 +165,31 @@ impl Service for Ec2 {
                     self.with_partition(ctx, write(|p, c| groups::revoke(p, c, i, true)))
                         .await
                 }
+                "CreateKeyPair" => {
+                    let spec = input.clone();
+                    // RSA generation takes tens of milliseconds: keep it off the async threads.
+                    let created = tokio::task::spawn_blocking(move || keypairs::generate(&spec))
+                        .await
+                        .map_err(|e| AwsError::internal(e.to_string()))??;
+                    self.with_partition(
+                        ctx,
+                        write(|p, c| keypairs::record_created(p, c, i, created)),
+                    )
+                    .await
+                }
+                "ImportKeyPair" => {
+                    self.with_partition(ctx, write(|p, c| keypairs::import(p, c, i)))
+                        .await
+                }
+                "DescribeKeyPairs" => {
+                    self.with_partition(ctx, read(|p, _| keypairs::describe(p, i)))
+                        .await
+                }
+                "DeleteKeyPair" => {
+                    self.with_partition(ctx, write(|p, _| keypairs::delete(p, i)))
+                        .await
+                }
+                "DescribeInstanceTypes" => instance_types::describe(i),
                 "CreateTags" => {
                     self.with_partition(ctx, write(|p, _| tags::create(p, i)))
                         .await

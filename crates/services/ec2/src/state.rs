@@ -14,6 +14,22 @@ pub struct Partition {
     pub vpcs: BTreeMap<String, Vpc>,
     pub subnets: BTreeMap<String, Subnet>,
     pub groups: BTreeMap<String, SecurityGroup>,
+    /// By key name.
+    #[serde(default)]
+    pub key_pairs: BTreeMap<String, KeyPair>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyPair {
+    pub id: String,
+    pub name: String,
+    pub key_type: String,
+    pub fingerprint: String,
+    /// OpenSSH form (`ssh-ed25519 AAAA...`); the private half is never kept.
+    pub public_key: String,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -76,6 +76,7 @@ fn resource_type(id: &str) -> &'static str {
         Some("vpc") => "vpc",
         Some("subnet") => "subnet",
         Some("sg") => "security-group",
+        Some("key") => "key-pair",
         _ => "unknown",
     }
 }
