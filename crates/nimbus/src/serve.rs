@@ -129,7 +129,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     services.insert("sqs", Arc::new(sqs));
     let sts = nimbus_sts::Sts::open(store.clone(), credentials.clone())?;
     services.insert("sts", Arc::new(sts));
-    services.insert("ec2", Arc::new(nimbus_ec2::Ec2::open(store.clone())?));
+    services.insert(
+        "ec2",
+        Arc::new(nimbus_ec2::Ec2::open(
+            store.clone(),
+            &data_dir.join("ec2"),
+            ephemeral_dir.is_none(),
+        )?),
+    );
     let s3 = Arc::new(nimbus_s3::S3::open(
         store.clone(),
         &data_dir.join("s3"),

@@ -10,6 +10,7 @@
 //! records and their storage. State lives in memory per account and region and
 //! each change rewrites that partition's record before the answer.
 
+mod disks;
 mod filters;
 mod geography;
 mod groups;
@@ -18,21 +19,25 @@ mod keypairs;
 mod network;
 mod state;
 mod tags;
+mod volumes;
 
 use nimbus_core::{AwsError, BoxFuture, RequestContext, Service};
 use nimbus_store::{Batch, Store};
 use serde_json::Value;
 use state::Partition;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 pub struct Ec2 {
     store: Store,
     partitions: Mutex<HashMap<(String, String), Partition>>,
+    disks: Arc<disks::Disks>,
 }
 
 impl Ec2 {
-    pub fn open(store: Store) -> Result<Ec2, String> {
+    /// Loads every partition; volume and snapshot files live under `root` (`<data dir>/ec2`).
+    pub fn open(store: Store, root: &Path, durable: bool) -> Result<Ec2, String> {
         let mut partitions = HashMap::new();
         let records = store
             .scan_prefix(state::PARTITIONS, b"")
@@ -49,10 +54,29 @@ impl Ec2 {
                 Err(e) => tracing::warn!("skipping an unreadable EC2 partition: {e}"),
             }
         }
+        let referenced = volumes::referenced_files(&partitions.values().collect::<Vec<_>>());
+        let disks = Arc::new(disks::Disks::open(root, durable, &referenced)?);
         Ok(Ec2 {
             store,
             partitions: Mutex::new(partitions),
+            disks,
         })
+    }
+
+    /// Runs blocking file work (volume and snapshot files) off the async threads.
+    async fn on_disk(
+        &self,
+        work: impl FnOnce(&disks::Disks) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<(), AwsError> {
+        let disks = self.disks.clone();
+        tokio::task::spawn_blocking(move || work(&disks))
+            .await
+            .map_err(|e| AwsError::internal(e.to_string()))?
+            .map_err(|e| {
+                tracing::error!("EC2 disk file operation failed: {e}");
+                AwsError::new("InternalError", format!("volume storage failed: {e}"))
+                    .with_status(500)
+            })
     }
 
     /// Runs `change` on the caller's partition (made with its default VPC on first use)
@@ -190,6 +214,85 @@ impl Service for Ec2 {
                         .await
                 }
                 "DescribeInstanceTypes" => instance_types::describe(i),
+                "DescribeImages" => volumes::describe_images(ctx, i),
+                "CreateVolume" => {
+                    let plan = self
+                        .with_partition(ctx, read(|p, c| volumes::plan_create(p, c, i)))
+                        .await?;
+                    let (id, size, from) = (
+                        plan.volume.id.clone(),
+                        plan.volume.size_gib,
+                        plan.from_snapshot.clone(),
+                    );
+                    self.on_disk(move |d| d.create_volume(&id, size, from.as_deref()))
+                        .await?;
+                    let id = plan.volume.id.clone();
+                    let recorded = self
+                        .with_partition(
+                            ctx,
+                            write(|p, _| Ok(volumes::record_volume(p, plan.volume))),
+                        )
+                        .await;
+                    if recorded.is_err() {
+                        self.disks.remove_volume(&id);
+                    }
+                    recorded
+                }
+                "DescribeVolumes" => {
+                    self.with_partition(ctx, read(|p, _| volumes::describe_volumes(p, i)))
+                        .await
+                }
+                "DescribeVolumesModifications" => {
+                    self.with_partition(ctx, read(|p, _| volumes::describe_modifications(p, i)))
+                        .await
+                }
+                "ModifyVolume" => {
+                    let (modification, grow) = self
+                        .with_partition(ctx, read(|p, c| volumes::plan_modify(p, c, i)))
+                        .await?;
+                    if let Some(size) = grow {
+                        let id = modification.volume_id.clone();
+                        self.on_disk(move |d| d.grow_volume(&id, size)).await?;
+                    }
+                    self.with_partition(ctx, write(|p, _| volumes::record_modify(p, modification)))
+                        .await
+                }
+                "DeleteVolume" => {
+                    let id = self
+                        .with_partition(ctx, write(|p, _| volumes::delete_volume(p, i)))
+                        .await?;
+                    self.disks.remove_volume(&id);
+                    Ok(serde_json::json!({}))
+                }
+                "CreateSnapshot" => {
+                    let snapshot = self
+                        .with_partition(ctx, read(|p, c| volumes::plan_snapshot(p, c, i)))
+                        .await?;
+                    let (volume, id) = (snapshot.volume_id.clone(), snapshot.id.clone());
+                    self.on_disk(move |d| d.snapshot(&volume, &id)).await?;
+                    let id = snapshot.id.clone();
+                    let recorded = self
+                        .with_partition(
+                            ctx,
+                            write(|p, c| Ok(volumes::record_snapshot(p, c, snapshot))),
+                        )
+                        .await;
+                    if recorded.is_err() {
+                        self.disks.remove_snapshot(&id);
+                    }
+                    recorded
+                }
+                "DescribeSnapshots" => {
+                    self.with_partition(ctx, read(|p, c| volumes::describe_snapshots(p, c, i)))
+                        .await
+                }
+                "DeleteSnapshot" => {
+                    let id = self
+                        .with_partition(ctx, write(|p, _| volumes::delete_snapshot(p, i)))
+                        .await?;
+                    self.disks.remove_snapshot(&id);
+                    Ok(serde_json::json!({}))
+                }
                 "CreateTags" => {
                     self.with_partition(ctx, write(|p, _| tags::create(p, i)))
                         .await

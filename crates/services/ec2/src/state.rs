@@ -17,6 +17,56 @@ pub struct Partition {
     /// By key name.
     #[serde(default)]
     pub key_pairs: BTreeMap<String, KeyPair>,
+    #[serde(default)]
+    pub volumes: BTreeMap<String, Volume>,
+    #[serde(default)]
+    pub snapshots: BTreeMap<String, Snapshot>,
+    /// The latest modification of each volume.
+    #[serde(default)]
+    pub modifications: Vec<Modification>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    pub id: String,
+    pub size_gib: u64,
+    pub zone: String,
+    pub volume_type: String,
+    pub iops: Option<i64>,
+    pub throughput: Option<i64>,
+    pub encrypted: bool,
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub volume_id: String,
+    pub volume_size: u64,
+    pub description: String,
+    pub encrypted: bool,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Modification {
+    pub volume_id: String,
+    pub original_size: u64,
+    pub target_size: u64,
+    pub original_type: String,
+    pub target_type: String,
+    pub original_iops: Option<i64>,
+    pub target_iops: Option<i64>,
+    pub original_throughput: Option<i64>,
+    pub target_throughput: Option<i64>,
+    pub started_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

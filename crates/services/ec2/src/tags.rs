@@ -77,6 +77,8 @@ fn resource_type(id: &str) -> &'static str {
         Some("subnet") => "subnet",
         Some("sg") => "security-group",
         Some("key") => "key-pair",
+        Some("vol") => "volume",
+        Some("snap") => "snapshot",
         _ => "unknown",
     }
 }
@@ -102,6 +104,29 @@ fn tags_of<'p>(p: &'p mut Partition, id: &str) -> Result<&'p mut Vec<(String, St
                 format!("The security group '{id}' does not exist"),
             )
         }),
+        "volume" => p.volumes.get_mut(id).map(|v| &mut v.tags).ok_or_else(|| {
+            AwsError::new(
+                "InvalidVolume.NotFound",
+                format!("The volume '{id}' does not exist."),
+            )
+        }),
+        "snapshot" => p.snapshots.get_mut(id).map(|s| &mut s.tags).ok_or_else(|| {
+            AwsError::new(
+                "InvalidSnapshot.NotFound",
+                format!("The snapshot '{id}' does not exist."),
+            )
+        }),
+        "key-pair" => p
+            .key_pairs
+            .values_mut()
+            .find(|k| k.id == id)
+            .map(|k| &mut k.tags)
+            .ok_or_else(|| {
+                AwsError::new(
+                    "InvalidKeyPairId.NotFound",
+                    format!("The key pair ID '{id}' does not exist"),
+                )
+            }),
         _ => Err(AwsError::new(
             "InvalidID",
             format!("The ID '{id}' is not valid"),
@@ -178,6 +203,21 @@ pub fn describe(p: &Partition, input: &Value) -> Result<Value, AwsError> {
         p.groups
             .values()
             .map(|g| (g.id.clone(), "security-group", &g.tags)),
+    );
+    all.extend(
+        p.key_pairs
+            .values()
+            .map(|k| (k.id.clone(), "key-pair", &k.tags)),
+    );
+    all.extend(
+        p.volumes
+            .values()
+            .map(|v| (v.id.clone(), "volume", &v.tags)),
+    );
+    all.extend(
+        p.snapshots
+            .values()
+            .map(|s| (s.id.clone(), "snapshot", &s.tags)),
     );
     let mut out = Vec::new();
     for (id, kind, tags) in all {

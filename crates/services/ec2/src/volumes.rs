@@ -1,0 +1,573 @@
+//! EBS volumes and snapshots (CreateVolume, DescribeVolumes, ModifyVolume,
+//! DescribeVolumesModifications, DeleteVolume, CreateSnapshot,
+//! DescribeSnapshots, DeleteSnapshot) over the sparse files of `disks`, and
+//! DescribeImages with the base image (the host's root, which instances will
+//! boot from). Attaching volumes comes with instances.
+
+use crate::filters::{page, strings, tags_value, Filters};
+use crate::geography;
+use crate::state::{Modification, Partition, Snapshot, Volume};
+use nimbus_core::{AwsError, RequestContext};
+use serde_json::{json, Value};
+
+fn volume_missing(id: &str) -> AwsError {
+    AwsError::new(
+        "InvalidVolume.NotFound",
+        format!("The volume '{id}' does not exist."),
+    )
+}
+
+fn snapshot_missing(id: &str) -> AwsError {
+    AwsError::new(
+        "InvalidSnapshot.NotFound",
+        format!("The snapshot '{id}' does not exist."),
+    )
+}
+
+/// Size limits (GiB) of each volume type.
+fn size_range(volume_type: &str) -> Option<(u64, u64)> {
+    Some(match volume_type {
+        "gp2" | "gp3" => (1, 16384),
+        "io1" => (4, 16384),
+        "io2" => (4, 65536),
+        "st1" | "sc1" => (125, 16384),
+        "standard" => (1, 1024),
+        _ => return None,
+    })
+}
+
+/// A validated CreateVolume, ready for its file to be made.
+pub struct NewVolume {
+    pub volume: Volume,
+    pub from_snapshot: Option<String>,
+}
+
+pub fn plan_create(
+    p: &Partition,
+    ctx: &RequestContext,
+    input: &Value,
+) -> Result<NewVolume, AwsError> {
+    let zone = input
+        .get("AvailabilityZone")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            AwsError::new(
+                "MissingParameter",
+                "The request must contain the parameter AvailabilityZone",
+            )
+        })?;
+    if !geography::zones(&ctx.region).iter().any(|(z, _)| z == zone) {
+        return Err(AwsError::new(
+            "InvalidParameterValue",
+            format!("Invalid availability zone: [{zone}]"),
+        ));
+    }
+    let volume_type = input
+        .get("VolumeType")
+        .and_then(Value::as_str)
+        .unwrap_or("gp3");
+    let (min, max) = size_range(volume_type).ok_or_else(|| {
+        AwsError::new(
+            "InvalidParameterValue",
+            format!("Value ({volume_type}) for parameter volumeType is invalid."),
+        )
+    })?;
+    let snapshot = match input.get("SnapshotId").and_then(Value::as_str) {
+        Some(id) => Some(p.snapshots.get(id).ok_or_else(|| snapshot_missing(id))?),
+        None => None,
+    };
+    let size = match (input.get("Size").and_then(Value::as_i64), snapshot) {
+        (Some(s), snap) => {
+            if let Some(snap) = snap {
+                if (s as u64) < snap.volume_size {
+                    return Err(AwsError::new(
+                        "InvalidParameterValue",
+                        format!(
+                            "Volume of size {s}GB is smaller than snapshot '{}', expect size >= {}GB",
+                            snap.id, snap.volume_size
+                        ),
+                    ));
+                }
+            }
+            s
+        }
+        (None, Some(snap)) => snap.volume_size as i64,
+        (None, None) => {
+            return Err(AwsError::new(
+                "MissingParameter",
+                "The request must contain the parameter size or snapshotId",
+            ))
+        }
+    };
+    if size < min as i64 || size > max as i64 {
+        return Err(AwsError::new(
+            "InvalidParameterValue",
+            format!("Volume of {size}GiB is too large or too small for {volume_type}; expected {min}-{max}."),
+        ));
+    }
+    let iops = input.get("Iops").and_then(Value::as_i64);
+    if matches!(volume_type, "io1" | "io2") && iops.is_none() {
+        return Err(AwsError::new(
+            "MissingParameter",
+            format!("The parameter iops must be specified for {volume_type} volumes."),
+        ));
+    }
+    let (iops, throughput) = match volume_type {
+        "gp3" => (
+            Some(iops.unwrap_or(3000)),
+            Some(
+                input
+                    .get("Throughput")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(125),
+            ),
+        ),
+        "gp2" => (Some((size * 3).clamp(100, 16000)), None),
+        "io1" | "io2" => (iops, None),
+        _ => (None, None),
+    };
+    let tags = crate::tags::from_specifications(input, "volume")?;
+    let encrypted = input
+        .get("Encrypted")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        || snapshot.is_some_and(|s| s.encrypted);
+    Ok(NewVolume {
+        volume: Volume {
+            id: crate::new_id("vol"),
+            size_gib: size as u64,
+            zone: zone.to_string(),
+            volume_type: volume_type.to_string(),
+            iops,
+            throughput,
+            encrypted,
+            // Encrypted volumes without a key use the account's aws/ebs key, as on EC2.
+            kms_key_id: encrypted.then(|| {
+                input
+                    .get("KmsKeyId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        format!(
+                            "arn:aws:kms:{}:{}:alias/aws/ebs",
+                            ctx.region, ctx.account_id
+                        )
+                    })
+            }),
+            snapshot_id: snapshot.map(|s| s.id.clone()),
+            created_ms: ctx.now_ms,
+            tags,
+        },
+        from_snapshot: snapshot.map(|s| s.id.clone()),
+    })
+}
+
+pub fn volume_value(v: &Volume) -> Value {
+    let mut out = json!({
+        "VolumeId": v.id,
+        "Size": v.size_gib,
+        "AvailabilityZone": v.zone,
+        "State": "available",
+        "VolumeType": v.volume_type,
+        "Encrypted": v.encrypted,
+        "CreateTime": v.created_ms as f64 / 1000.0,
+        "Attachments": [],
+        "MultiAttachEnabled": false,
+        "SnapshotId": v.snapshot_id.clone().unwrap_or_default(),
+        "Tags": tags_value(&v.tags),
+    });
+    if let Some(i) = v.iops {
+        out["Iops"] = json!(i);
+    }
+    if let Some(t) = v.throughput {
+        out["Throughput"] = json!(t);
+    }
+    if let Some(k) = &v.kms_key_id {
+        out["KmsKeyId"] = json!(k);
+    }
+    out
+}
+
+pub fn record_volume(p: &mut Partition, v: Volume) -> Value {
+    let mut out = volume_value(&v);
+    // The create answer says "creating", as EC2's does; the volume is ready at once.
+    out["State"] = json!("creating");
+    p.volumes.insert(v.id.clone(), v);
+    out
+}
+
+pub fn describe_volumes(p: &Partition, input: &Value) -> Result<Value, AwsError> {
+    let ids = strings(input, "VolumeIds");
+    for id in &ids {
+        if !p.volumes.contains_key(id) {
+            return Err(volume_missing(id));
+        }
+    }
+    let filters = Filters::from_input(input);
+    let mut out = Vec::new();
+    for v in p.volumes.values() {
+        if !ids.is_empty() && !ids.contains(&v.id) {
+            continue;
+        }
+        let ok = filters.matches(&v.tags, |f| match f {
+            "volume-id" => Some(vec![v.id.clone()]),
+            "status" => Some(vec!["available".into()]),
+            "size" => Some(vec![v.size_gib.to_string()]),
+            "availability-zone" => Some(vec![v.zone.clone()]),
+            "volume-type" => Some(vec![v.volume_type.clone()]),
+            "encrypted" => Some(vec![v.encrypted.to_string()]),
+            "snapshot-id" => Some(v.snapshot_id.iter().cloned().collect()),
+            "attachment.status" | "attachment.instance-id" | "attachment.device" => {
+                Some(Vec::new())
+            }
+            _ => None,
+        })?;
+        if ok {
+            out.push(volume_value(v));
+        }
+    }
+    let (items, next) = paged(out, input, 500)?;
+    let mut result = json!({"Volumes": items});
+    if let Some(t) = next {
+        result["NextToken"] = json!(t);
+    }
+    Ok(result)
+}
+
+/// `page` for volumes and snapshots, where a MaxResults above the largest page is
+/// served as that page size rather than refused (EC2 documents it so).
+fn paged(
+    items: Vec<Value>,
+    input: &Value,
+    largest: i64,
+) -> Result<(Vec<Value>, Option<String>), AwsError> {
+    let mut bounded = input.clone();
+    if let Some(max) = input.get("MaxResults").and_then(Value::as_i64) {
+        bounded["MaxResults"] = json!(max.min(largest));
+    }
+    page(items, &bounded)
+}
+
+/// A validated ModifyVolume: the new size (if growing) and the recorded modification.
+pub fn plan_modify(
+    p: &Partition,
+    ctx: &RequestContext,
+    input: &Value,
+) -> Result<(Modification, Option<u64>), AwsError> {
+    let id = input
+        .get("VolumeId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            AwsError::new(
+                "MissingParameter",
+                "The request must contain the parameter VolumeId",
+            )
+        })?;
+    let v = p.volumes.get(id).ok_or_else(|| volume_missing(id))?;
+    let target_size = input
+        .get("Size")
+        .and_then(Value::as_i64)
+        .map(|s| s as u64)
+        .unwrap_or(v.size_gib);
+    if target_size < v.size_gib {
+        return Err(AwsError::new(
+            "InvalidParameterValue",
+            format!(
+                "New size cannot be smaller than existing size of {}GiB.",
+                v.size_gib
+            ),
+        ));
+    }
+    let target_type = input
+        .get("VolumeType")
+        .and_then(Value::as_str)
+        .unwrap_or(&v.volume_type)
+        .to_string();
+    if let Some((_, max)) = size_range(&target_type) {
+        if target_size > max {
+            return Err(AwsError::new(
+                "InvalidParameterValue",
+                format!("Volume of {target_size}GiB is too large for {target_type}; expected at most {max}."),
+            ));
+        }
+    } else {
+        return Err(AwsError::new(
+            "InvalidParameterValue",
+            format!("Value ({target_type}) for parameter volumeType is invalid."),
+        ));
+    }
+    let modification = Modification {
+        volume_id: id.to_string(),
+        original_size: v.size_gib,
+        target_size,
+        original_type: v.volume_type.clone(),
+        target_type,
+        original_iops: v.iops,
+        target_iops: input.get("Iops").and_then(Value::as_i64).or(v.iops),
+        original_throughput: v.throughput,
+        target_throughput: input
+            .get("Throughput")
+            .and_then(Value::as_i64)
+            .or(v.throughput),
+        started_ms: ctx.now_ms,
+    };
+    let grow = (target_size > v.size_gib).then_some(target_size);
+    Ok((modification, grow))
+}
+
+fn modification_value(m: &Modification) -> Value {
+    let mut out = json!({
+        "VolumeId": m.volume_id,
+        "ModificationState": "completed",
+        "OriginalSize": m.original_size,
+        "TargetSize": m.target_size,
+        "OriginalVolumeType": m.original_type,
+        "TargetVolumeType": m.target_type,
+        "Progress": 100,
+        "StartTime": m.started_ms as f64 / 1000.0,
+        "EndTime": m.started_ms as f64 / 1000.0,
+    });
+    if let Some(i) = m.original_iops {
+        out["OriginalIops"] = json!(i);
+    }
+    if let Some(i) = m.target_iops {
+        out["TargetIops"] = json!(i);
+    }
+    if let Some(t) = m.original_throughput {
+        out["OriginalThroughput"] = json!(t);
+    }
+    if let Some(t) = m.target_throughput {
+        out["TargetThroughput"] = json!(t);
+    }
+    out
+}
+
+pub fn record_modify(p: &mut Partition, m: Modification) -> Result<Value, AwsError> {
+    let v = p
+        .volumes
+        .get_mut(&m.volume_id)
+        .ok_or_else(|| volume_missing(&m.volume_id))?;
+    v.size_gib = m.target_size;
+    v.volume_type = m.target_type.clone();
+    v.iops = m.target_iops;
+    v.throughput = m.target_throughput;
+    let out = json!({"VolumeModification": modification_value(&m)});
+    p.modifications.retain(|old| old.volume_id != m.volume_id);
+    p.modifications.push(m);
+    Ok(out)
+}
+
+pub fn describe_modifications(p: &Partition, input: &Value) -> Result<Value, AwsError> {
+    let ids = strings(input, "VolumeIds");
+    for id in &ids {
+        if !p.volumes.contains_key(id) {
+            return Err(volume_missing(id));
+        }
+    }
+    let filters = Filters::from_input(input);
+    let mut out = Vec::new();
+    for m in &p.modifications {
+        if !ids.is_empty() && !ids.contains(&m.volume_id) {
+            continue;
+        }
+        let ok = filters.matches(&[], |f| match f {
+            "volume-id" => Some(vec![m.volume_id.clone()]),
+            "modification-state" => Some(vec!["completed".into()]),
+            "target-size" => Some(vec![m.target_size.to_string()]),
+            "target-volume-type" => Some(vec![m.target_type.clone()]),
+            _ => None,
+        })?;
+        if ok {
+            out.push(modification_value(m));
+        }
+    }
+    Ok(json!({"VolumesModifications": out}))
+}
+
+pub fn delete_volume(p: &mut Partition, input: &Value) -> Result<String, AwsError> {
+    let id = input.get("VolumeId").and_then(Value::as_str).unwrap_or("");
+    p.volumes.remove(id).ok_or_else(|| volume_missing(id))?;
+    p.modifications.retain(|m| m.volume_id != id);
+    Ok(id.to_string())
+}
+
+pub fn plan_snapshot(
+    p: &Partition,
+    ctx: &RequestContext,
+    input: &Value,
+) -> Result<Snapshot, AwsError> {
+    let volume_id = input
+        .get("VolumeId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            AwsError::new(
+                "MissingParameter",
+                "The request must contain the parameter VolumeId",
+            )
+        })?;
+    let v = p
+        .volumes
+        .get(volume_id)
+        .ok_or_else(|| volume_missing(volume_id))?;
+    Ok(Snapshot {
+        id: crate::new_id("snap"),
+        volume_id: volume_id.to_string(),
+        volume_size: v.size_gib,
+        description: input
+            .get("Description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        encrypted: v.encrypted,
+        created_ms: ctx.now_ms,
+        tags: crate::tags::from_specifications(input, "snapshot")?,
+    })
+}
+
+fn snapshot_value(s: &Snapshot, owner: &str) -> Value {
+    json!({
+        "SnapshotId": s.id,
+        "VolumeId": s.volume_id,
+        "VolumeSize": s.volume_size,
+        "Description": s.description,
+        "State": "completed",
+        "Progress": "100%",
+        "StartTime": s.created_ms as f64 / 1000.0,
+        "OwnerId": owner,
+        "Encrypted": s.encrypted,
+        "StorageTier": "standard",
+        "Tags": tags_value(&s.tags),
+    })
+}
+
+pub fn record_snapshot(p: &mut Partition, ctx: &RequestContext, s: Snapshot) -> Value {
+    let mut out = snapshot_value(&s, &ctx.account_id);
+    // As EC2 answers CreateSnapshot; the copy is already complete.
+    out["State"] = json!("pending");
+    out["Progress"] = json!("");
+    p.snapshots.insert(s.id.clone(), s);
+    out
+}
+
+pub fn describe_snapshots(
+    p: &Partition,
+    ctx: &RequestContext,
+    input: &Value,
+) -> Result<Value, AwsError> {
+    let ids = strings(input, "SnapshotIds");
+    for id in &ids {
+        if !p.snapshots.contains_key(id) {
+            return Err(snapshot_missing(id));
+        }
+    }
+    let owners = strings(input, "OwnerIds");
+    if !owners.is_empty() && !owners.iter().any(|o| o == "self" || *o == ctx.account_id) {
+        return Ok(json!({"Snapshots": []}));
+    }
+    let filters = Filters::from_input(input);
+    let mut out = Vec::new();
+    for s in p.snapshots.values() {
+        if !ids.is_empty() && !ids.contains(&s.id) {
+            continue;
+        }
+        let ok = filters.matches(&s.tags, |f| match f {
+            "snapshot-id" => Some(vec![s.id.clone()]),
+            "volume-id" => Some(vec![s.volume_id.clone()]),
+            "status" => Some(vec!["completed".into()]),
+            "volume-size" => Some(vec![s.volume_size.to_string()]),
+            "owner-id" => Some(vec![ctx.account_id.clone()]),
+            "description" => Some(vec![s.description.clone()]),
+            "encrypted" => Some(vec![s.encrypted.to_string()]),
+            _ => None,
+        })?;
+        if ok {
+            out.push(snapshot_value(s, &ctx.account_id));
+        }
+    }
+    let (items, next) = paged(out, input, 1000)?;
+    let mut result = json!({"Snapshots": items});
+    if let Some(t) = next {
+        result["NextToken"] = json!(t);
+    }
+    Ok(result)
+}
+
+pub fn delete_snapshot(p: &mut Partition, input: &Value) -> Result<String, AwsError> {
+    let id = input
+        .get("SnapshotId")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    p.snapshots.remove(id).ok_or_else(|| snapshot_missing(id))?;
+    Ok(id.to_string())
+}
+
+/// The image every instance boots from until users make their own: the host's root.
+pub fn base_image_id(region: &str) -> String {
+    // Stable across releases and restarts: derived from the region by a fixed hash.
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("nimbus-base-image:{region}"));
+    format!("ami-{}", &hex::encode(digest)[..17])
+}
+
+pub fn describe_images(ctx: &RequestContext, input: &Value) -> Result<Value, AwsError> {
+    let base = base_image_id(&ctx.region);
+    let ids = strings(input, "ImageIds");
+    let unknown: Vec<&String> = ids.iter().filter(|i| **i != base).collect();
+    if !unknown.is_empty() {
+        let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+        return Err(AwsError::new(
+            "InvalidAMIID.NotFound",
+            format!("The image id '[{}]' does not exist", list.join(", ")),
+        ));
+    }
+    let owners = strings(input, "Owners");
+    let filters = Filters::from_input(input);
+    let name = "nimbus/host-root";
+    let listed = owners.is_empty() || owners.iter().any(|o| o == "amazon");
+    let ok = listed
+        && filters.matches(&[], |f| match f {
+            "image-id" => Some(vec![base.clone()]),
+            "name" => Some(vec![name.to_string()]),
+            "state" => Some(vec!["available".into()]),
+            "architecture" => Some(vec!["x86_64".into()]),
+            "is-public" => Some(vec!["true".into()]),
+            "owner-alias" => Some(vec!["amazon".into()]),
+            "root-device-type" => Some(vec!["ebs".into()]),
+            "virtualization-type" => Some(vec!["hvm".into()]),
+            "platform-details" => Some(vec!["Linux/UNIX".into()]),
+            _ => None,
+        })?;
+    let images = if ok {
+        vec![json!({
+            "ImageId": base,
+            "Name": name,
+            "Description": "The host's root file system, read-only; each instance writes to its own layer",
+            "State": "available",
+            "Architecture": "x86_64",
+            "ImageType": "machine",
+            "Public": true,
+            "OwnerId": "amazon",
+            "ImageOwnerAlias": "amazon",
+            "RootDeviceType": "ebs",
+            "RootDeviceName": "/dev/xvda",
+            "VirtualizationType": "hvm",
+            "Hypervisor": "xen",
+            "EnaSupport": true,
+            "PlatformDetails": "Linux/UNIX",
+            "UsageOperation": "RunInstances",
+            "CreationDate": "2026-01-01T00:00:00.000Z",
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "VolumeType": "gp3", "DeleteOnTermination": true}}],
+        })]
+    } else {
+        Vec::new()
+    };
+    Ok(json!({"Images": images}))
+}
+
+/// Every volume and snapshot id any partition names (files of others are swept at start).
+pub fn referenced_files(partitions: &[&Partition]) -> std::collections::HashSet<String> {
+    partitions
+        .iter()
+        .flat_map(|p| p.volumes.keys().chain(p.snapshots.keys()).cloned())
+        .collect()
+}
