@@ -333,6 +333,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("logs", include_str!("../../../models/logs.json")),
     ("ec2", include_str!("../../../models/ec2.json")),
+    ("iam", include_str!("../../../models/iam.json")),
     ("route53", include_str!("../../../models/route53.json")),
     ("s3", include_str!("../../../models/s3.json")),
     ("glacier", include_str!("../../../models/glacier.json")),

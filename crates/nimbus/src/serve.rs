@@ -129,6 +129,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     services.insert("sqs", Arc::new(sqs));
     let sts = nimbus_sts::Sts::open(store.clone(), credentials.clone())?;
     services.insert("sts", Arc::new(sts));
+    services.insert("iam", Arc::new(nimbus_iam::Iam::open(store.clone())?));
     services.insert(
         "ec2",
         Arc::new(nimbus_ec2::Ec2::open(
