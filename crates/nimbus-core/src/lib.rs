@@ -45,5 +45,49 @@ pub fn random_string(alphabet: &[u8], n: usize) -> String {
         .collect()
 }
 
+/// Matches `text` against a pattern where `*` stands for any run of characters and
+/// `?` for one (the wildcards of EC2 filters and of S3 policy checks). Case-sensitive.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            pi += 1;
+            mark = ti;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
 pub const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 pub const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wildcards() {
+        for (p, t, want) in [
+            ("*", "", true),
+            ("web-*", "web-1", true),
+            ("web-?", "web-12", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b", "ab", true),
+            ("abc", "abd", false),
+            ("t3.*", "t3.micro", true),
+            ("t3.*", "t3a.micro", false),
+        ] {
+            assert_eq!(super::wildcard_match(p, t), want, "{p} vs {t}");
+        }
+    }
+}

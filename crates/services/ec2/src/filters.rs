@@ -65,35 +65,15 @@ impl Filters {
                     )
                 })?
             };
-            if !wanted.iter().any(|w| have.iter().any(|h| wildcard(w, h))) {
+            if !wanted
+                .iter()
+                .any(|w| have.iter().any(|h| nimbus_core::wildcard_match(w, h)))
+            {
                 return Ok(false);
             }
         }
         Ok(true)
     }
-}
-
-fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None, 0usize);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            pi += 1;
-            mark = ti;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// One page of `items` by `MaxResults` / `NextToken` (the token is the next index).

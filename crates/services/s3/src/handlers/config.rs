@@ -413,7 +413,10 @@ fn check_policy_scope(policy: &nimbus_policy::Policy, bucket: &str) -> Result<()
         let Some(name) = action.strip_prefix("s3:") else {
             return Err(malformed("Policy has invalid action"));
         };
-        if !S3_ACTIONS.iter().any(|known| glob(name, known)) {
+        if !S3_ACTIONS
+            .iter()
+            .any(|known| nimbus_core::wildcard_match(name, known))
+        {
             return Err(malformed("Policy has invalid action"));
         }
     }
@@ -425,34 +428,11 @@ fn check_policy_scope(policy: &nimbus_policy::Policy, bucket: &str) -> Result<()
             return Err(malformed("Policy has invalid resource"));
         };
         let bucket_part = rest.split('/').next().unwrap_or("");
-        if !glob(bucket_part, bucket) {
+        if !nimbus_core::wildcard_match(bucket_part, bucket) {
             return Err(malformed("Policy has invalid resource"));
         }
     }
     Ok(())
-}
-
-/// `*` and `?` wildcard match (policy patterns against names).
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            pi += 1;
-            mark = ti;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// Checks a TagSet value: unique keys, S3's length limits, at most `max` tags.
