@@ -107,6 +107,33 @@ pub fn page<T>(items: Vec<T>, input: &Value) -> Result<(Vec<T>, Option<String>),
     ))
 }
 
+/// A Describe answer: one page of `items` under `member`, with `NextToken` when more
+/// follow. `largest`: calls that serve an oversized MaxResults as their largest page
+/// (volumes, snapshots) instead of refusing it.
+pub fn listing(
+    member: &str,
+    items: Vec<Value>,
+    input: &Value,
+    largest: Option<i64>,
+) -> Result<Value, AwsError> {
+    let capped;
+    let input = match (largest, input.get("MaxResults").and_then(Value::as_i64)) {
+        (Some(limit), Some(max)) if max > limit => {
+            let mut copy = input.clone();
+            copy["MaxResults"] = Value::from(limit);
+            capped = copy;
+            &capped
+        }
+        _ => input,
+    };
+    let (items, next) = page(items, input)?;
+    let mut result = serde_json::json!({ member: items });
+    if let Some(t) = next {
+        result["NextToken"] = Value::from(t);
+    }
+    Ok(result)
+}
+
 pub fn tags_value(tags: &[(String, String)]) -> Value {
     Value::Array(
         tags.iter()

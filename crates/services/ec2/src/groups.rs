@@ -3,7 +3,7 @@
 //! Rules are kept one source per rule (as DescribeSecurityGroupRules shows
 //! them) and grouped back into IpPermissions for DescribeSecurityGroups.
 
-use crate::filters::{page, strings, tags_value, Filters};
+use crate::filters::{listing, strings, tags_value, Filters};
 use crate::state::{Partition, Rule, SecurityGroup, Target};
 use nimbus_core::{AwsError, RequestContext};
 use serde_json::{json, Map, Value};
@@ -656,12 +656,7 @@ pub fn describe(p: &Partition, ctx: &RequestContext, input: &Value) -> Result<Va
             out.push(group_value(g, ctx));
         }
     }
-    let (items, next) = page(out, input)?;
-    let mut result = json!({"SecurityGroups": items});
-    if let Some(t) = next {
-        result["NextToken"] = json!(t);
-    }
-    Ok(result)
+    listing("SecurityGroups", out, input, None)
 }
 
 pub fn describe_rules(
@@ -687,10 +682,5 @@ pub fn describe_rules(
             }
         }
     }
-    let (items, next) = page(out, input)?;
-    let mut result = json!({"SecurityGroupRules": items});
-    if let Some(t) = next {
-        result["NextToken"] = json!(t);
-    }
-    Ok(result)
+    listing("SecurityGroupRules", out, input, None)
 }

@@ -1,7 +1,7 @@
 //! DescribeInstanceTypes for the common families. The figures are AWS's (vCPUs
 //! and memory); they will become each instance's CPU quota and memory limit.
 
-use crate::filters::{page, strings, Filters};
+use crate::filters::{listing, strings, Filters};
 use nimbus_core::AwsError;
 use serde_json::{json, Value};
 
@@ -107,10 +107,5 @@ pub fn describe(input: &Value) -> Result<Value, AwsError> {
             ));
         }
     }
-    let (items, next) = page(out, input)?;
-    let mut result = json!({"InstanceTypes": items});
-    if let Some(t) = next {
-        result["NextToken"] = json!(t);
-    }
-    Ok(result)
+    listing("InstanceTypes", out, input, None)
 }

@@ -6,7 +6,7 @@
 //! of the public key for Ed25519. The public key is what instances will be
 //! given (issue 4), served in OpenSSH form.
 
-use crate::filters::{page, strings, tags_value, Filters};
+use crate::filters::{strings, tags_value, Filters};
 use crate::state::{KeyPair, Partition};
 use base64::Engine as _;
 use nimbus_core::{AwsError, RequestContext};
@@ -257,8 +257,7 @@ pub fn describe(p: &Partition, input: &Value) -> Result<Value, AwsError> {
         }
         out.push(v);
     }
-    let (items, _) = page(out, &json!({}))?;
-    Ok(json!({"KeyPairs": items}))
+    Ok(json!({"KeyPairs": out}))
 }
 
 pub fn delete(p: &mut Partition, input: &Value) -> Result<Value, AwsError> {

@@ -2,7 +2,7 @@
 //! default VPC (172.31.0.0/16), one default subnet per zone (a /20 each, as
 //! AWS carves them) and the VPC's default security group.
 
-use crate::filters::{page, strings, tags_value, Filters};
+use crate::filters::{listing, strings, tags_value, Filters};
 use crate::geography;
 use crate::groups;
 use crate::state::{Partition, Subnet, Vpc};
@@ -179,12 +179,7 @@ pub fn describe_vpcs(
             out.push(vpc_value(vpc, &ctx.account_id));
         }
     }
-    let (items, next) = page(out, input)?;
-    let mut result = json!({"Vpcs": items});
-    if let Some(t) = next {
-        result["NextToken"] = json!(t);
-    }
-    Ok(result)
+    listing("Vpcs", out, input, None)
 }
 
 /// Addresses AWS leaves free in a subnet: all but the network, broadcast and three reserved.
@@ -259,10 +254,5 @@ pub fn describe_subnets(
             .as_str()
             .cmp(&b["AvailabilityZone"].as_str())
     });
-    let (items, next) = page(out, input)?;
-    let mut result = json!({"Subnets": items});
-    if let Some(t) = next {
-        result["NextToken"] = json!(t);
-    }
-    Ok(result)
+    listing("Subnets", out, input, None)
 }

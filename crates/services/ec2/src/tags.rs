@@ -2,7 +2,7 @@
 //! TagSpecifications that create calls carry. A resource's kind is read from
 //! its id prefix, as EC2 does.
 
-use crate::filters::{page, Filters};
+use crate::filters::{listing, Filters};
 use crate::state::Partition;
 use nimbus_core::AwsError;
 use serde_json::{json, Value};
@@ -234,10 +234,5 @@ pub fn describe(p: &Partition, input: &Value) -> Result<Value, AwsError> {
             }
         }
     }
-    let (items, next) = page(out, input)?;
-    let mut result = json!({"Tags": items});
-    if let Some(t) = next {
-        result["NextToken"] = json!(t);
-    }
-    Ok(result)
+    listing("Tags", out, input, None)
 }

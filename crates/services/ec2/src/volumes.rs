@@ -4,7 +4,7 @@
 //! DescribeImages with the base image (the host's root, which instances will
 //! boot from). Attaching volumes comes with instances.
 
-use crate::filters::{page, strings, tags_value, Filters};
+use crate::filters::{listing, strings, tags_value, Filters};
 use crate::geography;
 use crate::state::{Modification, Partition, Snapshot, Volume};
 use nimbus_core::{AwsError, RequestContext};
@@ -226,26 +226,7 @@ pub fn describe_volumes(p: &Partition, input: &Value) -> Result<Value, AwsError>
             out.push(volume_value(v));
         }
     }
-    let (items, next) = paged(out, input, 500)?;
-    let mut result = json!({"Volumes": items});
-    if let Some(t) = next {
-        result["NextToken"] = json!(t);
-    }
-    Ok(result)
-}
-
-/// `page` for volumes and snapshots, where a MaxResults above the largest page is
-/// served as that page size rather than refused (EC2 documents it so).
-fn paged(
-    items: Vec<Value>,
-    input: &Value,
-    largest: i64,
-) -> Result<(Vec<Value>, Option<String>), AwsError> {
-    let mut bounded = input.clone();
-    if let Some(max) = input.get("MaxResults").and_then(Value::as_i64) {
-        bounded["MaxResults"] = json!(max.min(largest));
-    }
-    page(items, &bounded)
+    listing("Volumes", out, input, Some(500))
 }
 
 /// A validated ModifyVolume: the new size (if growing) and the recorded modification.
@@ -484,12 +465,7 @@ pub fn describe_snapshots(
             out.push(snapshot_value(s, &ctx.account_id));
         }
     }
-    let (items, next) = paged(out, input, 1000)?;
-    let mut result = json!({"Snapshots": items});
-    if let Some(t) = next {
-        result["NextToken"] = json!(t);
-    }
-    Ok(result)
+    listing("Snapshots", out, input, Some(1000))
 }
 
 pub fn delete_snapshot(p: &mut Partition, input: &Value) -> Result<String, AwsError> {
