@@ -7,6 +7,7 @@ mod bench;
 mod edge;
 mod events;
 mod health;
+mod imds;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The first process of an EC2 instance (started by `serve`, never by hand).
+    #[command(name = "__instance-init", hide = true)]
+    InstanceInit {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +58,7 @@ fn main() -> ExitCode {
         Command::Status(args) => health::status(args),
         Command::Bench(args) => bench::run(args),
         Command::Wire { args } => nimbus_wire::tool::main(&args),
+        Command::InstanceInit { args } => nimbus_runtime::init::main(&args),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -46,6 +46,10 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     root_secret_access_key: String,
+    /// How EC2 instances run: `namespace` (isolated, needs root on Linux), `process`
+    /// (supervised processes, anywhere) or `auto` (namespace when possible).
+    #[arg(long, default_value = "auto", env = "NIMBUS_INSTANCE_DRIVER")]
+    instance_driver: String,
     /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
     #[arg(long, default_value = "warn", env = "NIMBUS_LOG")]
     log_level: String,
@@ -130,14 +134,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let sts = nimbus_sts::Sts::open(store.clone(), credentials.clone())?;
     services.insert("sts", Arc::new(sts));
     services.insert("iam", Arc::new(nimbus_iam::Iam::open(store.clone())?));
-    services.insert(
-        "ec2",
-        Arc::new(nimbus_ec2::Ec2::open(
-            store.clone(),
-            &data_dir.join("ec2"),
-            ephemeral_dir.is_none(),
-        )?),
-    );
+    let ec2 = nimbus_ec2::Ec2::open(
+        store.clone(),
+        &data_dir.join("ec2"),
+        ephemeral_dir.is_none(),
+        &args.instance_driver,
+    )?;
+    services.insert("ec2", ec2.clone());
+    if let Some(iam) = services.get("iam").cloned() {
+        ec2.set_profile_resolver(crate::imds::profile_resolver(iam));
+    }
     let s3 = Arc::new(nimbus_s3::S3::open(
         store.clone(),
         &data_dir.join("s3"),
@@ -175,6 +181,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
 
+    let imds = Arc::new(crate::imds::Imds::new(
+        ec2.clone(),
+        services
+            .get("iam")
+            .cloned()
+            .ok_or("the IAM service is missing")?,
+        services
+            .get("sts")
+            .cloned()
+            .ok_or("the STS service is missing")?,
+    ));
     let edge = Arc::new(Edge::new(
         EdgeConfig {
             auth: args.auth,
@@ -202,6 +219,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
 
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    instance_listeners(&ec2, &edge, &imds, &builder, addr, port).await;
+    ec2.resume();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
@@ -232,8 +252,117 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     }
     eprintln!("nimbus: shutting down");
+    ec2.shutdown().await;
     drop(ephemeral_dir);
     Ok(())
+}
+
+/// A listener on an address this host may not have yet (the VPC bridge's
+/// addresses appear with the first instance): IP_FREEBIND lets it bind now.
+fn bind_ahead(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv4() {
+        socket.set_freebind_v4(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// What instances reach: nimbus's API on the bridge's gateway and the metadata
+/// service at 169.254.169.254 (namespace driver), or the metadata service on a
+/// loopback port with the instance id in the path (process driver).
+async fn instance_listeners(
+    ec2: &Arc<nimbus_ec2::Ec2>,
+    edge: &Arc<Edge>,
+    imds: &Arc<crate::imds::Imds>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    api: SocketAddr,
+    port: u16,
+) {
+    let metadata_addr: SocketAddr = match ec2.instance_gateway() {
+        Some(_) => SocketAddr::from(([169, 254, 169, 254], 80)),
+        None => SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let by_path = ec2.instance_gateway().is_none();
+    match bind_ahead(metadata_addr) {
+        Ok(listener) => {
+            let local = listener.local_addr().ok();
+            let imds = imds.clone();
+            spawn_accept(listener, builder.clone(), move |req, remote| {
+                let imds = imds.clone();
+                async move { imds.handle(req, remote, by_path).await }
+            });
+            if by_path {
+                let base = local.map(|a| format!("http://{a}/")).unwrap_or_default();
+                ec2.set_endpoints(format!("http://{api}"), Some(base));
+            }
+        }
+        Err(e) => {
+            tracing::warn!("the instance metadata service cannot listen on {metadata_addr}: {e}")
+        }
+    }
+    if let Some(gateway) = ec2.instance_gateway() {
+        let endpoint = SocketAddr::from((gateway, port));
+        ec2.set_endpoints(format!("http://{endpoint}"), None);
+        if !api.ip().is_unspecified() {
+            match bind_ahead(endpoint) {
+                Ok(listener) => {
+                    let edge = edge.clone();
+                    spawn_accept(listener, builder.clone(), move |req, remote| {
+                        let edge = edge.clone();
+                        async move { edge.handle(req, Some(remote)).await }
+                    });
+                }
+                Err(e) => tracing::warn!("instances cannot reach nimbus at {endpoint}: {e}"),
+            }
+        }
+    }
+}
+
+fn spawn_accept<F, Fut, B>(
+    listener: tokio::net::TcpListener,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    handler: F,
+) where
+    F: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        loop {
+            let (stream, remote) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let builder = builder.clone();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handler(req, remote).await) }
+                });
+                if let Err(e) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!("connection ended: {e}");
+                }
+            });
+        }
+    });
 }
 
 async fn shutdown_signal() {

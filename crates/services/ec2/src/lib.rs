@@ -10,11 +10,13 @@
 //! records and their storage. State lives in memory per account and region and
 //! each change rewrites that partition's record before the answer.
 
+mod controller;
 mod disks;
 mod filters;
 mod geography;
 mod groups;
 mod instance_types;
+mod instances;
 mod keypairs;
 mod network;
 mod state;
@@ -30,14 +32,26 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub struct Ec2 {
+    /// Background work (state transitions) holds the service through this.
+    me: std::sync::Weak<Ec2>,
     store: Store,
     partitions: Mutex<HashMap<(String, String), Partition>>,
     disks: Arc<disks::Disks>,
+    machines: controller::Machines,
 }
 
+pub use controller::{InstanceMeta, ProfileResolver};
+
 impl Ec2 {
-    /// Loads every partition; volume and snapshot files live under `root` (`<data dir>/ec2`).
-    pub fn open(store: Store, root: &Path, durable: bool) -> Result<Ec2, String> {
+    /// Loads every partition; volume and snapshot files live under `root`
+    /// (`<data dir>/ec2`), instance directories under `root/instances`. `driver`
+    /// chooses the instance driver ("auto", "namespace" or "process").
+    pub fn open(
+        store: Store,
+        root: &Path,
+        durable: bool,
+        driver: &str,
+    ) -> Result<Arc<Ec2>, String> {
         let mut partitions = HashMap::new();
         let records = store
             .scan_prefix(state::PARTITIONS, b"")
@@ -56,11 +70,17 @@ impl Ec2 {
         }
         let referenced = volumes::referenced_files(&partitions.values().collect::<Vec<_>>());
         let disks = Arc::new(disks::Disks::open(root, durable, &referenced)?);
-        Ok(Ec2 {
+        let (machines, exits) =
+            controller::Machines::open(&root.join("instances"), driver, &partitions)?;
+        let ec2 = Arc::new_cyclic(|me| Ec2 {
+            me: me.clone(),
             store,
             partitions: Mutex::new(partitions),
             disks,
-        })
+            machines,
+        });
+        ec2.clone().watch_exits(exits);
+        Ok(ec2)
     }
 
     /// Runs blocking file work (volume and snapshot files) off the async threads.
@@ -214,6 +234,59 @@ impl Service for Ec2 {
                         .await
                 }
                 "DescribeInstanceTypes" => instance_types::describe(i),
+                "RunInstances" => self.run_instances(ctx, i).await,
+                "DescribeInstances" => {
+                    self.with_partition(ctx, read(|p, _| instances::describe(p, i)))
+                        .await
+                }
+                "DescribeInstanceStatus" => {
+                    self.with_partition(ctx, read(|p, _| instances::describe_status(p, i)))
+                        .await
+                }
+                "StopInstances" => {
+                    let out = self
+                        .with_partition(ctx, write(|p, _| instances::stop(p, i)))
+                        .await?;
+                    self.reconcile_answer(ctx, &out, "StoppingInstances");
+                    Ok(out)
+                }
+                "StartInstances" => {
+                    let out = self
+                        .with_partition(ctx, write(|p, _| instances::start(p, i)))
+                        .await?;
+                    self.reconcile_answer(ctx, &out, "StartingInstances");
+                    Ok(out)
+                }
+                "TerminateInstances" => {
+                    let out = self
+                        .with_partition(ctx, write(|p, _| instances::terminate(p, i)))
+                        .await?;
+                    self.reconcile_answer(ctx, &out, "TerminatingInstances");
+                    Ok(out)
+                }
+                "RebootInstances" => {
+                    let ids = self
+                        .with_partition(ctx, read(|p, _| instances::check_reboot(p, i)))
+                        .await?;
+                    for id in ids {
+                        self.reboot(ctx, id);
+                    }
+                    Ok(serde_json::json!({}))
+                }
+                "ModifyInstanceAttribute" => {
+                    self.with_partition(ctx, write(|p, _| instances::modify_attribute(p, i)))
+                        .await
+                }
+                "DescribeInstanceAttribute" => {
+                    self.with_partition(ctx, read(|p, _| instances::describe_attribute(p, i)))
+                        .await
+                }
+                "GetConsoleOutput" => {
+                    let id = self
+                        .with_partition(ctx, read(|p, _| instances::check_console(p, i)))
+                        .await?;
+                    Ok(self.console_output(&id))
+                }
                 "DescribeImages" => volumes::describe_images(ctx, i),
                 "CreateVolume" => {
                     let plan = self

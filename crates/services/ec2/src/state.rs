@@ -24,6 +24,91 @@ pub struct Partition {
     /// The latest modification of each volume.
     #[serde(default)]
     pub modifications: Vec<Modification>,
+    #[serde(default)]
+    pub instances: BTreeMap<String, Instance>,
+    /// Images made by CreateImage (the base image is not stored).
+    #[serde(default)]
+    pub images: BTreeMap<String, Image>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub reservation_id: String,
+    pub image_id: String,
+    pub instance_type: String,
+    pub key_name: Option<String>,
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub zone: String,
+    pub private_ip: String,
+    #[serde(default)]
+    pub public_ip: Option<String>,
+    pub mac: String,
+    pub eni_id: String,
+    pub group_ids: Vec<String>,
+    /// EC2's state name: pending, running, stopping, stopped, shutting-down, terminated.
+    pub state: String,
+    pub transition_reason: String,
+    /// (code, message) of the last state change, when it has one.
+    pub state_reason: Option<(String, String)>,
+    pub launch_ms: u64,
+    pub launch_index: u32,
+    /// Base64, as the API carries it.
+    pub user_data: Option<String>,
+    /// The instance profile (arn, id).
+    pub iam_profile: Option<(String, String)>,
+    pub root_volume_id: String,
+    pub tags: Vec<(String, String)>,
+    pub client_token: Option<String>,
+    pub metadata: MetadataOptions,
+    /// "stop" or "terminate": what a shutdown from inside does.
+    pub shutdown_behavior: String,
+    pub owner: String,
+    pub region: String,
+    /// When it was terminated (terminated instances stay visible for a while).
+    pub ended_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetadataOptions {
+    /// "optional" (IMDSv1 and v2) or "required" (v2 only).
+    pub http_tokens: String,
+    pub http_endpoint: String,
+    pub instance_metadata_tags: String,
+    pub hop_limit: i64,
+}
+
+impl Default for MetadataOptions {
+    fn default() -> Self {
+        MetadataOptions {
+            http_tokens: "optional".into(),
+            http_endpoint: "enabled".into(),
+            instance_metadata_tags: "disabled".into(),
+            hop_limit: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Layers, topmost first (each a frozen writable layer under `<ec2>/images`).
+    pub layers: Vec<String>,
+    pub source_instance: String,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VolumeAttachment {
+    pub instance_id: String,
+    pub device: String,
+    pub attached_ms: u64,
+    pub delete_on_termination: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +126,11 @@ pub struct Volume {
     pub created_ms: u64,
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    #[serde(default)]
+    pub attachment: Option<VolumeAttachment>,
+    /// An instance's root volume: its data is the instance's writable layer, not a file.
+    #[serde(default)]
+    pub root: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

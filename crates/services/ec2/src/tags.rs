@@ -46,6 +46,16 @@ pub fn from_specifications(
     input: &Value,
     resource_type: &str,
 ) -> Result<Vec<(String, String)>, AwsError> {
+    from_specifications_among(input, resource_type, &[resource_type])
+}
+
+/// Tags for `resource_type` from a call whose specifications may name any of `allowed`
+/// (RunInstances tags instances, volumes and network interfaces at once).
+pub fn from_specifications_among(
+    input: &Value,
+    resource_type: &str,
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, AwsError> {
     let mut out = Vec::new();
     for spec in input
         .get("TagSpecifications")
@@ -57,7 +67,7 @@ pub fn from_specifications(
             .get("ResourceType")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if kind != resource_type {
+        if !allowed.contains(&kind) {
             return Err(AwsError::new(
                 "InvalidParameterValue",
                 format!("'{kind}' is not a valid taggable resource type for this operation."),
@@ -65,7 +75,9 @@ pub fn from_specifications(
         }
         for (k, v) in pairs(spec.get("Tags")) {
             check_key(&k)?;
-            out.push((k, v.unwrap_or_default()));
+            if kind == resource_type {
+                out.push((k, v.unwrap_or_default()));
+            }
         }
     }
     Ok(out)
@@ -79,6 +91,8 @@ fn resource_type(id: &str) -> &'static str {
         Some("key") => "key-pair",
         Some("vol") => "volume",
         Some("snap") => "snapshot",
+        Some("i") => "instance",
+        Some("ami") => "image",
         _ => "unknown",
     }
 }
@@ -114,6 +128,17 @@ fn tags_of<'p>(p: &'p mut Partition, id: &str) -> Result<&'p mut Vec<(String, St
             AwsError::new(
                 "InvalidSnapshot.NotFound",
                 format!("The snapshot '{id}' does not exist."),
+            )
+        }),
+        "instance" => p
+            .instances
+            .get_mut(id)
+            .map(|i| &mut i.tags)
+            .ok_or_else(|| missing("InvalidInstanceID.NotFound", "instance")),
+        "image" => p.images.get_mut(id).map(|i| &mut i.tags).ok_or_else(|| {
+            AwsError::new(
+                "InvalidAMIID.NotFound",
+                format!("The image id '[{id}]' does not exist"),
             )
         }),
         "key-pair" => p
@@ -219,6 +244,12 @@ pub fn describe(p: &Partition, input: &Value) -> Result<Value, AwsError> {
             .values()
             .map(|s| (s.id.clone(), "snapshot", &s.tags)),
     );
+    all.extend(
+        p.instances
+            .values()
+            .map(|i| (i.id.clone(), "instance", &i.tags)),
+    );
+    all.extend(p.images.values().map(|i| (i.id.clone(), "image", &i.tags)));
     let mut out = Vec::new();
     for (id, kind, tags) in all {
         for (k, v) in tags {

@@ -157,6 +157,8 @@ pub fn plan_create(
             snapshot_id: snapshot.map(|s| s.id.clone()),
             created_ms: ctx.now_ms,
             tags,
+            attachment: None,
+            root: false,
         },
         from_snapshot: snapshot.map(|s| s.id.clone()),
     })
@@ -167,11 +169,11 @@ pub fn volume_value(v: &Volume) -> Value {
         "VolumeId": v.id,
         "Size": v.size_gib,
         "AvailabilityZone": v.zone,
-        "State": "available",
+        "State": if v.attachment.is_some() { "in-use" } else { "available" },
         "VolumeType": v.volume_type,
         "Encrypted": v.encrypted,
         "CreateTime": v.created_ms as f64 / 1000.0,
-        "Attachments": [],
+        "Attachments": attachments_value(v),
         "MultiAttachEnabled": false,
         "SnapshotId": v.snapshot_id.clone().unwrap_or_default(),
         "Tags": tags_value(&v.tags),
@@ -186,6 +188,20 @@ pub fn volume_value(v: &Volume) -> Value {
         out["KmsKeyId"] = json!(k);
     }
     out
+}
+
+fn attachments_value(v: &Volume) -> Value {
+    match &v.attachment {
+        Some(a) => json!([{
+            "VolumeId": v.id,
+            "InstanceId": a.instance_id,
+            "Device": a.device,
+            "State": "attached",
+            "AttachTime": a.attached_ms as f64 / 1000.0,
+            "DeleteOnTermination": a.delete_on_termination,
+        }]),
+        None => json!([]),
+    }
 }
 
 pub fn record_volume(p: &mut Partition, v: Volume) -> Value {
@@ -211,15 +227,28 @@ pub fn describe_volumes(p: &Partition, input: &Value) -> Result<Value, AwsError>
         }
         let ok = filters.matches(&v.tags, |f| match f {
             "volume-id" => Some(vec![v.id.clone()]),
-            "status" => Some(vec!["available".into()]),
+            "status" => Some(vec![if v.attachment.is_some() {
+                "in-use"
+            } else {
+                "available"
+            }
+            .into()]),
             "size" => Some(vec![v.size_gib.to_string()]),
             "availability-zone" => Some(vec![v.zone.clone()]),
             "volume-type" => Some(vec![v.volume_type.clone()]),
             "encrypted" => Some(vec![v.encrypted.to_string()]),
             "snapshot-id" => Some(v.snapshot_id.iter().cloned().collect()),
-            "attachment.status" | "attachment.instance-id" | "attachment.device" => {
-                Some(Vec::new())
+            "attachment.status" => Some(v.attachment.iter().map(|_| "attached".into()).collect()),
+            "attachment.instance-id" => {
+                Some(v.attachment.iter().map(|a| a.instance_id.clone()).collect())
             }
+            "attachment.device" => Some(v.attachment.iter().map(|a| a.device.clone()).collect()),
+            "attachment.delete-on-termination" => Some(
+                v.attachment
+                    .iter()
+                    .map(|a| a.delete_on_termination.to_string())
+                    .collect(),
+            ),
             _ => None,
         })?;
         if ok {
@@ -367,7 +396,14 @@ pub fn describe_modifications(p: &Partition, input: &Value) -> Result<Value, Aws
 
 pub fn delete_volume(p: &mut Partition, input: &Value) -> Result<String, AwsError> {
     let id = input.get("VolumeId").and_then(Value::as_str).unwrap_or("");
-    p.volumes.remove(id).ok_or_else(|| volume_missing(id))?;
+    let volume = p.volumes.get(id).ok_or_else(|| volume_missing(id))?;
+    if let Some(a) = &volume.attachment {
+        return Err(AwsError::new(
+            "VolumeInUse",
+            format!("Volume {id} is currently attached to {}", a.instance_id),
+        ));
+    }
+    p.volumes.remove(id);
     p.modifications.retain(|m| m.volume_id != id);
     Ok(id.to_string())
 }

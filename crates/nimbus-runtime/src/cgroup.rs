@@ -1,0 +1,139 @@
+//! An instance's cgroup: its instance type as real limits (CPU quota of
+//! vCPUs x 100 ms per 100 ms, memory limit of its memory) and its CPU time
+//! for the metrics. Works on the unified hierarchy (v2) and on the split one
+//! (v1: cpu, cpuacct and memory controllers, possibly co-mounted). Groups live
+//! under `nimbus/<instance id>` in each hierarchy.
+
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = "/sys/fs/cgroup";
+const PERIOD_US: u64 = 100_000;
+
+pub struct Group {
+    /// One directory per hierarchy the instance's processes joined.
+    dirs: Vec<PathBuf>,
+    /// Where CPU time is read (`cpu.stat` on v2, `cpuacct.usage` on v1).
+    usage: Option<PathBuf>,
+    unified: bool,
+}
+
+fn write(path: &Path, value: &str) -> std::io::Result<()> {
+    std::fs::write(path, value)
+}
+
+impl Group {
+    /// Makes the group with the limits; None when cgroups cannot be used here
+    /// (the instance then runs without limits, which is logged).
+    pub fn create(id: &str, vcpus: u32, memory_mib: u64) -> Option<Group> {
+        let made = if Path::new(ROOT).join("cgroup.controllers").exists() {
+            Self::create_unified(id, vcpus, memory_mib)
+        } else {
+            Self::create_split(id, vcpus, memory_mib)
+        };
+        match made {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!("instance {id} runs without cgroup limits: {e}");
+                None
+            }
+        }
+    }
+
+    fn create_unified(id: &str, vcpus: u32, memory_mib: u64) -> std::io::Result<Group> {
+        let parent = Path::new(ROOT).join("nimbus");
+        std::fs::create_dir_all(&parent)?;
+        // Controllers must be enabled on the way down for the leaf to have them.
+        let _ = write(
+            &Path::new(ROOT).join("cgroup.subtree_control"),
+            "+cpu +memory",
+        );
+        write(&parent.join("cgroup.subtree_control"), "+cpu +memory")?;
+        let dir = parent.join(id);
+        std::fs::create_dir_all(&dir)?;
+        write(
+            &dir.join("cpu.max"),
+            &format!("{} {PERIOD_US}", u64::from(vcpus) * PERIOD_US),
+        )?;
+        write(
+            &dir.join("memory.max"),
+            &(memory_mib * 1024 * 1024).to_string(),
+        )?;
+        Ok(Group {
+            usage: Some(dir.join("cpu.stat")),
+            dirs: vec![dir],
+            unified: true,
+        })
+    }
+
+    fn create_split(id: &str, vcpus: u32, memory_mib: u64) -> std::io::Result<Group> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut usage = None;
+        for controller in ["cpu", "cpuacct", "memory"] {
+            let mount = Path::new(ROOT).join(controller);
+            // Co-mounted controllers (cpu,cpuacct) are one hierarchy seen twice.
+            let Ok(real) = mount.canonicalize() else {
+                continue;
+            };
+            let dir = real.join("nimbus").join(id);
+            if !dirs.contains(&dir) {
+                std::fs::create_dir_all(&dir)?;
+                dirs.push(dir.clone());
+            }
+            match controller {
+                "cpu" => {
+                    write(&dir.join("cpu.cfs_period_us"), &PERIOD_US.to_string())?;
+                    write(
+                        &dir.join("cpu.cfs_quota_us"),
+                        &(u64::from(vcpus) * PERIOD_US).to_string(),
+                    )?;
+                }
+                "cpuacct" => usage = Some(dir.join("cpuacct.usage")),
+                _ => write(
+                    &dir.join("memory.limit_in_bytes"),
+                    &(memory_mib * 1024 * 1024).to_string(),
+                )?,
+            }
+        }
+        if dirs.is_empty() {
+            return Err(std::io::Error::other("no cgroup v1 controllers mounted"));
+        }
+        Ok(Group {
+            dirs,
+            usage,
+            unified: false,
+        })
+    }
+
+    /// Moves a process (and so its future children) into the group.
+    pub fn add(&self, pid: i32) -> std::io::Result<()> {
+        for dir in &self.dirs {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn cpu_usage_ns(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.usage.as_ref()?).ok()?;
+        if self.unified {
+            text.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|us| us * 1000)
+        } else {
+            text.trim().parse().ok()
+        }
+    }
+
+    /// Removes the group once its processes are gone (rmdir fails while any remain).
+    pub fn remove(&self) {
+        for dir in &self.dirs {
+            for _ in 0..50 {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        }
+    }
+}

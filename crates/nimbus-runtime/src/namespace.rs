@@ -1,0 +1,78 @@
+//! The namespace driver's host side: checks that this host can run it, then
+//! per start spawns the init in new mount, UTS, IPC, network and PID
+//! namespaces, puts it in the instance's cgroup, plugs it into the VPC bridge
+//! and lets it boot.
+
+use crate::cgroup::Group;
+use crate::netlink::Bridge;
+use crate::process::{go, spawn_init};
+use crate::LaunchSpec;
+use nix::sched::CloneFlags;
+use std::path::Path;
+
+/// Why the namespace driver cannot run here, if it cannot.
+pub fn available() -> Result<(), String> {
+    if !cfg!(target_os = "linux") {
+        return Err("namespaces need Linux".into());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err("nimbus is not running as root".into());
+    }
+    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !filesystems
+        .lines()
+        .any(|l| l.trim_end().ends_with("overlay"))
+    {
+        return Err("the kernel has no overlayfs".into());
+    }
+    for ns in ["mnt", "pid", "uts", "net", "ipc"] {
+        if !Path::new("/proc/self/ns").join(ns).exists() {
+            return Err(format!("the kernel has no {ns} namespaces"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn start(
+    dir: &Path,
+    spec: &LaunchSpec,
+    bridge: &Bridge,
+) -> Result<(i32, Option<Group>, tokio::process::Child), String> {
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWPID;
+    let mut child = spawn_init(dir, Some(flags))?;
+    let pid = child.id().ok_or("the instance ended at once")? as i32;
+    let id = &spec.boot.instance_id;
+    let ready = async {
+        // Joined before the boot starts, so every process of the instance is inside.
+        let group = Group::create(id, spec.vcpus, spec.memory_mib);
+        if let Some(g) = &group {
+            g.add(pid)
+                .map_err(|e| format!("cannot put the instance in its cgroup: {e}"))?;
+        }
+        // Interface names are at most 15 bytes: the id's last 10 hex digits tell them apart.
+        let tag = &id[id.len().saturating_sub(10)..];
+        bridge
+            .attach(
+                pid,
+                tag,
+                spec.boot.private_ip,
+                spec.prefix_len,
+                spec.gateway,
+                spec.vpc_cidr,
+            )
+            .await?;
+        go(&mut child).await?;
+        Ok::<_, String>(group)
+    };
+    match ready.await {
+        Ok(group) => Ok((pid, group, child)),
+        Err(e) => {
+            let _ = child.kill().await;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The VPC network on this host, over rtnetlink: the `nimbus0` bridge that
+//! owns every subnet's gateway (`.1`) and the metadata address
+//! 169.254.169.254, and per instance a veth pair whose outer end joins the
+//! bridge and whose inner end becomes the instance's `eth0` with its private
+//! address, a default route via its subnet's gateway and the whole VPC on-link
+//! (so instances of different subnets reach each other without the host
+//! forwarding packets). One nimbus per host owns the bridge (a lock file), as
+//! two would hand out the same addresses.
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::route::RouteScope;
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+pub const BRIDGE: &str = "nimbus0";
+pub const METADATA_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+const LOCK: &str = "/run/nimbus-bridge.lock";
+const EEXIST: i32 = 17;
+
+pub struct Bridge {
+    index: u32,
+    handle: Handle,
+    /// Held for the life of the process: the bridge is ours while it is.
+    _lock: std::fs::File,
+}
+
+fn exists(e: &rtnetlink::Error) -> bool {
+    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code().abs() == EEXIST)
+}
+
+fn connect() -> Result<Handle, String> {
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(|e| format!("cannot open netlink: {e}"))?;
+    tokio::spawn(connection);
+    Ok(handle)
+}
+
+/// A netlink connection inside the network namespace of `pid`: the socket is
+/// made by a short-lived thread that joined that namespace, and stays bound to it.
+async fn connect_in(pid: i32) -> Result<Handle, String> {
+    let runtime = tokio::runtime::Handle::current();
+    let made = std::thread::spawn(move || {
+        let _entered = runtime.enter();
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(|e| format!("instance network namespace: {e}"))?;
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("joining the instance network namespace: {e}"))?;
+        rtnetlink::new_connection().map_err(|e| format!("cannot open netlink: {e}"))
+    })
+    .join()
+    .map_err(|_| "netlink thread panicked".to_string())??;
+    let (connection, handle, _) = made;
+    tokio::spawn(connection);
+    Ok(handle)
+}
+
+async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>, String> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => Ok(Some(link.header.index)),
+        Ok(None) => Ok(None),
+        // ENODEV: no such link.
+        Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code().abs() == 19 => Ok(None),
+        Err(e) => Err(format!("looking up {name}: {e}")),
+    }
+}
+
+impl Bridge {
+    /// Takes the host lock, then creates the bridge (or adopts the one a previous
+    /// run left) and gives it the gateways and the metadata address.
+    pub async fn ensure(gateways: &[(Ipv4Addr, u8)]) -> Result<Bridge, String> {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(LOCK)
+            .map_err(|e| format!("cannot open {LOCK}: {e}"))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(format!(
+                "another nimbus on this host is running instances on the {BRIDGE} bridge"
+            ));
+        }
+        let handle = connect()?;
+        let index = match index_of(&handle, BRIDGE).await? {
+            Some(i) => i,
+            None => {
+                let made = handle
+                    .link()
+                    .add(LinkBridge::new(BRIDGE).build())
+                    .execute()
+                    .await;
+                if let Err(e) = made {
+                    if !exists(&e) {
+                        return Err(format!("cannot create bridge {BRIDGE}: {e}"));
+                    }
+                }
+                index_of(&handle, BRIDGE)
+                    .await?
+                    .ok_or_else(|| format!("bridge {BRIDGE} vanished"))?
+            }
+        };
+        let mut addresses: Vec<(Ipv4Addr, u8)> = gateways.to_vec();
+        addresses.push((METADATA_ADDRESS, 32));
+        for (ip, prefix) in addresses {
+            if let Err(e) = handle
+                .address()
+                .add(index, IpAddr::V4(ip), prefix)
+                .execute()
+                .await
+            {
+                if !exists(&e) {
+                    return Err(format!("cannot add {ip}/{prefix} to {BRIDGE}: {e}"));
+                }
+            }
+        }
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| format!("cannot bring {BRIDGE} up: {e}"))?;
+        Ok(Bridge {
+            index,
+            handle,
+            _lock: lock,
+        })
+    }
+
+    /// Plugs the instance whose outer init is `pid` into the bridge and configures
+    /// its side: `eth0` with `ip/prefix`, default route via `gateway`, `vpc` on-link.
+    pub async fn attach(
+        &self,
+        pid: i32,
+        tag: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+        gateway: Ipv4Addr,
+        vpc: (Ipv4Addr, u8),
+    ) -> Result<(), String> {
+        let outer = format!("nbh{tag}");
+        let inner = format!("nbp{tag}");
+        // A previous run's pair can only survive if its namespace did; clear the name.
+        if let Some(stale) = index_of(&self.handle, &outer).await? {
+            let _ = self.handle.link().del(stale).execute().await;
+        }
+        self.handle
+            .link()
+            .add(LinkVeth::new(&outer, &inner).build())
+            .execute()
+            .await
+            .map_err(|e| format!("cannot create veth {outer}: {e}"))?;
+        let outer_index = index_of(&self.handle, &outer)
+            .await?
+            .ok_or("veth vanished")?;
+        let inner_index = index_of(&self.handle, &inner)
+            .await?
+            .ok_or("veth peer vanished")?;
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(inner_index)
+                    .setns_by_pid(pid as u32)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| format!("cannot move {inner} into the instance: {e}"))?;
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(outer_index)
+                    .controller(self.index)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| format!("cannot plug {outer} into {BRIDGE}: {e}"))?;
+
+        let inside = connect_in(pid).await?;
+        if let Some(lo) = index_of(&inside, "lo").await? {
+            inside
+                .link()
+                .set(LinkUnspec::new_with_index(lo).up().build())
+                .execute()
+                .await
+                .map_err(|e| format!("cannot bring lo up: {e}"))?;
+        }
+        let eth = index_of(&inside, &inner)
+            .await?
+            .ok_or("veth peer not in the instance")?;
+        inside
+            .link()
+            .set(LinkUnspec::new_with_index(eth).name("eth0").build())
+            .execute()
+            .await
+            .map_err(|e| format!("cannot name eth0: {e}"))?;
+        inside
+            .address()
+            .add(eth, IpAddr::V4(ip), prefix)
+            .execute()
+            .await
+            .map_err(|e| format!("cannot give eth0 {ip}/{prefix}: {e}"))?;
+        inside
+            .link()
+            .set(LinkUnspec::new_with_index(eth).up().build())
+            .execute()
+            .await
+            .map_err(|e| format!("cannot bring eth0 up: {e}"))?;
+        if vpc.1 < prefix {
+            inside
+                .route()
+                .add(
+                    RouteMessageBuilder::<Ipv4Addr>::new()
+                        .destination_prefix(vpc.0, vpc.1)
+                        .output_interface(eth)
+                        .scope(RouteScope::Link)
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(|e| format!("cannot route the VPC on-link: {e}"))?;
+        }
+        inside
+            .route()
+            .add(
+                RouteMessageBuilder::<Ipv4Addr>::new()
+                    .gateway(gateway)
+                    .output_interface(eth)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| format!("cannot add the default route via {gateway}: {e}"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,583 @@
+//! Makes the machines match the records. Every instance state change the API
+//! records (pending, stopping, shutting-down, a reboot) is carried out here
+//! in the background by one reconcile step per instance, serialized per
+//! instance: start the machine and mark it running, stop it and mark it
+//! stopped, or end it, remove its disk and DeleteOnTermination volumes, free
+//! its address and mark it terminated. At start every instance whose desired
+//! state is running is brought back (as after a host reboot); when a machine
+//! goes down by itself, its instance follows its shutdown behaviour. Also the
+//! views the metadata service needs.
+
+use crate::instances::{
+    self, parse_cidr, private_dns, PENDING, RUNNING, SHUTTING_DOWN, STOPPED, STOPPING, TERMINATED,
+};
+use crate::state::{Instance, Partition};
+use crate::{instance_types, Ec2};
+use base64::Engine as _;
+use nimbus_core::{AwsError, BoxFuture, RequestContext};
+use nimbus_runtime::{BootConfig, LaunchSpec, Runtime};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long a stopping machine gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Resolves an instance profile (name or ARN) of an account to its (ARN, id).
+pub type ProfileResolver =
+    Arc<dyn Fn(String, String) -> BoxFuture<'static, Option<(String, String)>> + Send + Sync>;
+
+pub struct Machines {
+    runtime: Arc<Runtime>,
+    /// Private addresses of every instance not terminated, in any partition (one bridge).
+    ips: Mutex<HashSet<Ipv4Addr>>,
+    /// One lock per instance: its reconcile steps never overlap.
+    ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    profiles: OnceLock<ProfileResolver>,
+    /// nimbus's API as instances reach it, and (process driver) the metadata base URL.
+    endpoints: OnceLock<(String, Option<String>)>,
+}
+
+/// What the metadata service tells an instance about itself.
+#[derive(Debug, Clone)]
+pub struct InstanceMeta {
+    pub account: String,
+    pub region: String,
+    pub instance_id: String,
+    pub image_id: String,
+    pub instance_type: String,
+    pub private_ip: String,
+    pub public_ip: Option<String>,
+    pub zone: String,
+    pub hostname: String,
+    pub mac: String,
+    pub subnet_id: String,
+    pub subnet_cidr: String,
+    pub vpc_id: String,
+    pub vpc_cidr: String,
+    pub group_names: Vec<String>,
+    pub group_ids: Vec<String>,
+    pub key: Option<(String, String)>,
+    pub user_data: Option<Vec<u8>>,
+    pub tags: Vec<(String, String)>,
+    pub tags_enabled: bool,
+    pub profile: Option<(String, String)>,
+    pub launch_ms: u64,
+    pub reservation_id: String,
+    pub http_tokens: String,
+    pub http_endpoint: String,
+    pub eni_id: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Machines {
+    pub fn open(
+        root: &Path,
+        driver: &str,
+        partitions: &HashMap<(String, String), Partition>,
+    ) -> Result<(Machines, mpsc::UnboundedReceiver<String>), String> {
+        // Every default subnet's gateway (172.31.0.0/16 carved into /20s).
+        let gateways = (0..16u8)
+            .map(|i| (Ipv4Addr::new(172, 31, i * 16, 1), 20))
+            .collect();
+        let (runtime, exits) = Runtime::open(root, driver, gateways)?;
+        let ips = partitions
+            .values()
+            .flat_map(|p| p.instances.values())
+            .filter(|i| i.state != TERMINATED)
+            .filter_map(|i| i.private_ip.parse().ok())
+            .collect();
+        Ok((
+            Machines {
+                runtime,
+                ips: Mutex::new(ips),
+                ops: Mutex::new(HashMap::new()),
+                profiles: OnceLock::new(),
+                endpoints: OnceLock::new(),
+            },
+            exits,
+        ))
+    }
+}
+
+impl Ec2 {
+    /// "namespace" or "process".
+    pub fn instance_driver(&self) -> &'static str {
+        self.machines.runtime.kind().as_str()
+    }
+
+    /// The host's address on the VPC bridge (namespace driver): where instances reach nimbus.
+    pub fn instance_gateway(&self) -> Option<Ipv4Addr> {
+        self.machines.runtime.host_address()
+    }
+
+    pub fn set_profile_resolver(&self, resolver: ProfileResolver) {
+        let _ = self.machines.profiles.set(resolver);
+    }
+
+    /// `api`: nimbus's endpoint as instances reach it; `metadata`: for the process
+    /// driver, the base URL of the metadata service (the instance id is appended).
+    pub fn set_endpoints(&self, api: String, metadata: Option<String>) {
+        let _ = self.machines.endpoints.set((api, metadata));
+    }
+
+    /// Brings every instance to its recorded state (run once at start).
+    pub fn resume(&self) {
+        let work: Vec<((String, String), String)> = {
+            let partitions = lock(&self.partitions);
+            partitions
+                .iter()
+                .flat_map(|(key, p)| {
+                    p.instances
+                        .values()
+                        .filter(|i| i.state != STOPPED && i.state != TERMINATED)
+                        .map(move |i| (key.clone(), i.id.clone()))
+                })
+                .collect()
+        };
+        for (key, id) in work {
+            self.reconcile(key, id);
+        }
+    }
+
+    /// Stops every machine, leaving the records as they are (nimbus is exiting;
+    /// running instances come back at the next start).
+    pub async fn shutdown(&self) {
+        self.machines.runtime.stop_all(Duration::from_secs(3)).await;
+    }
+
+    /// CPU time used by an instance's processes (namespace driver).
+    pub fn cpu_usage_ns(&self, id: &str) -> Option<u64> {
+        self.machines.runtime.usage(id).map(|u| u.cpu_ns)
+    }
+
+    pub fn metadata_by_ip(&self, ip: &str) -> Option<InstanceMeta> {
+        self.metadata_where(|i| i.private_ip == ip)
+    }
+
+    pub fn metadata_by_id(&self, id: &str) -> Option<InstanceMeta> {
+        self.metadata_where(|i| i.id == id)
+    }
+
+    fn metadata_where(&self, pick: impl Fn(&Instance) -> bool) -> Option<InstanceMeta> {
+        let partitions = lock(&self.partitions);
+        for p in partitions.values() {
+            let Some(i) = p
+                .instances
+                .values()
+                .find(|i| (i.state == RUNNING || i.state == PENDING) && pick(i))
+            else {
+                continue;
+            };
+            let subnet = p.subnets.get(&i.subnet_id);
+            let vpc = p.vpcs.get(&i.vpc_id);
+            return Some(InstanceMeta {
+                account: i.owner.clone(),
+                region: i.region.clone(),
+                instance_id: i.id.clone(),
+                image_id: i.image_id.clone(),
+                instance_type: i.instance_type.clone(),
+                private_ip: i.private_ip.clone(),
+                public_ip: i.public_ip.clone(),
+                zone: i.zone.clone(),
+                hostname: private_dns(&i.private_ip, &i.region),
+                mac: i.mac.clone(),
+                subnet_id: i.subnet_id.clone(),
+                subnet_cidr: subnet.map(|s| s.cidr.clone()).unwrap_or_default(),
+                vpc_id: i.vpc_id.clone(),
+                vpc_cidr: vpc.map(|v| v.cidr.clone()).unwrap_or_default(),
+                group_names: i
+                    .group_ids
+                    .iter()
+                    .filter_map(|g| p.groups.get(g).map(|g| g.name.clone()))
+                    .collect(),
+                group_ids: i.group_ids.clone(),
+                key: i.key_name.as_ref().and_then(|k| {
+                    p.key_pairs
+                        .get(k)
+                        .map(|kp| (kp.name.clone(), kp.public_key.clone()))
+                }),
+                user_data: i
+                    .user_data
+                    .as_ref()
+                    .and_then(|u| base64::engine::general_purpose::STANDARD.decode(u).ok()),
+                tags: i.tags.clone(),
+                tags_enabled: i.metadata.instance_metadata_tags == "enabled",
+                profile: i.iam_profile.clone(),
+                launch_ms: i.launch_ms,
+                reservation_id: i.reservation_id.clone(),
+                http_tokens: i.metadata.http_tokens.clone(),
+                http_endpoint: i.metadata.http_endpoint.clone(),
+                eni_id: i.eni_id.clone(),
+            });
+        }
+        None
+    }
+
+    pub(crate) async fn run_instances(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> Result<Value, AwsError> {
+        let replayed = self
+            .with_partition(ctx, crate::read(|p, c| Ok(instances::replay(p, c, input))))
+            .await?;
+        if let Some(answer) = replayed {
+            return Ok(answer);
+        }
+        let profile = match input.get("IamInstanceProfile") {
+            Some(spec) => {
+                let (given, member) = match (
+                    spec.get("Arn").and_then(Value::as_str),
+                    spec.get("Name").and_then(Value::as_str),
+                ) {
+                    (Some(arn), _) => (arn.to_string(), "arn"),
+                    (None, Some(name)) => (name.to_string(), "name"),
+                    (None, None) => {
+                        return Err(AwsError::new(
+                            "InvalidParameterValue",
+                            "Value () for parameter iamInstanceProfile is invalid.",
+                        ))
+                    }
+                };
+                let resolved = match self.machines.profiles.get() {
+                    Some(resolve) => resolve(ctx.account_id.clone(), given.clone()).await,
+                    None => None,
+                };
+                let found = resolved.ok_or_else(|| {
+                    AwsError::new(
+                        "InvalidParameterValue",
+                        format!("Value ({given}) for parameter iamInstanceProfile.{member} is invalid. Invalid IAM Instance Profile {member}"),
+                    )
+                })?;
+                Some(found)
+            }
+            None => None,
+        };
+        let (answer, ids) = self
+            .with_partition(
+                ctx,
+                crate::write(|p, c| {
+                    let mut ips = lock(&self.machines.ips);
+                    let launch = instances::plan_run(p, c, input, &ips, profile)?;
+                    let ids: Vec<String> = launch.instances.iter().map(|i| i.id.clone()).collect();
+                    for i in &launch.instances {
+                        if let Ok(ip) = i.private_ip.parse() {
+                            ips.insert(ip);
+                        }
+                    }
+                    Ok((instances::record_launch(p, c, launch), ids))
+                }),
+            )
+            .await?;
+        let key = (ctx.account_id.clone(), ctx.region.clone());
+        for id in ids {
+            self.reconcile(key.clone(), id);
+        }
+        Ok(answer)
+    }
+
+    /// After a state-change call: reconcile every instance its answer names.
+    pub(crate) fn reconcile_answer(&self, ctx: &RequestContext, answer: &Value, member: &str) {
+        let key = (ctx.account_id.clone(), ctx.region.clone());
+        if let Some(list) = answer.get(member).and_then(Value::as_array) {
+            for entry in list {
+                if let Some(id) = entry.get("InstanceId").and_then(Value::as_str) {
+                    self.reconcile(key.clone(), id.to_string());
+                }
+            }
+        }
+    }
+
+    fn op_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.machines.ops)
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The instance's record, cloned, with what a start needs.
+    fn snapshot(&self, key: &(String, String), id: &str) -> Option<(Instance, Option<LaunchSpec>)> {
+        let partitions = lock(&self.partitions);
+        let p = partitions.get(key)?;
+        let i = p.instances.get(id)?.clone();
+        let spec = self.launch_spec(p, &i);
+        Some((i, spec))
+    }
+
+    fn launch_spec(&self, p: &Partition, i: &Instance) -> Option<LaunchSpec> {
+        let subnet = p.subnets.get(&i.subnet_id)?;
+        let (subnet_base, prefix_len) = parse_cidr(&subnet.cidr)?;
+        let vpc_cidr = p
+            .vpcs
+            .get(&i.vpc_id)
+            .and_then(|v| parse_cidr(&v.cidr))
+            .unwrap_or((subnet_base, prefix_len));
+        let (vcpus, memory_mib) = instance_types::limits(&i.instance_type).unwrap_or((1, 1024));
+        let (api, metadata) = self.machines.endpoints.get().cloned().unwrap_or_default();
+        let mut env = Vec::new();
+        if let Some(base) = metadata {
+            env.push((
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT".to_string(),
+                format!("{base}{}/", i.id),
+            ));
+            env.push(("AWS_ENDPOINT_URL".to_string(), api.clone()));
+            env.push(("AWS_REGION".to_string(), i.region.clone()));
+            env.push(("NIMBUS_INSTANCE_ID".to_string(), i.id.clone()));
+        }
+        let image_layers = p
+            .images
+            .get(&i.image_id)
+            .map(|img| img.layers.iter().map(Into::into).collect())
+            .unwrap_or_default();
+        Some(LaunchSpec {
+            boot: BootConfig {
+                instance_id: i.id.clone(),
+                hostname: instances::host_name(&i.private_ip),
+                fqdn: private_dns(&i.private_ip, &i.region),
+                private_ip: i.private_ip.parse().ok()?,
+                region: i.region.clone(),
+                endpoint_url: (!api.is_empty()).then_some(api),
+                public_keys: i
+                    .key_name
+                    .as_ref()
+                    .and_then(|k| p.key_pairs.get(k))
+                    .map(|k| vec![k.public_key.clone()])
+                    .unwrap_or_default(),
+                image_layers,
+                isolated: true,
+                env,
+            },
+            user_data: i
+                .user_data
+                .as_ref()
+                .and_then(|u| base64::engine::general_purpose::STANDARD.decode(u).ok())
+                .unwrap_or_default(),
+            prefix_len,
+            gateway: Ipv4Addr::from(u32::from(subnet_base) + 1),
+            vpc_cidr,
+            vcpus,
+            memory_mib,
+        })
+    }
+
+    /// Changes one instance's record and stores its partition.
+    async fn update(
+        &self,
+        key: &(String, String),
+        id: &str,
+        change: impl FnOnce(&mut Partition) -> bool,
+    ) {
+        let commit = {
+            let mut partitions = lock(&self.partitions);
+            let Some(p) = partitions.get_mut(key) else {
+                return;
+            };
+            if !p.instances.contains_key(id) || !change(p) {
+                return;
+            }
+            match serde_json::to_vec(&*p) {
+                Ok(encoded) => {
+                    let mut batch = nimbus_store::Batch::new();
+                    batch.put(
+                        crate::state::PARTITIONS,
+                        crate::state::partition_key(&key.0, &key.1),
+                        encoded,
+                    );
+                    self.store.submit(batch)
+                }
+                Err(e) => {
+                    tracing::error!("cannot encode the EC2 partition: {e}");
+                    return;
+                }
+            }
+        };
+        if let Err(e) = commit.await {
+            tracing::error!("EC2 store commit failed: {e}");
+        }
+    }
+
+    /// Carries out the recorded state of one instance, in the background.
+    pub(crate) fn reconcile(&self, key: (String, String), id: String) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let op = me.op_lock(&id);
+            let _serial = op.lock().await;
+            me.reconcile_now(&key, &id).await;
+        });
+    }
+
+    async fn reconcile_now(&self, key: &(String, String), id: &str) {
+        let Some((instance, spec)) = self.snapshot(key, id) else {
+            return;
+        };
+        let runtime = &self.machines.runtime;
+        match instance.state.as_str() {
+            PENDING | RUNNING => {
+                if runtime.is_running(id) {
+                    return;
+                }
+                let started = match spec {
+                    Some(spec) => runtime.start(spec).await,
+                    None => Err("the instance's subnet is gone".to_string()),
+                };
+                match started {
+                    Ok(()) => {
+                        self.update(key, id, |p| match p.instances.get_mut(id) {
+                            Some(i) if i.state == PENDING => {
+                                i.state = RUNNING.into();
+                                true
+                            }
+                            _ => false,
+                        })
+                        .await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("instance {id} could not start: {e}");
+                        self.end(key, id, ("Server.InternalError", e)).await;
+                    }
+                }
+            }
+            STOPPING => {
+                runtime.stop(id, STOP_GRACE).await;
+                self.update(key, id, |p| match p.instances.get_mut(id) {
+                    Some(i) if i.state == STOPPING => {
+                        i.state = STOPPED.into();
+                        true
+                    }
+                    _ => false,
+                })
+                .await;
+            }
+            SHUTTING_DOWN => {
+                runtime.stop(id, STOP_GRACE).await;
+                self.end(key, id, ("", String::new())).await;
+            }
+            _ => {
+                if runtime.is_running(id) {
+                    runtime.stop(id, STOP_GRACE).await;
+                }
+            }
+        }
+    }
+
+    /// Terminates for good: disk removed, DeleteOnTermination volumes deleted, the
+    /// others detached, the address freed. `reason` replaces the state reason when
+    /// it has a code (a launch failure).
+    async fn end(&self, key: &(String, String), id: &str, reason: (&str, String)) {
+        let runtime = self.machines.runtime.clone();
+        let dir_id = id.to_string();
+        let _ = tokio::task::spawn_blocking(move || runtime.remove(&dir_id)).await;
+        let mut files = Vec::new();
+        self.update(key, id, |p| {
+            let now = nimbus_core::now_millis();
+            let mut doomed = Vec::new();
+            for v in p.volumes.values_mut() {
+                if let Some(a) = v.attachment.as_ref().filter(|a| a.instance_id == id) {
+                    if a.delete_on_termination {
+                        doomed.push((v.id.clone(), v.root));
+                    } else {
+                        v.attachment = None;
+                    }
+                }
+            }
+            for (vid, root) in doomed {
+                p.volumes.remove(&vid);
+                if !root {
+                    files.push(vid);
+                }
+            }
+            let Some(i) = p.instances.get_mut(id) else {
+                return false;
+            };
+            if let Ok(ip) = i.private_ip.parse::<Ipv4Addr>() {
+                lock(&self.machines.ips).remove(&ip);
+            }
+            i.state = TERMINATED.into();
+            i.ended_ms = Some(now);
+            if !reason.0.is_empty() {
+                i.state_reason = Some((
+                    reason.0.to_string(),
+                    format!("{}: Internal error on launch", reason.0),
+                ));
+                i.transition_reason = format!("Server.InternalError: {}", reason.1);
+            }
+            true
+        })
+        .await;
+        for vid in files {
+            self.disks.remove_volume(&vid);
+        }
+    }
+
+    /// RebootInstances: the machine goes down and comes back (user data does not rerun).
+    pub(crate) fn reboot(&self, ctx: &RequestContext, id: String) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let key = (ctx.account_id.clone(), ctx.region.clone());
+        tokio::spawn(async move {
+            let op = me.op_lock(&id);
+            let _serial = op.lock().await;
+            me.machines.runtime.stop(&id, STOP_GRACE).await;
+            me.reconcile_now(&key, &id).await;
+        });
+    }
+
+    pub(crate) fn console_output(&self, id: &str) -> Value {
+        let output = self.machines.runtime.console(id);
+        let mut out = json!({
+            "InstanceId": id,
+            "Timestamp": nimbus_core::now_millis() as f64 / 1000.0,
+        });
+        if !output.is_empty() {
+            out["Output"] = json!(base64::engine::general_purpose::STANDARD.encode(output));
+        }
+        out
+    }
+
+    /// Machines that went down by themselves: their instances stop (or terminate,
+    /// per InstanceInitiatedShutdownBehavior), as on EC2 after a shutdown inside.
+    pub(crate) fn watch_exits(self: Arc<Self>, mut exits: mpsc::UnboundedReceiver<String>) {
+        tokio::spawn(async move {
+            while let Some(id) = exits.recv().await {
+                let key = {
+                    let partitions = lock(&self.partitions);
+                    partitions
+                        .iter()
+                        .find(|(_, p)| p.instances.contains_key(&id))
+                        .map(|(k, _)| k.clone())
+                };
+                let Some(key) = key else {
+                    continue;
+                };
+                let mut terminate = false;
+                self.update(&key, &id, |p| match p.instances.get_mut(&id) {
+                    Some(i) if i.state == RUNNING || i.state == PENDING => {
+                        terminate = i.shutdown_behavior == "terminate";
+                        i.state = if terminate { SHUTTING_DOWN } else { STOPPED }.into();
+                        i.state_reason = Some((
+                            "Client.InstanceInitiatedShutdown".into(),
+                            "Client.InstanceInitiatedShutdown: Instance initiated shutdown".into(),
+                        ));
+                        true
+                    }
+                    _ => false,
+                })
+                .await;
+                if terminate {
+                    self.reconcile(key, id);
+                }
+            }
+        });
+    }
+}
