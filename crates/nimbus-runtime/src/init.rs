@@ -87,6 +87,13 @@ pub fn main(args: &[String]) -> i32 {
     }
     // Read now: once PID 1 has pivoted, the instance directory is out of sight.
     let user_data = std::fs::read(dir.join(USER_DATA)).unwrap_or_default();
+    if boot.isolated {
+        // The host has put us in the instance's cgroup by now: a cgroup namespace
+        // rooted there lets the instance see its own limits under /sys/fs/cgroup.
+        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
+            eprintln!("nimbus init: no cgroup namespace: {e}");
+        }
+    }
     if !boot.isolated {
         let base = dir.join(ROOT);
         return supervise(&boot, &user_data, &base, false);
@@ -223,6 +230,7 @@ fn build_root(dir: &Path, boot: &BootConfig) -> Result<(), String> {
         Some("mode=1777"),
     )
     .map_err(|e| errno("mounting /tmp", e))?;
+    mount_cgroups(&at("sys/fs/cgroup"));
     std::env::set_current_dir(&root).map_err(|e| format!("chdir to the new root: {e}"))?;
     // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
     // only the instance's tree (no directory for the old root needed).
@@ -231,6 +239,67 @@ fn build_root(dir: &Path, boot: &BootConfig) -> Result<(), String> {
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     nix::unistd::sethostname(&boot.hostname).map_err(|e| errno("sethostname", e))?;
     Ok(())
+}
+
+/// The instance's own CPU and memory cgroups, read-only, where tools look for
+/// them (`memory.max` / `memory.limit_in_bytes`, `cpu.max` / `cpu.cfs_quota_us`).
+/// Best effort: an instance without them still runs.
+fn mount_cgroups(target: &Path) {
+    use nix::mount::{mount, MsFlags};
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let none: Option<&str> = None;
+    if mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup") && l.starts_with("cgroup2 "))
+    {
+        let _ = mount(Some("cgroup2"), target, Some("cgroup2"), flags, none);
+        return;
+    }
+    if mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755"),
+    )
+    .is_err()
+    {
+        return;
+    }
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.len() < 4 || fields[2] != "cgroup" {
+            continue;
+        }
+        let controllers: Vec<&str> = fields[3]
+            .split(',')
+            .filter(|o| matches!(*o, "cpu" | "cpuacct" | "memory" | "pids"))
+            .collect();
+        if controllers.is_empty() {
+            continue;
+        }
+        let Some(name) = Path::new(fields[1]).file_name() else {
+            continue;
+        };
+        let at = target.join(name);
+        if std::fs::create_dir_all(&at).is_ok() {
+            let _ = mount(
+                Some("cgroup"),
+                &at,
+                Some("cgroup"),
+                flags,
+                Some(controllers.join(",").as_str()),
+            );
+        }
+    }
+    let _ = nix::mount::mount(
+        none,
+        target,
+        none,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_BIND,
+        none,
+    );
 }
 
 fn make_devices(dev: &Path) -> Result<(), String> {

@@ -4,8 +4,8 @@
 //! bridge and whose inner end becomes the instance's `eth0` with its private
 //! address, a default route via its subnet's gateway and the whole VPC on-link
 //! (so instances of different subnets reach each other without the host
-//! forwarding packets). One nimbus per host owns the bridge (a lock file), as
-//! two would hand out the same addresses.
+//! forwarding packets). One nimbus per network namespace owns the bridge (a
+//! lock file), as two would hand out the same addresses.
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::route::RouteScope;
@@ -15,7 +15,7 @@ use std::os::fd::AsRawFd;
 
 pub const BRIDGE: &str = "nimbus0";
 pub const METADATA_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
-const LOCK: &str = "/run/nimbus-bridge.lock";
+const LOCK_PREFIX: &str = "/run/nimbus-bridge-";
 const EEXIST: i32 = 17;
 
 pub struct Bridge {
@@ -70,12 +70,17 @@ impl Bridge {
     /// Takes the host lock, then creates the bridge (or adopts the one a previous
     /// run left) and gives it the gateways and the metadata address.
     pub async fn ensure(gateways: &[(Ipv4Addr, u8)]) -> Result<Bridge, String> {
+        // One bridge per network namespace: the lock is named after ours.
+        let netns = std::fs::metadata("/proc/self/ns/net")
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap_or(0);
+        let path = format!("{LOCK_PREFIX}{netns}.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(LOCK)
-            .map_err(|e| format!("cannot open {LOCK}: {e}"))?;
+            .open(&path)
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
         // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(format!(
