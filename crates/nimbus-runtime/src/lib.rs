@@ -182,6 +182,7 @@ impl Runtime {
             return Ok(());
         }
         let dir = self.dir(&id);
+        let t0 = std::time::Instant::now();
         let mut boot = spec.boot.clone();
         boot.isolated = self.kind == DriverKind::Namespace;
         init::prepare_dir(&dir, &boot, &spec.user_data)
@@ -201,6 +202,7 @@ impl Runtime {
             }
             DriverKind::Process => process::start(&dir, &spec).await?,
         };
+        tracing::debug!("instance {id} started in {:?}", t0.elapsed());
         let (tx, rx) = tokio::sync::watch::channel(false);
         self.lock().insert(
             id.clone(),

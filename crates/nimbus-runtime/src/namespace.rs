@@ -43,7 +43,9 @@ pub async fn start(
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWPID;
+    let t0 = std::time::Instant::now();
     let mut child = spawn_init(dir, Some(flags))?;
+    let t_spawn = t0.elapsed();
     let pid = child.id().ok_or("the instance ended at once")? as i32;
     let id = &spec.boot.instance_id;
     let ready = async {
@@ -53,6 +55,7 @@ pub async fn start(
             g.add(pid)
                 .map_err(|e| format!("cannot put the instance in its cgroup: {e}"))?;
         }
+        let t_cgroup = t0.elapsed();
         // Interface names are at most 15 bytes: the id's last 10 hex digits tell them apart.
         let tag = &id[id.len().saturating_sub(10)..];
         bridge
@@ -65,7 +68,9 @@ pub async fn start(
                 spec.vpc_cidr,
             )
             .await?;
+        let t_net = t0.elapsed();
         go(&mut child).await?;
+        tracing::debug!("{id}: spawn {t_spawn:?} cgroup {t_cgroup:?} net {t_net:?}");
         Ok::<_, String>(group)
     };
     match ready.await {

@@ -8,8 +8,11 @@
 //! lock file), as two would hand out the same addresses.
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::packet_route::route::RouteScope;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
@@ -145,33 +148,31 @@ impl Bridge {
         vpc: (Ipv4Addr, u8),
     ) -> Result<(), String> {
         let outer = format!("nbh{tag}");
-        let inner = format!("nbp{tag}");
         // A previous run's pair can only survive if its namespace did; clear the name.
         if let Some(stale) = index_of(&self.handle, &outer).await? {
             let _ = self.handle.link().del(stale).execute().await;
         }
+        // The peer is born inside the instance as eth0: moving an existing link
+        // between namespaces waits for an RCU grace period (~15 ms, serialized
+        // under the kernel's RTNL lock), creating it there does not.
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name("eth0")
+            .setns_by_pid(pid as u32)
+            .build();
         self.handle
             .link()
-            .add(LinkVeth::new(&outer, &inner).build())
+            .add(
+                LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+                    .name(outer.clone())
+                    .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                    .build(),
+            )
             .execute()
             .await
             .map_err(|e| format!("cannot create veth {outer}: {e}"))?;
         let outer_index = index_of(&self.handle, &outer)
             .await?
             .ok_or("veth vanished")?;
-        let inner_index = index_of(&self.handle, &inner)
-            .await?
-            .ok_or("veth peer vanished")?;
-        self.handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(inner_index)
-                    .setns_by_pid(pid as u32)
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(|e| format!("cannot move {inner} into the instance: {e}"))?;
         self.handle
             .link()
             .set(
@@ -193,15 +194,9 @@ impl Bridge {
                 .await
                 .map_err(|e| format!("cannot bring lo up: {e}"))?;
         }
-        let eth = index_of(&inside, &inner)
+        let eth = index_of(&inside, "eth0")
             .await?
-            .ok_or("veth peer not in the instance")?;
-        inside
-            .link()
-            .set(LinkUnspec::new_with_index(eth).name("eth0").build())
-            .execute()
-            .await
-            .map_err(|e| format!("cannot name eth0: {e}"))?;
+            .ok_or("eth0 is not in the instance")?;
         inside
             .address()
             .add(eth, IpAddr::V4(ip), prefix)

@@ -20,8 +20,13 @@
 //! GetObject, ListObjectsV2 through a big bucket); `dd`, run along with
 //! `s3-put-large`, measures the disk's sequential write-plus-fsync rate, so
 //! that large PUTs can be read as a fraction of what the disk allows.
+//!
+//! `--workload ec2-launch` times RunInstances to user data done for batches of
+//! instances on the first endpoint (a nimbus), against bash doing the same
+//! work on the host, and reads the memory per running instance.
 
 mod client;
+mod ec2;
 mod measure;
 mod report;
 mod s3;
@@ -118,6 +123,12 @@ pub struct BenchArgs {
     /// dd: directory to write in; give the server's data disk (default: the temp dir).
     #[arg(long, value_name = "DIR")]
     disk_dir: Option<PathBuf>,
+    /// ec2-launch: instances per RunInstances call, as a comma list.
+    #[arg(long, default_value = "1,20", value_delimiter = ',')]
+    launch_counts: Vec<usize>,
+    /// ec2-launch: calls per batch size.
+    #[arg(long, default_value_t = 5)]
+    launch_rounds: u32,
 }
 
 /// Parses a byte size: a plain number, or one with a unit (KiB, MiB, GiB and
@@ -188,6 +199,8 @@ struct Plan {
     json: bool,
     startup_runs: u32,
     startup_bin: Option<PathBuf>,
+    launch_counts: Vec<usize>,
+    launch_rounds: u32,
 }
 
 impl Plan {
@@ -276,6 +289,8 @@ impl Plan {
             json: a.json,
             startup_runs: a.startup_runs,
             startup_bin: a.startup_bin,
+            launch_counts: a.launch_counts,
+            launch_rounds: a.launch_rounds,
         })
     }
 
@@ -349,7 +364,25 @@ impl Plan {
             None
         };
 
-        let text = report::text(
+        let launch = if self.workloads.contains(&Workload::Ec2Launch) {
+            eprint!("ec2-launch: ");
+            let info = &self.endpoints[0];
+            let r = ec2::run(
+                &info.endpoint,
+                &self.signer,
+                &http,
+                &self.launch_counts,
+                self.launch_rounds,
+                info.server_pid,
+            )
+            .await;
+            eprintln!("{} batch sizes measured", r.batches.len());
+            Some(r)
+        } else {
+            None
+        };
+
+        let mut text = report::text(
             &self.cfg,
             &self.endpoints,
             &results,
@@ -357,15 +390,21 @@ impl Plan {
             self.startup_runs,
             disk.as_ref(),
         );
+        if let Some(l) = &launch {
+            text += &ec2::text(l);
+        }
         if self.json {
             eprintln!("\n{text}");
-            let doc = report::json(
+            let mut doc = report::json(
                 &self.cfg,
                 &self.endpoints,
                 &results,
                 startup.as_ref(),
                 disk.as_ref(),
             );
+            if let (Some(l), Some(map)) = (&launch, doc.as_object_mut()) {
+                map.insert("ec2_launch".into(), ec2::json(l));
+            }
             match serde_json::to_string_pretty(&doc) {
                 Ok(s) => println!("{s}"),
                 Err(e) => {
@@ -379,7 +418,8 @@ impl Plan {
 
         let failed = results.iter().any(|r| r.failure.is_some() || r.errors > 0)
             || startup.as_ref().is_some_and(|s| !s.failures.is_empty())
-            || disk.as_ref().is_some_and(|d| !d.failures.is_empty());
+            || disk.as_ref().is_some_and(|d| !d.failures.is_empty())
+            || launch.as_ref().is_some_and(|l| !l.failures.is_empty());
         i32::from(failed)
     }
 }

@@ -54,6 +54,8 @@ pub struct EdgeConfig {
     pub default_region: String,
     pub data_dir: String,
     pub durable: bool,
+    /// How EC2 instances run here ("namespace" or "process"), for `nimbus status`.
+    pub instance_driver: &'static str,
 }
 
 /// How a request names its service and protocol, learned from each registered model.
@@ -286,6 +288,7 @@ impl Edge {
                     &self.config.data_dir,
                     self.config.durable,
                     self.config.auth.as_str(),
+                    self.config.instance_driver,
                 );
                 json_response(StatusCode::OK, &body)
             }

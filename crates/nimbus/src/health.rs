@@ -10,7 +10,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `{"version", "edition", "services": {name: state}, ...}`: LocalStack's shape, which
 /// existing wait-for-ready scripts parse, plus nimbus's own fields.
-pub fn document(services: &[(&str, &str)], data_dir: &str, durable: bool, auth: &str) -> String {
+pub fn document(
+    services: &[(&str, &str)],
+    data_dir: &str,
+    durable: bool,
+    auth: &str,
+    instance_driver: &str,
+) -> String {
     let services: serde_json::Map<String, serde_json::Value> = services
         .iter()
         .map(|(name, state)| (name.to_string(), serde_json::Value::from(*state)))
@@ -22,6 +28,7 @@ pub fn document(services: &[(&str, &str)], data_dir: &str, durable: bool, auth: 
         "data_dir": data_dir,
         "durable": durable,
         "auth": auth,
+        "instance_driver": instance_driver,
     })
     .to_string()
 }

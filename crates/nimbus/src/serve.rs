@@ -199,6 +199,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             default_region: args.region.clone(),
             data_dir: data_dir.display().to_string(),
             durable: ephemeral_dir.is_none(),
+            instance_driver: ec2.instance_driver(),
         },
         services,
         credentials,

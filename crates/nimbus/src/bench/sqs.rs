@@ -39,6 +39,8 @@ pub enum Workload {
     Startup,
     /// No endpoint: sequential writes plus fsync on the disk, the ceiling for large PUTs.
     Dd,
+    /// The first endpoint only: RunInstances to user data done, N at a time.
+    Ec2Launch,
 }
 
 impl Workload {
@@ -68,6 +70,7 @@ impl Workload {
             Workload::S3GetLarge => "s3-get-large",
             Workload::Startup => "startup",
             Workload::Dd => "dd",
+            Workload::Ec2Launch => "ec2-launch",
         }
     }
 
@@ -77,7 +80,7 @@ impl Workload {
 
     /// Whether the workload drives an endpoint (`startup` and `dd` measure this machine).
     pub fn uses_endpoint(self) -> bool {
-        !matches!(self, Workload::Startup | Workload::Dd)
+        !matches!(self, Workload::Startup | Workload::Dd | Workload::Ec2Launch)
     }
 
     /// Parses `--workload` values (each may be a comma list); `all` means the
@@ -100,6 +103,7 @@ impl Workload {
                 "s3" => Workload::S3.iter().for_each(|w| push(*w, &mut out)),
                 "startup" => push(Workload::Startup, &mut out),
                 "dd" => push(Workload::Dd, &mut out),
+                "ec2-launch" => push(Workload::Ec2Launch, &mut out),
                 name => match Workload::SQS
                     .iter()
                     .chain(&Workload::S3)
@@ -109,7 +113,7 @@ impl Workload {
                     None => {
                         return Err(format!(
                         "unknown workload {name:?} (known: sqs-send, sqs-send-batch, sqs-cycle, \
-                         s3-put, s3-get, s3-list, s3-put-large, s3-get-large, startup, dd, \
+                         s3-put, s3-get, s3-list, s3-put-large, s3-get-large, startup, dd, ec2-launch, \
                          all = the SQS ones, s3 = the S3 ones)"
                     ))
                     }
