@@ -37,12 +37,11 @@ driver. Every instance carries TAG_KEY=<unique value> and is terminated by a
 finalizer; the module launches five instances (one shared, read-only "web"
 instance and four that tests change) plus one in the restart test's own nimbus.
 """
-import base64
 import json
 import os
 import re
+import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -258,7 +257,7 @@ class Box:
     def imds(self, *requests):
         """Metadata requests made inside: each (method, path, headers) -> namespace(status, headers, body)."""
         reqs = [{"method": m, "path": p, "headers": h or {}} for m, p, h in requests]
-        out = self.sh(f"/usr/bin/python3 /opt/e2e/imds.py {shlex_quote(json.dumps(reqs))}")
+        out = self.sh(f"/usr/bin/python3 /opt/e2e/imds.py {shlex.quote(json.dumps(reqs))}")
         return [types.SimpleNamespace(**r) for r in json.loads(out)]
 
     def get(self, path, token=None):
@@ -280,11 +279,6 @@ class Box:
             "fi")
         mem, quota, period = out.split()
         return int(mem), int(quota), int(period)
-
-
-def shlex_quote(s):
-    import shlex
-    return shlex.quote(s)
 
 
 class Launcher:
@@ -436,7 +430,7 @@ def test_web_server_started_by_user_data_serves_private_ip(web):
     # the server outlived the boot: cloud-init has finished and it still runs, adopted by PID 1
     assert box.finished() == 1
     procs = [line.split(None, 2) for line in box.sh("ps -eo pid=,ppid=,args=").splitlines()]
-    servers = [p for p in procs if "http.server 80" in p[2] and "python3" in p[2] and "ps -eo" not in p[2]]
+    servers = [p for p in procs if "python3 -m http.server 80" in p[2]]
     assert len(servers) == 1, procs
     assert servers[0][1] == "1", servers  # orphaned by the exited user data, reaped by init
     assert box.web() == (200, box.web_text)
@@ -462,15 +456,11 @@ def test_own_pid_namespace(web, server):
         host_init = f.read().split(b"\0")[0].decode()
     assert cmdline[0] != host_init
     procs = [line.split(None, 1) for line in box.sh("ps -eo pid=,args=").splitlines()]
-    pids = {int(p[0]) for p in procs}
-    assert 1 in pids
+    assert 1 in {int(p[0]) for p in procs}
     assert len(procs) < 15, procs  # init, the web server, the agent, this shell and ps
     # nothing of the host: not this test process, not the nimbus serving it
     assert not [p for p in procs if "pytest" in p[1] or "nimbus serve" in p[1]], procs
-    assert os.getpid() not in pids or not any(
-        "pytest" in p[1] for p in procs if int(p[0]) == os.getpid())
-    assert len(box.sh("ls -d /proc/[0-9]*").split()) == len(procs) - 1 or len(
-        box.sh("ls -d /proc/[0-9]*").split()) < 15
+    assert len(box.sh("ls -d /proc/[0-9]*").split()) < 15
 
 
 def test_fresh_tmp_and_private_root(web, health):
@@ -561,26 +551,6 @@ def test_metadata_user_data_and_identity_document(ec2, web, account):
     assert (d["instanceId"], d["region"], d["privateIp"], d["accountId"], d["availabilityZone"],
             d["imageId"], d["instanceType"]) == (
         box.id, REGION, box.ip, account, i["Placement"]["AvailabilityZone"], i["ImageId"], "t3.micro")
-
-
-def test_metadata_no_user_data_is_404(launch, ec2):
-    # an instance launched without user data has none in its metadata; it cannot run the
-    # agent, so the web instance's agent asks from outside its own address? no: the
-    # metadata service answers by source address, so check through the API's record
-    # and the console instead (nothing ran)
-    image = ec2.describe_images()["Images"][0]["ImageId"]
-    resp = ec2.run_instances(ImageId=image, InstanceType="t2.micro", MinCount=1, MaxCount=1,
-                             TagSpecifications=[{"ResourceType": "instance",
-                                                 "Tags": [{"Key": TAG_KEY, "Value": uniq("t")}]}])
-    iid = resp["Instances"][0]["InstanceId"]
-    launch.made.append(iid)
-    wait(ec2, "running", iid)
-    out = poll(lambda: ec2.get_console_output(InstanceId=iid).get("Output", ""),
-               lambda c: FINISHED.search(c) is not None)
-    assert FINISHED.search(out), out[-2000:]
-    assert "user data" not in out.split("finished at")[0].lower() or "exited" not in out
-    attr = ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")
-    assert not attr.get("UserData", {}).get("Value")
 
 
 def test_metadata_iam_paths(web):
@@ -739,7 +709,7 @@ def test_instance_type_limits(ec2, launch, web):
 
     ec2.stop_instances(InstanceIds=[box.id])
     wait(ec2, "stopped", box.id)
-    assert box.web(timeout=2) is None, "the web server still answers after the stop"
+    assert box.web(timeout=1) is None, "the web server still answers after the stop"
     ec2.modify_instance_attribute(InstanceId=box.id, InstanceType={"Value": "t2.small"})
     ec2.start_instances(InstanceIds=[box.id])
     wait(ec2, "running", box.id)
@@ -765,8 +735,8 @@ def test_reboot_reruns_per_boot_not_user_data(ec2, launch):
     wait(ec2, "running", box.id)
     box.wait_booted()
     keep, scratch = uniq("keep"), uniq("scratch")
-    box.sh(f"echo {keep} > /var/lib/e2e-keep && echo {scratch} > /tmp/scratch && "
-           "nohup sleep 600 >/dev/null 2>&1 &")
+    box.sh(f"echo {keep} > /var/lib/e2e-keep; echo {scratch} > /tmp/scratch\n"
+           "nohup sleep 600 </dev/null >/dev/null 2>&1 &")
     assert "sleep 600" in box.sh("ps -eo args=")
 
     ec2.reboot_instances(InstanceIds=[box.id])

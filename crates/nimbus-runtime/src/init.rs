@@ -37,7 +37,16 @@ const CLOUD_INIT: &str = "Cloud-init v. 24.1.3";
 /// stops), the boot configuration and user data (rewritten each start: both can
 /// change while the instance is stopped), and the console log (appended to).
 pub fn prepare_dir(dir: &Path, boot: &BootConfig, user_data: &[u8]) -> std::io::Result<()> {
-    for sub in [UPPER, WORK, ROOT] {
+    std::fs::create_dir_all(dir)?;
+    let upper = dir.join(UPPER);
+    if !upper.exists() {
+        // First start: the writable layer begins as the image's layer.
+        match &boot.image_layer {
+            Some(layer) => crate::layers::freeze(layer, &upper)?,
+            None => std::fs::create_dir(&upper)?,
+        }
+    }
+    for sub in [WORK, ROOT] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let encoded = serde_json::to_vec(boot).map_err(std::io::Error::other)?;
@@ -153,15 +162,8 @@ fn build_root(dir: &Path, boot: &BootConfig) -> Result<(), String> {
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| errno("making / private", e))?;
     let root = dir.join(ROOT);
-    let mut lower: Vec<String> = boot
-        .image_layers
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    lower.push("/".into());
     let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
+        "lowerdir=/,upperdir={},workdir={}",
         dir.join(UPPER).display(),
         dir.join(WORK).display()
     );

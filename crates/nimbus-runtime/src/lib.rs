@@ -18,6 +18,7 @@
 
 mod cgroup;
 pub mod init;
+pub mod layers;
 mod namespace;
 mod netlink;
 mod process;
@@ -45,8 +46,11 @@ pub struct BootConfig {
     pub endpoint_url: Option<String>,
     /// OpenSSH public keys for root's authorized_keys.
     pub public_keys: Vec<String>,
-    /// Image layers, topmost first; the host's root is always the last lower layer.
-    pub image_layers: Vec<PathBuf>,
+    /// The image's frozen layer (none for the base image): a new instance's writable
+    /// layer starts as a copy of it, over the host's root. Overlayfs refuses lower
+    /// layers nested in one another, and every layer here lives under `/`, so images
+    /// are seeded, not stacked.
+    pub image_layer: Option<PathBuf>,
     /// Namespace driver: whether to build the isolated root; false for the process driver.
     pub isolated: bool,
     /// Environment for the boot scripts (the process driver's metadata endpoint).
@@ -185,8 +189,14 @@ impl Runtime {
         let t0 = std::time::Instant::now();
         let mut boot = spec.boot.clone();
         boot.isolated = self.kind == DriverKind::Namespace;
-        init::prepare_dir(&dir, &boot, &spec.user_data)
-            .map_err(|e| format!("cannot prepare {}: {e}", dir.display()))?;
+        let (prepare_dir, prepare_boot, user_data) =
+            (dir.clone(), boot.clone(), spec.user_data.clone());
+        tokio::task::spawn_blocking(move || {
+            init::prepare_dir(&prepare_dir, &prepare_boot, &user_data)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot prepare {}: {e}", dir.display()))?;
         let (pid, cgroup, child) = match self.kind {
             DriverKind::Namespace => {
                 let bridge = self

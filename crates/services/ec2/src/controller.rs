@@ -145,6 +145,24 @@ impl Ec2 {
         for (key, id) in work {
             self.reconcile(key, id);
         }
+        // An image whose freezing a crash interrupted will never be available.
+        let keys: Vec<(String, String)> = lock(&self.partitions).keys().cloned().collect();
+        if let Some(me) = self.me.upgrade() {
+            tokio::spawn(async move {
+                for key in keys {
+                    me.update_partition(&key, |p| {
+                        let mut changed = false;
+                        for img in p.images.values_mut().filter(|i| i.state == "pending") {
+                            img.state = "failed".into();
+                            changed = true;
+                        }
+                        changed
+                    })
+                    .await;
+                }
+                me.sweep_layers().await;
+            });
+        }
     }
 
     /// Stops every machine, leaving the records as they are (nimbus is exiting;
@@ -332,11 +350,7 @@ impl Ec2 {
             env.push(("AWS_REGION".to_string(), i.region.clone()));
             env.push(("NIMBUS_INSTANCE_ID".to_string(), i.id.clone()));
         }
-        let image_layers = p
-            .images
-            .get(&i.image_id)
-            .map(|img| img.layers.iter().map(Into::into).collect())
-            .unwrap_or_default();
+        let image_layer = i.image_layers.first().map(Into::into);
         Some(LaunchSpec {
             boot: BootConfig {
                 instance_id: i.id.clone(),
@@ -351,7 +365,7 @@ impl Ec2 {
                     .and_then(|k| p.key_pairs.get(k))
                     .map(|k| vec![k.public_key.clone()])
                     .unwrap_or_default(),
-                image_layers,
+                image_layer,
                 isolated: true,
                 env,
             },
@@ -375,12 +389,22 @@ impl Ec2 {
         id: &str,
         change: impl FnOnce(&mut Partition) -> bool,
     ) {
+        self.update_partition(key, |p| p.instances.contains_key(id) && change(p))
+            .await
+    }
+
+    /// Changes a partition in the background and stores it when `change` says so.
+    async fn update_partition(
+        &self,
+        key: &(String, String),
+        change: impl FnOnce(&mut Partition) -> bool,
+    ) {
         let commit = {
             let mut partitions = lock(&self.partitions);
             let Some(p) = partitions.get_mut(key) else {
                 return;
             };
-            if !p.instances.contains_key(id) || !change(p) {
+            if !change(p) {
                 return;
             }
             match serde_json::to_vec(&*p) {
@@ -517,6 +541,108 @@ impl Ec2 {
         for vid in files {
             self.disks.remove_volume(&vid);
         }
+        self.sweep_layers().await;
+    }
+
+    /// CreateImage: records the image (pending) and freezes the instance's layer
+    /// in the background, taking a running instance down meanwhile unless NoReboot
+    /// (as EC2 reboots it for a consistent image).
+    pub(crate) async fn create_image(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> Result<Value, AwsError> {
+        let plan = self
+            .with_partition(
+                ctx,
+                crate::write(|p, c| {
+                    let plan = crate::images::plan_create(p, c, input, &self.images_dir)?;
+                    p.images.insert(plan.image.id.clone(), plan.image.clone());
+                    Ok(plan)
+                }),
+            )
+            .await?;
+        let image_id = plan.image.id.clone();
+        if let Some(me) = self.me.upgrade() {
+            let key = (ctx.account_id.clone(), ctx.region.clone());
+            tokio::spawn(async move {
+                let op = me.op_lock(&plan.instance_id);
+                let _serial = op.lock().await;
+                let runtime = me.machines.runtime.clone();
+                if plan.reboot {
+                    runtime.stop(&plan.instance_id, STOP_GRACE).await;
+                }
+                let upper = runtime.upper_dir(&plan.instance_id);
+                let target = me.images_dir.join(&plan.image.id).join("layer");
+                let frozen = tokio::task::spawn_blocking(move || {
+                    nimbus_runtime::layers::freeze(&upper, &target)
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+                if plan.reboot {
+                    me.reconcile_now(&key, &plan.instance_id).await;
+                }
+                if let Err(e) = &frozen {
+                    tracing::error!(
+                        "CreateImage {}: cannot freeze the layer: {e}",
+                        plan.image.id
+                    );
+                }
+                let id = plan.image.id.clone();
+                me.update_partition(&key, |p| match p.images.get_mut(&id) {
+                    Some(img) => {
+                        img.state = if frozen.is_ok() {
+                            "available"
+                        } else {
+                            "failed"
+                        }
+                        .into();
+                        true
+                    }
+                    None => false,
+                })
+                .await;
+            });
+        }
+        Ok(json!({ "ImageId": image_id }))
+    }
+
+    /// Removes frozen layers that no image names and no instance stacks.
+    pub(crate) async fn sweep_layers(&self) {
+        let keep: HashSet<String> = {
+            let partitions = lock(&self.partitions);
+            partitions
+                .values()
+                .flat_map(|p| {
+                    p.images
+                        .values()
+                        .flat_map(|i| i.layers.iter().cloned())
+                        .chain(
+                            p.instances
+                                .values()
+                                .filter(|i| i.state != TERMINATED)
+                                .flat_map(|i| i.image_layers.iter().cloned()),
+                        )
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let dir = self.images_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let layer = entry.path().join("layer").display().to_string();
+                if !keep.contains(&layer) {
+                    if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                        tracing::warn!("cannot remove image layer {layer}: {e}");
+                    }
+                }
+            }
+        })
+        .await;
     }
 
     /// RebootInstances: the machine goes down and comes back (user data does not rerun).

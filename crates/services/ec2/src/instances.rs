@@ -186,12 +186,7 @@ pub fn plan_run(
             format!("Invalid id: \"{image_id}\" (expecting \"ami-...\")"),
         ));
     }
-    if image_id != crate::volumes::base_image_id(&ctx.region) && !p.images.contains_key(image_id) {
-        return Err(AwsError::new(
-            "InvalidAMIID.NotFound",
-            format!("The image id '[{image_id}]' does not exist"),
-        ));
-    }
+    let image_layers = crate::images::layers_for_launch(p, ctx, image_id)?;
     let instance_type = input
         .get("InstanceType")
         .and_then(Value::as_str)
@@ -457,6 +452,7 @@ pub fn plan_run(
             owner: ctx.account_id.clone(),
             region: ctx.region.clone(),
             ended_ms: None,
+            image_layers: image_layers.clone(),
         });
     }
     Ok(Launch {

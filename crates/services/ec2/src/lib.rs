@@ -15,6 +15,7 @@ mod disks;
 mod filters;
 mod geography;
 mod groups;
+mod images;
 mod instance_types;
 mod instances;
 mod keypairs;
@@ -38,6 +39,8 @@ pub struct Ec2 {
     partitions: Mutex<HashMap<(String, String), Partition>>,
     disks: Arc<disks::Disks>,
     machines: controller::Machines,
+    /// Frozen image layers, one directory per image (`<ec2>/images/<ami>/layer`).
+    images_dir: std::path::PathBuf,
 }
 
 pub use controller::{InstanceMeta, ProfileResolver};
@@ -78,6 +81,7 @@ impl Ec2 {
             partitions: Mutex::new(partitions),
             disks,
             machines,
+            images_dir: root.join("images"),
         });
         ec2.clone().watch_exits(exits);
         Ok(ec2)
@@ -287,7 +291,17 @@ impl Service for Ec2 {
                         .await?;
                     Ok(self.console_output(&id))
                 }
-                "DescribeImages" => volumes::describe_images(ctx, i),
+                "DescribeImages" => {
+                    self.with_partition(ctx, read(|p, c| images::describe(p, c, i)))
+                        .await
+                }
+                "CreateImage" => self.create_image(ctx, i).await,
+                "DeregisterImage" => {
+                    self.with_partition(ctx, write(|p, c| images::deregister(p, c, i)))
+                        .await?;
+                    self.sweep_layers().await;
+                    Ok(serde_json::json!({"Return": true}))
+                }
                 "CreateVolume" => {
                     let plan = self
                         .with_partition(ctx, read(|p, c| volumes::plan_create(p, c, i)))

@@ -68,6 +68,10 @@ pub struct Instance {
     pub region: String,
     /// When it was terminated (terminated instances stay visible for a while).
     pub ended_ms: Option<u64>,
+    /// The image's layer at launch, which seeds the instance's writable layer on its
+    /// first start (kept here: the image may be deregistered before that).
+    #[serde(default)]
+    pub image_layers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,12 +99,16 @@ pub struct Image {
     pub id: String,
     pub name: String,
     pub description: String,
-    /// Layers, topmost first (each a frozen writable layer under `<ec2>/images`).
+    /// The frozen writable layer under `<ec2>/images/<id>/layer` (one; images are
+    /// seeded into instances, not stacked).
     pub layers: Vec<String>,
     pub source_instance: String,
     pub created_ms: u64,
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    /// "pending" while its layer is being frozen, then "available" (or "failed").
+    pub state: String,
+    pub root_size_gib: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -513,69 +513,6 @@ pub fn delete_snapshot(p: &mut Partition, input: &Value) -> Result<String, AwsEr
     Ok(id.to_string())
 }
 
-/// The image every instance boots from until users make their own: the host's root.
-pub fn base_image_id(region: &str) -> String {
-    // Stable across releases and restarts: derived from the region by a fixed hash.
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(format!("nimbus-base-image:{region}"));
-    format!("ami-{}", &hex::encode(digest)[..17])
-}
-
-pub fn describe_images(ctx: &RequestContext, input: &Value) -> Result<Value, AwsError> {
-    let base = base_image_id(&ctx.region);
-    let ids = strings(input, "ImageIds");
-    let unknown: Vec<&String> = ids.iter().filter(|i| **i != base).collect();
-    if !unknown.is_empty() {
-        let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
-        return Err(AwsError::new(
-            "InvalidAMIID.NotFound",
-            format!("The image id '[{}]' does not exist", list.join(", ")),
-        ));
-    }
-    let owners = strings(input, "Owners");
-    let filters = Filters::from_input(input);
-    let name = "nimbus/host-root";
-    let listed = owners.is_empty() || owners.iter().any(|o| o == "amazon");
-    let ok = listed
-        && filters.matches(&[], |f| match f {
-            "image-id" => Some(vec![base.clone()]),
-            "name" => Some(vec![name.to_string()]),
-            "state" => Some(vec!["available".into()]),
-            "architecture" => Some(vec!["x86_64".into()]),
-            "is-public" => Some(vec!["true".into()]),
-            "owner-alias" => Some(vec!["amazon".into()]),
-            "root-device-type" => Some(vec!["ebs".into()]),
-            "virtualization-type" => Some(vec!["hvm".into()]),
-            "platform-details" => Some(vec!["Linux/UNIX".into()]),
-            _ => None,
-        })?;
-    let images = if ok {
-        vec![json!({
-            "ImageId": base,
-            "Name": name,
-            "Description": "The host's root file system, read-only; each instance writes to its own layer",
-            "State": "available",
-            "Architecture": "x86_64",
-            "ImageType": "machine",
-            "Public": true,
-            "OwnerId": "amazon",
-            "ImageOwnerAlias": "amazon",
-            "RootDeviceType": "ebs",
-            "RootDeviceName": "/dev/xvda",
-            "VirtualizationType": "hvm",
-            "Hypervisor": "xen",
-            "EnaSupport": true,
-            "PlatformDetails": "Linux/UNIX",
-            "UsageOperation": "RunInstances",
-            "CreationDate": "2026-01-01T00:00:00.000Z",
-            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "VolumeType": "gp3", "DeleteOnTermination": true}}],
-        })]
-    } else {
-        Vec::new()
-    };
-    Ok(json!({"Images": images}))
-}
-
 /// Every volume and snapshot id any partition names (files of others are swept at start).
 pub fn referenced_files(partitions: &[&Partition]) -> std::collections::HashSet<String> {
     partitions
