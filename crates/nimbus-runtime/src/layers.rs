@@ -174,10 +174,7 @@ mod tests {
         if root {
             let path = c_path(&upper.join("gone")).expect("path");
             // SAFETY: test-only mknod of a whiteout.
-            assert_eq!(
-                unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o000, 0) },
-                0
-            );
+            assert_eq!(unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR, 0) }, 0);
         }
         let frozen = dir.path().join("images/ami-1/layer");
         freeze(&upper, &frozen).expect("freeze");
