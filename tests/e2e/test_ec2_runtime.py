@@ -37,6 +37,7 @@ driver. Every instance carries TAG_KEY=<unique value> and is terminated by a
 finalizer; the module launches five instances (one shared, read-only "web"
 instance and four that tests change) plus one in the restart test's own nimbus.
 """
+import ipaddress
 import json
 import os
 import re
@@ -448,7 +449,7 @@ def test_hostname_is_private_dns_name(web):
     assert box.sh("hostname -f").strip() == dns  # /etc/hosts names the private address
 
 
-def test_own_pid_namespace(web, server):
+def test_own_pid_namespace(web):
     box = web.box
     cmdline = box.sh("tr '\\0' '\\n' < /proc/1/cmdline").split("\n")
     assert os.path.basename(cmdline[0]) == "nimbus" and cmdline[1] == "__instance-init", cmdline
@@ -593,7 +594,7 @@ def test_imdsv2_tokens(web):
         ("PUT", "/latest/api/token", {ttl: "0"}),
         ("PUT", "/latest/api/token", {ttl: "21601"}),
         ("PUT", "/latest/api/token", {ttl: "soon"}),
-        ("PUT", "/latest/api/token", {ttl: "1"}),
+        ("PUT", "/latest/api/token", {ttl: "2"}),
     )
     assert put.status == 200
     token = put.body
@@ -601,16 +602,18 @@ def test_imdsv2_tokens(web):
     assert put.headers.get(ttl.lower()) == "21600"
     assert [r.status for r in (bad_none, bad_zero, bad_big, bad_text)] == [400, 400, 400, 400]
     assert short.status == 200
-    with_token, invalid, v1 = box.imds(
+    with_token, invalid, v1, short_ok = box.imds(
         ("GET", "/latest/meta-data/instance-id", {"X-aws-ec2-metadata-token": token}),
         ("GET", "/latest/meta-data/instance-id", {"X-aws-ec2-metadata-token": token[:-3] + "xyz"}),
         ("GET", "/latest/meta-data/instance-id", None),
+        ("GET", "/latest/meta-data/instance-id", {"X-aws-ec2-metadata-token": short.body}),
     )
     assert (with_token.status, with_token.body) == (200, box.id)
+    assert (short_ok.status, short_ok.body) == (200, box.id)
     assert invalid.status == 401
     assert (v1.status, v1.body) == (200, box.id)  # HttpTokens optional: v1 still answers
     # a token ends with its TTL
-    time.sleep(1.5)
+    time.sleep(2.5)
     assert box.get("/latest/meta-data/instance-id", token=short.body).status == 401
     assert box.get("/latest/meta-data/instance-id", token=token).status == 200
 
@@ -771,7 +774,9 @@ def test_two_instances_reach_each_other(ec2, launch, web):
     wait(ec2, "running", peer.id)
     peer.wait_booted()
     assert peer.describe()["SubnetId"] == other
-    assert peer.ip.rsplit(".", 2)[0] != "" and peer.ip != web.box.ip
+    by_id = {s["SubnetId"]: s for s in subnets}
+    assert ipaddress.ip_address(peer.ip) in ipaddress.ip_network(by_id[other]["CidrBlock"])
+    assert ipaddress.ip_address(web.box.ip) not in ipaddress.ip_network(by_id[other]["CidrBlock"])
     # the peer fetched the web instance's page during its boot
     assert f"{marker_prefix} saw: {web.box.web_text}" in peer.console(), peer.console()[-3000:]
     # and the web instance fetches the peer's
@@ -892,6 +897,7 @@ try:
     ip = r["Instances"][0]["PrivateIpAddress"]
     result["instance_id"], result["ip"] = iid, ip
     result["served_before"] = served(ip)
+    result["processes_while_running"] = instance_processes(iid)
     result["counts_before"] = counts(ip)
 
     # graceful stop: the instance stops with nimbus
@@ -908,6 +914,7 @@ try:
     result["counts_after_restart"] = counts(ip)
 
     # kill -9: nothing of the instance may survive its nimbus
+    result["processes_before_kill9"] = instance_processes(iid)
     proc.kill()
     proc.wait(timeout=30)
     result["processes_after_kill9"] = poll(lambda: instance_processes(iid), lambda p: not p, timeout=5)
@@ -968,6 +975,11 @@ def test_restart_brings_instances_back(tmp_path):
     assert (r["driver"], r["durable"]) == ("namespace", True)
     assert r["served_before"] == mark
     assert r["counts_before"] == {"runs": 1, "boots": 1}
+    # what the process checks below look for is there while the instance runs:
+    # its init outside and inside the PID namespace, and the web server
+    for seen in (r["processes_while_running"], r["processes_before_kill9"]):
+        assert len([p for p in seen if "__instance-init" in p]) == 2, seen
+        assert [p for p in seen if "http.server 80" in p], seen
     # SIGINT: nimbus exits cleanly and its instance with it
     assert r["graceful_rc"] == 0
     assert r["processes_after_graceful_stop"] == []

@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// (supervised processes, anywhere) or `auto` (namespace when possible).
     #[arg(long, default_value = "auto", env = "NIMBUS_INSTANCE_DRIVER")]
     instance_driver: String,
+    /// Where elastic IPs come from (loopback by default: no address leads off this machine).
+    #[arg(long, default_value = "127.100.0.0/16", env = "NIMBUS_ELASTIC_IP_CIDR")]
+    elastic_ip_cidr: String,
     /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
     #[arg(long, default_value = "warn", env = "NIMBUS_LOG")]
     log_level: String,
@@ -140,6 +143,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ephemeral_dir.is_none(),
         &args.instance_driver,
     )?;
+    ec2.set_elastic_ip_pool(&args.elastic_ip_cidr)?;
     services.insert("ec2", ec2.clone());
     if let Some(iam) = services.get("iam").cloned() {
         ec2.set_profile_resolver(crate::imds::profile_resolver(iam));

@@ -40,6 +40,33 @@ pub struct Machines {
     profiles: OnceLock<ProfileResolver>,
     /// nimbus's API as instances reach it, and (process driver) the metadata base URL.
     endpoints: OnceLock<(String, Option<String>)>,
+    /// Elastic IPs: where they are drawn from, and what answers on them.
+    pool: OnceLock<(Ipv4Addr, u8)>,
+    allocated: Mutex<HashSet<Ipv4Addr>>,
+    forwarder: Arc<nimbus_net::forward::Forwarder>,
+}
+
+/// Elastic IPs come from here unless `--elastic-ip-cidr` says otherwise: loopback,
+/// so that an address never leads off this machine.
+const DEFAULT_POOL: (Ipv4Addr, u8) = (Ipv4Addr::new(127, 100, 0, 0), 16);
+
+impl Machines {
+    pub fn address_pool(&self) -> (Ipv4Addr, u8) {
+        self.pool.get().copied().unwrap_or(DEFAULT_POOL)
+    }
+
+    pub fn forwarder(&self) -> &nimbus_net::forward::Forwarder {
+        &self.forwarder
+    }
+
+    /// Elastic IPs allocated in any partition (one pool for the host).
+    pub fn allocated(&self) -> std::sync::MutexGuard<'_, HashSet<Ipv4Addr>> {
+        lock(&self.allocated)
+    }
+
+    pub fn set_address_pool(&self, pool: (Ipv4Addr, u8)) {
+        let _ = self.pool.set(pool);
+    }
 }
 
 /// What the metadata service tells an instance about itself.
@@ -94,6 +121,11 @@ impl Machines {
             .filter(|i| i.state != TERMINATED)
             .filter_map(|i| i.private_ip.parse().ok())
             .collect();
+        let allocated = partitions
+            .values()
+            .flat_map(|p| p.addresses.values())
+            .filter_map(|a| a.public_ip.parse().ok())
+            .collect();
         Ok((
             Machines {
                 runtime,
@@ -101,6 +133,9 @@ impl Machines {
                 ops: Mutex::new(HashMap::new()),
                 profiles: OnceLock::new(),
                 endpoints: OnceLock::new(),
+                pool: OnceLock::new(),
+                allocated: Mutex::new(allocated),
+                forwarder: nimbus_net::forward::Forwarder::new(),
             },
             exits,
         ))
@@ -128,8 +163,104 @@ impl Ec2 {
         let _ = self.machines.endpoints.set((api, metadata));
     }
 
+    /// `--elastic-ip-cidr`: where AllocateAddress draws addresses from.
+    pub fn set_elastic_ip_pool(&self, cidr: &str) -> Result<(), String> {
+        let pool = parse_cidr(cidr)
+            .filter(|(_, len)| *len <= 30)
+            .ok_or_else(|| format!("{cidr:?} is not an IPv4 CIDR block of at least 4 addresses"))?;
+        self.machines.set_address_pool(pool);
+        Ok(())
+    }
+
+    /// Points elastic IPs at their new instances (or nowhere), and opens their
+    /// ports at once so the next connection already lands on the new target.
+    pub(crate) fn repoint(&self, repoints: Vec<crate::addresses::Repoint>) {
+        for (public, target) in repoints {
+            self.machines.forwarder.point(public, target);
+            if let Some(private) = target {
+                let ports = self.ports_of(&private.to_string());
+                self.machines.forwarder.sync_ports(public, &ports);
+            }
+        }
+    }
+
+    /// TCP ports the instance at `private_ip` listens on (its network namespace's table).
+    fn ports_of(&self, private_ip: &str) -> Vec<u16> {
+        let id = {
+            let partitions = lock(&self.partitions);
+            partitions.values().find_map(|p| {
+                p.instances
+                    .values()
+                    .find(|i| i.private_ip == private_ip && i.state != TERMINATED)
+                    .map(|i| i.id.clone())
+            })
+        };
+        let (Some(id), Ok(own)) = (id, private_ip.parse::<Ipv4Addr>()) else {
+            return Vec::new();
+        };
+        let Some(pid) = self.machines.runtime.pid(&id) else {
+            return Vec::new();
+        };
+        let mut ports = Vec::new();
+        for table in ["tcp", "tcp6"] {
+            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
+                ports.extend(nimbus_net::forward::listening_ports(&text, own));
+            }
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// Follows the ports associated instances listen on, once a second (a web
+    /// server started after the association is reachable through the address).
+    fn watch_ports(self: Arc<Self>) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let associated: Vec<(Ipv4Addr, String)> = {
+                    let partitions = lock(&self.partitions);
+                    partitions
+                        .values()
+                        .flat_map(|p| {
+                            p.addresses.values().filter_map(|a| {
+                                let (_, instance) = a.association.as_ref()?;
+                                let i = p.instances.get(instance)?;
+                                Some((a.public_ip.parse().ok()?, i.private_ip.clone()))
+                            })
+                        })
+                        .collect()
+                };
+                for (public, private) in associated {
+                    let ports = self.ports_of(&private);
+                    self.machines.forwarder.sync_ports(public, &ports);
+                }
+            }
+        });
+    }
+
     /// Brings every instance to its recorded state (run once at start).
     pub fn resume(&self) {
+        let associated: Vec<crate::addresses::Repoint> = {
+            let partitions = lock(&self.partitions);
+            partitions
+                .values()
+                .flat_map(|p| {
+                    p.addresses.values().filter_map(|a| {
+                        let (_, instance) = a.association.as_ref()?;
+                        let i = p.instances.get(instance)?;
+                        Some((a.public_ip.parse().ok()?, i.private_ip.parse().ok()))
+                    })
+                })
+                .collect()
+        };
+        for (public, target) in associated {
+            self.machines.forwarder.point(public, target);
+        }
+        if let Some(me) = self.me.upgrade() {
+            me.watch_ports();
+        }
         let work: Vec<((String, String), String)> = {
             let partitions = lock(&self.partitions);
             partitions
@@ -502,6 +633,7 @@ impl Ec2 {
         let dir_id = id.to_string();
         let _ = tokio::task::spawn_blocking(move || runtime.remove(&dir_id)).await;
         let mut files = Vec::new();
+        let mut repoints = Vec::new();
         self.update(key, id, |p| {
             let now = nimbus_core::now_millis();
             let mut doomed = Vec::new();
@@ -520,6 +652,7 @@ impl Ec2 {
                     files.push(vid);
                 }
             }
+            repoints = crate::addresses::drop_instance(p, id);
             let Some(i) = p.instances.get_mut(id) else {
                 return false;
             };
@@ -541,6 +674,7 @@ impl Ec2 {
         for vid in files {
             self.disks.remove_volume(&vid);
         }
+        self.repoint(repoints);
         self.sweep_layers().await;
     }
 

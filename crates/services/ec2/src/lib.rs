@@ -10,6 +10,7 @@
 //! records and their storage. State lives in memory per account and region and
 //! each change rewrites that partition's record before the answer.
 
+mod addresses;
 mod controller;
 mod disks;
 mod filters;
@@ -296,6 +297,42 @@ impl Service for Ec2 {
                         .await
                 }
                 "CreateImage" => self.create_image(ctx, i).await,
+                "AllocateAddress" => {
+                    self.with_partition(
+                        ctx,
+                        write(|p, c| {
+                            let pool = self.machines.address_pool();
+                            addresses::allocate(p, c, i, pool, &mut self.machines.allocated())
+                        }),
+                    )
+                    .await
+                }
+                "DescribeAddresses" => {
+                    self.with_partition(ctx, read(|p, c| addresses::describe(p, c, i)))
+                        .await
+                }
+                "AssociateAddress" => {
+                    let (out, repoints) = self
+                        .with_partition(ctx, write(|p, _| addresses::associate(p, i)))
+                        .await?;
+                    self.repoint(repoints);
+                    Ok(out)
+                }
+                "DisassociateAddress" => {
+                    let (out, repoints) = self
+                        .with_partition(ctx, write(|p, _| addresses::disassociate(p, i)))
+                        .await?;
+                    self.repoint(repoints);
+                    Ok(out)
+                }
+                "ReleaseAddress" => {
+                    let ip = self
+                        .with_partition(ctx, write(|p, _| addresses::release(p, i)))
+                        .await?;
+                    self.machines.allocated().remove(&ip);
+                    self.machines.forwarder().remove(ip);
+                    Ok(serde_json::json!({}))
+                }
                 "DeregisterImage" => {
                     self.with_partition(ctx, write(|p, c| images::deregister(p, c, i)))
                         .await?;

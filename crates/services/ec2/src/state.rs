@@ -29,6 +29,19 @@ pub struct Partition {
     /// Images made by CreateImage (the base image is not stored).
     #[serde(default)]
     pub images: BTreeMap<String, Image>,
+    /// Elastic IPs by allocation id.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, Address>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Address {
+    pub allocation_id: String,
+    pub public_ip: String,
+    /// (association id, instance id) while associated.
+    pub association: Option<(String, String)>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

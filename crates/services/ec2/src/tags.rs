@@ -92,6 +92,7 @@ fn resource_type(id: &str) -> &'static str {
         Some("vol") => "volume",
         Some("snap") => "snapshot",
         Some("i") => "instance",
+        Some("eipalloc") => "elastic-ip",
         Some("ami") => "image",
         _ => "unknown",
     }
@@ -135,6 +136,12 @@ fn tags_of<'p>(p: &'p mut Partition, id: &str) -> Result<&'p mut Vec<(String, St
             .get_mut(id)
             .map(|i| &mut i.tags)
             .ok_or_else(|| missing("InvalidInstanceID.NotFound", "instance")),
+        "elastic-ip" => p.addresses.get_mut(id).map(|a| &mut a.tags).ok_or_else(|| {
+            AwsError::new(
+                "InvalidAllocationID.NotFound",
+                format!("The allocation ID '{id}' does not exist"),
+            )
+        }),
         "image" => p.images.get_mut(id).map(|i| &mut i.tags).ok_or_else(|| {
             AwsError::new(
                 "InvalidAMIID.NotFound",
@@ -250,6 +257,11 @@ pub fn describe(p: &Partition, input: &Value) -> Result<Value, AwsError> {
             .map(|i| (i.id.clone(), "instance", &i.tags)),
     );
     all.extend(p.images.values().map(|i| (i.id.clone(), "image", &i.tags)));
+    all.extend(
+        p.addresses
+            .values()
+            .map(|a| (a.allocation_id.clone(), "elastic-ip", &a.tags)),
+    );
     let mut out = Vec::new();
     for (id, kind, tags) in all {
         for (k, v) in tags {
