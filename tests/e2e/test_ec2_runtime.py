@@ -65,6 +65,7 @@ FAST = {"Delay": 1, "MaxAttempts": 30}
 BOOT_TIMEOUT = 20                      # seconds from running to cloud-init's "finished"
 FINISHED = re.compile(r"Cloud-init v\. 24\.1\.3 finished at")
 AGENT_PORT = 8080
+AGENT_TIMEOUT = 10                     # seconds from "finished" until the agent must answer
 GIB = 1024 ** 3
 VENV_BIN = os.path.dirname(sys.executable)  # the test venv's aws CLI, also visible inside
 EC2_TRUST = {
@@ -174,6 +175,14 @@ def http_get(url, timeout=3):
         return None
 
 
+def neighbour(ip):
+    """The host's ARP entry for an address (for failure messages)."""
+    try:
+        return subprocess.run(["ip", "neigh", "show", ip], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def poll(fn, ok, timeout=BOOT_TIMEOUT, interval=0.2):
     deadline = time.time() + timeout
     while True:
@@ -229,11 +238,16 @@ class Box:
         return len(FINISHED.findall(self.console()))
 
     def wait_booted(self, boots=1):
-        """Until the console shows the `boots`-th "finished" line and the agent answers."""
+        """Until the console shows the `boots`-th "finished" line, then until the agent
+        (started by that boot) answers at the private IP: within AGENT_TIMEOUT seconds."""
         out = poll(self.console, lambda c: len(FINISHED.findall(c)) >= boots)
         assert len(FINISHED.findall(out)) >= boots, f"boot {boots} did not finish:\n{out[-3000:]}"
-        up = poll(lambda: self.try_sh("true"), lambda r: r is not None and r["rc"] == 0, timeout=10)
-        assert up is not None and up["rc"] == 0, f"the agent does not answer: {up}\n{out[-3000:]}"
+        started = time.time()
+        up = poll(lambda: self.try_sh("true", timeout=2), lambda r: r is not None and r["rc"] == 0,
+                  timeout=AGENT_TIMEOUT)
+        assert up is not None and up["rc"] == 0, (
+            f"boot {boots} of {self.id} finished but nothing answers at {self.ip}:{AGENT_PORT} "
+            f"for {time.time() - started:.1f} s (host neighbour entry: {neighbour(self.ip)!r})\n{out[-3000:]}")
 
     def try_sh(self, script, timeout=60):
         req = urllib.request.Request(f"http://{self.ip}:{AGENT_PORT}/", data=script.encode(), method="POST")
@@ -494,6 +508,17 @@ def test_own_network_interfaces(web):
     assert sorted(box.sh("ls /sys/class/net").split()) == ["eth0", "lo"]
     addrs = box.sh("ip -4 -o addr show | awk '{print $2, $4}'").split("\n")
     assert sorted(a for a in addrs if a) == sorted(["lo 127.0.0.1/8", f"eth0 {box.ip}/20"])
+
+
+def test_eth0_has_the_network_interface_mac(web):
+    # On EC2 eth0's hardware address is the network interface's MacAddress, the one the
+    # metadata service keys network/interfaces/macs/<mac>/ by (cloud-init and
+    # ec2-net-utils look eth0's address up there), and it stays the same across
+    # reboots and stop / start, so neighbours' ARP entries for the private IP stay valid.
+    box = web.box
+    api_mac = box.describe()["NetworkInterfaces"][0]["MacAddress"]
+    assert box.get("/latest/meta-data/mac").body == api_mac
+    assert box.sh("cat /sys/class/net/eth0/address").strip() == api_mac
 
 
 # --- 3. the metadata service --------------------------------------------------------------

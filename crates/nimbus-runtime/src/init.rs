@@ -91,9 +91,11 @@ pub fn main(args: &[String]) -> i32 {
     };
     // The host says "go" once the network is in place; EOF means it gave up on us.
     let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim() != "go" {
+    if std::io::stdin().lock().read_line(&mut line).is_err() || !line.starts_with("go") {
         return 1;
     }
+    let devices: Vec<crate::DeviceNode> =
+        serde_json::from_str(line[2..].trim()).unwrap_or_default();
     // Read now: once PID 1 has pivoted, the instance directory is out of sight.
     let user_data = std::fs::read(dir.join(USER_DATA)).unwrap_or_default();
     if boot.isolated {
@@ -112,7 +114,7 @@ pub fn main(args: &[String]) -> i32 {
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-            match build_root(&dir, &boot) {
+            match build_root(&dir, &boot, &devices) {
                 Ok(()) => supervise(&boot, &user_data, Path::new("/"), true),
                 Err(e) => {
                     eprintln!("nimbus init: cannot build the root file system: {e}");
@@ -156,7 +158,7 @@ fn errno(what: &str, e: nix::errno::Errno) -> String {
 }
 
 /// Builds the instance's root and pivots into it (PID 1, namespace driver).
-fn build_root(dir: &Path, boot: &BootConfig) -> Result<(), String> {
+fn build_root(dir: &Path, boot: &BootConfig, devices: &[crate::DeviceNode]) -> Result<(), String> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
@@ -199,6 +201,10 @@ fn build_root(dir: &Path, boot: &BootConfig) -> Result<(), String> {
     )
     .map_err(|e| errno("mounting /dev", e))?;
     make_devices(&at("dev"))?;
+    for d in devices {
+        crate::blockdev::make_nodes(&at("dev"), &d.device, d.minor)
+            .map_err(|e| format!("device node {}: {e}", d.device))?;
+    }
     mount(
         Some("devpts"),
         &at("dev/pts"),

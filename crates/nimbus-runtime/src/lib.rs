@@ -16,6 +16,7 @@
 //! Both run [`init`] (`nimbus __instance-init DIR`) as the instance's first
 //! process; it plays the part of the OS boot and of cloud-init.
 
+pub mod blockdev;
 mod cgroup;
 pub mod init;
 pub mod layers;
@@ -71,6 +72,16 @@ pub struct LaunchSpec {
     pub vpc_cidr: (Ipv4Addr, u8),
     pub vcpus: u32,
     pub memory_mib: u64,
+    /// Attached volumes: (device name as requested, e.g. `/dev/sdf`; volume file).
+    pub volumes: Vec<(String, PathBuf)>,
+}
+
+/// A block device the boot must create, sent with "go" (the instance's /dev is
+/// its own tmpfs, made after the host side is ready).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceNode {
+    pub device: String,
+    pub minor: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -96,6 +107,8 @@ struct Live {
     cgroup: Option<cgroup::Group>,
     /// Fires when the instance's process tree has ended.
     exited: tokio::sync::watch::Receiver<bool>,
+    /// Volumes bound to loop devices, by device name.
+    volumes: HashMap<String, blockdev::Attached>,
 }
 
 pub struct Runtime {
@@ -197,7 +210,7 @@ impl Runtime {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot prepare {}: {e}", dir.display()))?;
-        let (pid, cgroup, child) = match self.kind {
+        let (pid, cgroup, child, volumes) = match self.kind {
             DriverKind::Namespace => {
                 let bridge = self
                     .bridge
@@ -210,7 +223,10 @@ impl Runtime {
                     .clone();
                 namespace::start(&dir, &spec, &bridge).await?
             }
-            DriverKind::Process => process::start(&dir, &spec).await?,
+            DriverKind::Process => {
+                let (pid, group, child) = process::start(&dir, &spec).await?;
+                (pid, group, child, HashMap::new())
+            }
         };
         tracing::debug!("instance {id} started in {:?}", t0.elapsed());
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -220,6 +236,7 @@ impl Runtime {
                 pid,
                 cgroup,
                 exited: rx,
+                volumes,
             },
         );
         let me = self.clone();
@@ -304,8 +321,53 @@ impl Runtime {
         self.dir(id).join(init::UPPER)
     }
 
+    /// Attaches a volume to a running instance (namespace driver): a loop device
+    /// and its node at `device` in the instance's /dev. Stopped instances get
+    /// their volumes at the next start (through the launch spec).
+    pub fn attach_volume(&self, id: &str, device: &str, file: &Path) -> Result<(), String> {
+        if self.kind != DriverKind::Namespace {
+            return Ok(());
+        }
+        let Some(pid) = self.pid(id) else {
+            return Ok(());
+        };
+        let attached = blockdev::attach(file).map_err(|e| format!("loop device: {e}"))?;
+        let dev = instance_pid1(pid)
+            .map(|p| PathBuf::from(format!("/proc/{p}/root/dev")))
+            .ok_or("the instance has no init")?;
+        blockdev::make_nodes(&dev, device, attached.minor)
+            .map_err(|e| format!("device node {device}: {e}"))?;
+        if let Some(live) = self.lock().get_mut(id) {
+            live.volumes.insert(device.to_string(), attached);
+        }
+        Ok(())
+    }
+
+    /// Takes a volume away from a running instance.
+    pub fn detach_volume(&self, id: &str, device: &str) {
+        let Some(pid) = self.pid(id) else {
+            return;
+        };
+        if let Some(p) = instance_pid1(pid) {
+            blockdev::remove_nodes(Path::new(&format!("/proc/{p}/root/dev")), device);
+        }
+        if let Some(live) = self.lock().get_mut(id) {
+            live.volumes.remove(device);
+        }
+    }
+
     /// Host pid of the instance's outer init, for tests and diagnostics.
     pub fn pid(&self, id: &str) -> Option<i32> {
         self.lock().get(id).map(|l| l.pid)
     }
+}
+
+/// The instance's PID 1: the outer init's only child.
+fn instance_pid1(outer: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

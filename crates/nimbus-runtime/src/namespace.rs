@@ -3,10 +3,20 @@
 //! namespaces, puts it in the instance's cgroup, plugs it into the VPC bridge
 //! and lets it boot.
 
+use crate::blockdev;
 use crate::cgroup::Group;
 use crate::netlink::Bridge;
 use crate::process::{go, spawn_init};
-use crate::LaunchSpec;
+use crate::{DeviceNode, LaunchSpec};
+use std::collections::HashMap;
+
+/// A started instance: outer init pid, cgroup, process handle, attached volumes.
+type Started = (
+    i32,
+    Option<Group>,
+    tokio::process::Child,
+    HashMap<String, blockdev::Attached>,
+);
 use nix::sched::CloneFlags;
 use std::path::Path;
 
@@ -33,11 +43,7 @@ pub fn available() -> Result<(), String> {
     Ok(())
 }
 
-pub async fn start(
-    dir: &Path,
-    spec: &LaunchSpec,
-    bridge: &Bridge,
-) -> Result<(i32, Option<Group>, tokio::process::Child), String> {
+pub async fn start(dir: &Path, spec: &LaunchSpec, bridge: &Bridge) -> Result<Started, String> {
     let flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
@@ -69,12 +75,23 @@ pub async fn start(
             )
             .await?;
         let t_net = t0.elapsed();
-        go(&mut child).await?;
+        let mut volumes = HashMap::new();
+        let mut nodes = Vec::new();
+        for (device, file) in &spec.volumes {
+            let attached =
+                blockdev::attach(file).map_err(|e| format!("cannot attach {device}: {e}"))?;
+            nodes.push(DeviceNode {
+                device: device.clone(),
+                minor: attached.minor,
+            });
+            volumes.insert(device.clone(), attached);
+        }
+        go(&mut child, &nodes).await?;
         tracing::debug!("{id}: spawn {t_spawn:?} cgroup {t_cgroup:?} net {t_net:?}");
-        Ok::<_, String>(group)
+        Ok::<_, String>((group, volumes))
     };
     match ready.await {
-        Ok(group) => Ok((pid, group, child)),
+        Ok((group, volumes)) => Ok((pid, group, child, volumes)),
         Err(e) => {
             let _ = child.kill().await;
             Err(e)

@@ -57,11 +57,17 @@ pub fn spawn_init(
         .map_err(|e| format!("cannot start the instance: {e}"))
 }
 
-/// Tells a spawned init to boot.
-pub async fn go(child: &mut tokio::process::Child) -> Result<(), String> {
+/// Tells a spawned init to boot, with the block devices it must create.
+pub async fn go(
+    child: &mut tokio::process::Child,
+    devices: &[crate::DeviceNode],
+) -> Result<(), String> {
     let mut stdin = child.stdin.take().ok_or("the instance's stdin is gone")?;
+    let mut line = b"go ".to_vec();
+    line.extend(serde_json::to_vec(devices).map_err(|e| e.to_string())?);
+    line.push(b'\n');
     stdin
-        .write_all(b"go\n")
+        .write_all(&line)
         .await
         .map_err(|e| format!("the instance ended before booting: {e}"))
 }
@@ -72,6 +78,6 @@ pub async fn start(
 ) -> Result<(i32, Option<crate::cgroup::Group>, tokio::process::Child), String> {
     let mut child = spawn_init(dir, None)?;
     let pid = child.id().ok_or("the instance ended at once")? as i32;
-    go(&mut child).await?;
+    go(&mut child, &[]).await?;
     Ok((pid, None, child))
 }

@@ -510,6 +510,15 @@ impl Ec2 {
             vpc_cidr,
             vcpus,
             memory_mib,
+            volumes: p
+                .volumes
+                .values()
+                .filter(|v| !v.root)
+                .filter_map(|v| {
+                    let a = v.attachment.as_ref().filter(|a| a.instance_id == i.id)?;
+                    Some((a.device.clone(), self.disks.volume_path(&v.id)))
+                })
+                .collect(),
         })
     }
 
@@ -740,6 +749,60 @@ impl Ec2 {
             });
         }
         Ok(json!({ "ImageId": image_id }))
+    }
+
+    /// AttachVolume: the device appears in a running instance at once (a stopped
+    /// one gets it at its next start).
+    pub(crate) async fn attach_volume(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> Result<Value, AwsError> {
+        let plan = self
+            .with_partition(
+                ctx,
+                crate::read(|p, _| crate::volumes::plan_attach(p, input)),
+            )
+            .await?;
+        let op = self.op_lock(&plan.instance_id);
+        let _serial = op.lock().await;
+        if plan.live {
+            let file = self.disks.volume_path(&plan.volume_id);
+            self.machines
+                .runtime
+                .attach_volume(&plan.instance_id, &plan.device, &file)
+                .map_err(|e| {
+                    tracing::error!("AttachVolume {}: {e}", plan.volume_id);
+                    AwsError::new("InternalError", format!("cannot attach the volume: {e}"))
+                        .with_status(500)
+                })?;
+        }
+        let recorded = self
+            .with_partition(
+                ctx,
+                crate::write(|p, c| crate::volumes::record_attach(p, &plan, c.now_ms)),
+            )
+            .await;
+        if recorded.is_err() && plan.live {
+            self.machines
+                .runtime
+                .detach_volume(&plan.instance_id, &plan.device);
+        }
+        recorded
+    }
+
+    pub(crate) async fn detach_volume(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> Result<Value, AwsError> {
+        let (answer, instance, device) = self
+            .with_partition(ctx, crate::write(|p, _| crate::volumes::detach(p, input)))
+            .await?;
+        let op = self.op_lock(&instance);
+        let _serial = op.lock().await;
+        self.machines.runtime.detach_volume(&instance, &device);
+        Ok(answer)
     }
 
     /// Removes frozen layers that no image names and no instance stacks.

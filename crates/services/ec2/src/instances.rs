@@ -1071,3 +1071,13 @@ pub fn describe_attribute(p: &Partition, input: &Value) -> Result<Value, AwsErro
 pub fn check_console(p: &Partition, input: &Value) -> Result<String, AwsError> {
     Ok(one_instance(p, input)?.id.clone())
 }
+
+/// A device name without `/dev/` and with Xen's `xvd` read as `sd`: /dev/sdf and
+/// /dev/xvdf name one attachment point.
+pub fn device_key(device: &str) -> String {
+    let base = device.trim_start_matches("/dev/");
+    match base.strip_prefix("xvd") {
+        Some(rest) => format!("sd{rest}"),
+        None => base.to_string(),
+    }
+}

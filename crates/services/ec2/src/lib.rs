@@ -297,6 +297,8 @@ impl Service for Ec2 {
                         .await
                 }
                 "CreateImage" => self.create_image(ctx, i).await,
+                "AttachVolume" => self.attach_volume(ctx, i).await,
+                "DetachVolume" => self.detach_volume(ctx, i).await,
                 "AllocateAddress" => {
                     self.with_partition(
                         ctx,

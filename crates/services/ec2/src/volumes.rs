@@ -520,3 +520,186 @@ pub fn referenced_files(partitions: &[&Partition]) -> std::collections::HashSet<
         .flat_map(|p| p.volumes.keys().chain(p.snapshots.keys()).cloned())
         .collect()
 }
+
+/// Device names EBS volumes may take on attach (the root's /dev/xvda and /dev/sda1 excepted).
+fn valid_device(name: &str) -> bool {
+    let Some(base) = name.strip_prefix("/dev/").or(Some(name)) else {
+        return false;
+    };
+    let letters = base.strip_prefix("xvd").or_else(|| base.strip_prefix("sd"));
+    match letters {
+        Some(rest) => {
+            let (alpha, digits) = rest.split_at(
+                rest.find(|c: char| c.is_ascii_digit())
+                    .unwrap_or(rest.len()),
+            );
+            (1..=2).contains(&alpha.len())
+                && alpha
+                    .bytes()
+                    .all(|b| (b'b'..=b'z').contains(&b) || (alpha.len() == 2 && b == b'a'))
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.len() <= 2
+        }
+        None => false,
+    }
+}
+
+/// A checked AttachVolume: what to record once the device exists.
+pub struct AttachPlan {
+    pub volume_id: String,
+    pub instance_id: String,
+    pub device: String,
+    /// Whether the instance is up (the device must appear inside now).
+    pub live: bool,
+}
+
+pub fn plan_attach(p: &Partition, input: &Value) -> Result<AttachPlan, AwsError> {
+    let volume_id = input.get("VolumeId").and_then(Value::as_str).unwrap_or("");
+    let instance_id = input
+        .get("InstanceId")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let device = input
+        .get("Device")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let volume = p
+        .volumes
+        .get(volume_id)
+        .ok_or_else(|| volume_missing(volume_id))?;
+    crate::instances::find_ids(p, std::slice::from_ref(&instance_id))?;
+    let instance = &p.instances[&instance_id];
+    if !valid_device(&device) {
+        return Err(AwsError::new(
+            "InvalidParameterValue",
+            format!("Value ({device}) for parameter device is invalid. {device} is not a valid EBS device name."),
+        ));
+    }
+    if let Some(a) = &volume.attachment {
+        return Err(AwsError::new(
+            "VolumeInUse",
+            format!(
+                "{volume_id} is already attached to an instance ({})",
+                a.instance_id
+            ),
+        ));
+    }
+    if volume.zone != instance.zone {
+        return Err(AwsError::new(
+            "InvalidVolume.ZoneMismatch",
+            format!("The volume '{volume_id}' is not in the same availability zone as instance '{instance_id}'"),
+        ));
+    }
+    if matches!(instance.state.as_str(), "terminated" | "shutting-down") {
+        return Err(AwsError::new(
+            "IncorrectInstanceState",
+            format!("The instance '{instance_id}' is not 'running' or 'stopped'."),
+        ));
+    }
+    let wanted = crate::instances::device_key(&device);
+    let taken = p.volumes.values().any(|v| {
+        v.attachment.as_ref().is_some_and(|a| {
+            a.instance_id == instance_id && crate::instances::device_key(&a.device) == wanted
+        })
+    }) || wanted == crate::instances::device_key(crate::instances::ROOT_DEVICE);
+    if taken {
+        return Err(AwsError::new(
+            "InvalidParameterValue",
+            format!("Attachment point {device} is already in use"),
+        ));
+    }
+    Ok(AttachPlan {
+        volume_id: volume_id.to_string(),
+        live: instance.state == "running" || instance.state == "pending",
+        instance_id,
+        device,
+    })
+}
+
+pub fn record_attach(p: &mut Partition, plan: &AttachPlan, now_ms: u64) -> Result<Value, AwsError> {
+    let volume = p
+        .volumes
+        .get_mut(&plan.volume_id)
+        .ok_or_else(|| volume_missing(&plan.volume_id))?;
+    if volume.attachment.is_some() {
+        return Err(AwsError::new(
+            "VolumeInUse",
+            format!("{} is already attached to an instance", plan.volume_id),
+        ));
+    }
+    volume.attachment = Some(crate::state::VolumeAttachment {
+        instance_id: plan.instance_id.clone(),
+        device: plan.device.clone(),
+        attached_ms: now_ms,
+        delete_on_termination: false,
+    });
+    Ok(json!({
+        "AttachTime": now_ms as f64 / 1000.0,
+        "Device": plan.device,
+        "InstanceId": plan.instance_id,
+        "State": "attaching",
+        "VolumeId": plan.volume_id,
+        "DeleteOnTermination": false,
+    }))
+}
+
+/// DetachVolume: the record lets go; returns the answer and (instance, device).
+pub fn detach(p: &mut Partition, input: &Value) -> Result<(Value, String, String), AwsError> {
+    let volume_id = input.get("VolumeId").and_then(Value::as_str).unwrap_or("");
+    let volume = p
+        .volumes
+        .get(volume_id)
+        .ok_or_else(|| volume_missing(volume_id))?;
+    let Some(a) = volume.attachment.clone() else {
+        return Err(AwsError::new(
+            "IncorrectState",
+            format!("Volume '{volume_id}' is in the 'available' state."),
+        ));
+    };
+    if let Some(i) = input.get("InstanceId").and_then(Value::as_str) {
+        if i != a.instance_id {
+            return Err(AwsError::new(
+                "InvalidAttachment.NotFound",
+                format!("Volume '{volume_id}' is not attached to instance '{i}'"),
+            ));
+        }
+    }
+    if let Some(d) = input.get("Device").and_then(Value::as_str) {
+        if crate::instances::device_key(d) != crate::instances::device_key(&a.device) {
+            return Err(AwsError::new(
+                "InvalidAttachment.NotFound",
+                format!("Volume '{volume_id}' is not attached at '{d}'"),
+            ));
+        }
+    }
+    let running = p
+        .instances
+        .get(&a.instance_id)
+        .is_some_and(|i| i.state != "stopped" && i.state != "terminated");
+    if volume.root && running {
+        return Err(AwsError::new(
+            "OperationNotPermitted",
+            format!(
+                "Unable to detach root volume '{volume_id}' from instance '{}'",
+                a.instance_id
+            ),
+        ));
+    }
+    if let Some(v) = p.volumes.get_mut(volume_id) {
+        v.attachment = None;
+    }
+    Ok((
+        json!({
+            "AttachTime": a.attached_ms as f64 / 1000.0,
+            "Device": a.device,
+            "InstanceId": a.instance_id,
+            "State": "detaching",
+            "VolumeId": volume_id,
+            "DeleteOnTermination": a.delete_on_termination,
+        }),
+        a.instance_id,
+        a.device,
+    ))
+}
