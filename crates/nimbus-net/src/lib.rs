@@ -3,4 +3,5 @@
 //! ever leads off this machine) and forward each TCP connection to the
 //! instance the address is associated with. See [`forward`].
 
+pub mod firewall;
 pub mod forward;

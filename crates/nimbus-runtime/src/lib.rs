@@ -18,6 +18,7 @@
 
 pub mod blockdev;
 mod cgroup;
+mod firewall;
 pub mod init;
 pub mod layers;
 mod namespace;
@@ -74,6 +75,8 @@ pub struct LaunchSpec {
     pub memory_mib: u64,
     /// Attached volumes: (device name as requested, e.g. `/dev/sdf`; volume file).
     pub volumes: Vec<(String, PathBuf)>,
+    /// The instance's inbound firewall (an nftables ruleset; namespace driver).
+    pub firewall: Option<String>,
 }
 
 /// A block device the boot must create, sent with "go" (the instance's /dev is
@@ -341,6 +344,17 @@ impl Runtime {
             live.volumes.insert(device.to_string(), attached);
         }
         Ok(())
+    }
+
+    /// Replaces a running instance's inbound firewall (namespace driver).
+    pub async fn apply_firewall(&self, id: &str, ruleset: &str) -> Result<(), String> {
+        if self.kind != DriverKind::Namespace {
+            return Ok(());
+        }
+        match self.pid(id) {
+            Some(pid) => firewall::load(pid, ruleset).await,
+            None => Ok(()),
+        }
     }
 
     /// Takes a volume away from a running instance.

@@ -86,6 +86,9 @@ pub async fn start(dir: &Path, spec: &LaunchSpec, bridge: &Bridge) -> Result<Sta
             });
             volumes.insert(device.clone(), attached);
         }
+        if let Some(rules) = &spec.firewall {
+            crate::firewall::load(pid, rules).await?;
+        }
         go(&mut child, &nodes).await?;
         tracing::debug!("{id}: spawn {t_spawn:?} cgroup {t_cgroup:?} net {t_net:?}");
         Ok::<_, String>((group, volumes))

@@ -510,6 +510,7 @@ impl Ec2 {
             vpc_cidr,
             vcpus,
             memory_mib,
+            firewall: Some(firewall_for(p, i)),
             volumes: p
                 .volumes
                 .values()
@@ -604,6 +605,8 @@ impl Ec2 {
                             _ => false,
                         })
                         .await;
+                        // Groups that name this instance's group now admit its address.
+                        self.refresh_firewalls(key.clone());
                     }
                     Err(e) => {
                         tracing::warn!("instance {id} could not start: {e}");
@@ -684,6 +687,7 @@ impl Ec2 {
             self.disks.remove_volume(&vid);
         }
         self.repoint(repoints);
+        self.refresh_firewalls(key.clone());
         self.sweep_layers().await;
     }
 
@@ -805,6 +809,32 @@ impl Ec2 {
         Ok(answer)
     }
 
+    /// Reloads the firewall of every running instance of a partition (after a
+    /// rule, a membership or an instance's address changed).
+    pub(crate) fn refresh_firewalls(&self, key: (String, String)) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let rulesets: Vec<(String, String)> = {
+                let partitions = lock(&me.partitions);
+                let Some(p) = partitions.get(&key) else {
+                    return;
+                };
+                p.instances
+                    .values()
+                    .filter(|i| i.state == RUNNING || i.state == PENDING)
+                    .map(|i| (i.id.clone(), firewall_for(p, i)))
+                    .collect()
+            };
+            for (id, rules) in rulesets {
+                if let Err(e) = me.machines.runtime.apply_firewall(&id, &rules).await {
+                    tracing::warn!("instance {id}: {e}");
+                }
+            }
+        });
+    }
+
     /// Removes frozen layers that no image names and no instance stacks.
     pub(crate) async fn sweep_layers(&self) {
         let keep: HashSet<String> = {
@@ -903,4 +933,38 @@ impl Ec2 {
             }
         });
     }
+}
+
+/// An instance's inbound rules as a firewall: the union of its groups' ingress
+/// rules, with referenced groups expanded to their members' private addresses.
+fn firewall_for(p: &Partition, i: &Instance) -> String {
+    use crate::state::Target;
+    use nimbus_net::firewall::{Allow, Source};
+    let mut allows = Vec::new();
+    for group in i.group_ids.iter().filter_map(|g| p.groups.get(g)) {
+        for rule in group.rules.iter().filter(|r| !r.egress) {
+            let sources = match &rule.target {
+                Target::Cidr(c) => vec![Source::V4(c.clone())],
+                Target::Cidr6(c) => vec![Source::V6(c.clone())],
+                Target::Group { id, .. } => p
+                    .instances
+                    .values()
+                    .filter(|m| m.state != TERMINATED && m.group_ids.contains(id))
+                    .map(|m| Source::V4(m.private_ip.clone()))
+                    .collect(),
+                // Prefix lists name AWS service ranges, none of which exist here.
+                Target::PrefixList(_) => Vec::new(),
+            };
+            if sources.is_empty() {
+                continue;
+            }
+            allows.push(Allow {
+                protocol: rule.protocol.clone(),
+                from_port: rule.from_port,
+                to_port: rule.to_port,
+                sources,
+            });
+        }
+    }
+    nimbus_net::firewall::ruleset(&allows)
 }

@@ -199,16 +199,22 @@ impl Service for Ec2 {
                         .await
                 }
                 "AuthorizeSecurityGroupIngress" => {
-                    self.with_partition(ctx, write(|p, c| groups::authorize(p, c, i, false)))
-                        .await
+                    let out = self
+                        .with_partition(ctx, write(|p, c| groups::authorize(p, c, i, false)))
+                        .await?;
+                    self.refresh_firewalls((ctx.account_id.clone(), ctx.region.clone()));
+                    Ok(out)
                 }
                 "AuthorizeSecurityGroupEgress" => {
                     self.with_partition(ctx, write(|p, c| groups::authorize(p, c, i, true)))
                         .await
                 }
                 "RevokeSecurityGroupIngress" => {
-                    self.with_partition(ctx, write(|p, c| groups::revoke(p, c, i, false)))
-                        .await
+                    let out = self
+                        .with_partition(ctx, write(|p, c| groups::revoke(p, c, i, false)))
+                        .await?;
+                    self.refresh_firewalls((ctx.account_id.clone(), ctx.region.clone()));
+                    Ok(out)
                 }
                 "RevokeSecurityGroupEgress" => {
                     self.with_partition(ctx, write(|p, c| groups::revoke(p, c, i, true)))
@@ -279,8 +285,11 @@ impl Service for Ec2 {
                     Ok(serde_json::json!({}))
                 }
                 "ModifyInstanceAttribute" => {
-                    self.with_partition(ctx, write(|p, _| instances::modify_attribute(p, i)))
-                        .await
+                    let out = self
+                        .with_partition(ctx, write(|p, _| instances::modify_attribute(p, i)))
+                        .await?;
+                    self.refresh_firewalls((ctx.account_id.clone(), ctx.region.clone()));
+                    Ok(out)
                 }
                 "DescribeInstanceAttribute" => {
                     self.with_partition(ctx, read(|p, _| instances::describe_attribute(p, i)))
