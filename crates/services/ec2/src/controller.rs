@@ -410,22 +410,40 @@ impl Ec2 {
             }
             None => None,
         };
-        let (answer, ids) = self
+        let (answer, ids, files) = self
             .with_partition(
                 ctx,
                 crate::write(|p, c| {
                     let mut ips = lock(&self.machines.ips);
                     let launch = instances::plan_run(p, c, input, &ips, profile)?;
                     let ids: Vec<String> = launch.instances.iter().map(|i| i.id.clone()).collect();
+                    // Volume files for the mappings beyond the root (made before the start).
+                    let files: Vec<(String, u64, Option<String>)> = launch
+                        .volumes
+                        .iter()
+                        .filter(|v| !v.root)
+                        .map(|v| (v.id.clone(), v.size_gib, v.snapshot_id.clone()))
+                        .collect();
                     for i in &launch.instances {
                         if let Ok(ip) = i.private_ip.parse() {
                             ips.insert(ip);
                         }
                     }
-                    Ok((instances::record_launch(p, c, launch), ids))
+                    Ok((instances::record_launch(p, c, launch), ids, files))
                 }),
             )
             .await?;
+        for (id, size, snapshot) in files {
+            let made = self
+                .on_disk(move |d| d.create_volume(&id, size, snapshot.as_deref()))
+                .await;
+            if let Err(e) = made {
+                tracing::error!(
+                    "RunInstances: a mapped volume could not be made: {}",
+                    e.message
+                );
+            }
+        }
         let key = (ctx.account_id.clone(), ctx.region.clone());
         for id in ids {
             self.reconcile(key.clone(), id);

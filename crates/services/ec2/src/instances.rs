@@ -324,10 +324,66 @@ pub fn plan_run(
     let mut root_size = 8;
     let mut root_type = "gp3".to_string();
     let mut root_delete = true;
+    // Extra EBS volumes: (device, size GiB, type, snapshot, delete on termination).
+    let mut extra: Vec<(String, u64, String, Option<String>, bool)> = Vec::new();
     if let Some(maps) = input.get("BlockDeviceMappings").and_then(Value::as_array) {
         for m in maps {
             let device = m.get("DeviceName").and_then(Value::as_str).unwrap_or("");
-            if device == ROOT_DEVICE || device == "/dev/sda1" {
+            if device != ROOT_DEVICE && device != "/dev/sda1" {
+                let Some(ebs) = m.get("Ebs") else {
+                    continue; // ephemeral (instance store) and NoDevice mappings: nothing to make
+                };
+                if extra.iter().any(|e| device_key(&e.0) == device_key(device)) {
+                    return Err(invalid(format!(
+                        "The device '{device}' is used in more than one block-device mapping"
+                    )));
+                }
+                let snapshot = ebs
+                    .get("SnapshotId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let from_snapshot = match &snapshot {
+                    Some(id) => Some(p.snapshots.get(id).ok_or_else(|| {
+                        AwsError::new(
+                            "InvalidSnapshot.NotFound",
+                            format!("The snapshot '{id}' does not exist."),
+                        )
+                    })?),
+                    None => None,
+                };
+                let size = match (
+                    ebs.get("VolumeSize").and_then(Value::as_i64),
+                    from_snapshot,
+                ) {
+                    (Some(s), _) if (1..=16384).contains(&s) => s as u64,
+                    (Some(s), _) => {
+                        return Err(invalid(format!(
+                            "Volume of {s}GiB is not in the supported range for device {device}"
+                        )))
+                    }
+                    (None, Some(snap)) => snap.volume_size,
+                    (None, None) => {
+                        return Err(AwsError::new(
+                            "MissingParameter",
+                            format!("The request must contain the parameter size or snapshotId for device {device}"),
+                        ))
+                    }
+                };
+                extra.push((
+                    device.to_string(),
+                    size,
+                    ebs.get("VolumeType")
+                        .and_then(Value::as_str)
+                        .unwrap_or("gp3")
+                        .to_string(),
+                    snapshot,
+                    ebs.get("DeleteOnTermination")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true),
+                ));
+                continue;
+            }
+            {
                 if let Some(ebs) = m.get("Ebs") {
                     if let Some(size) = ebs.get("VolumeSize").and_then(Value::as_i64) {
                         if !(8..=16384).contains(&size) {
@@ -420,6 +476,28 @@ pub fn plan_run(
             }),
             root: true,
         });
+        for (device, size, volume_type, snapshot, delete) in &extra {
+            volumes.push(Volume {
+                id: new_id("vol"),
+                size_gib: *size,
+                zone: subnet.zone.clone(),
+                volume_type: volume_type.clone(),
+                iops: (volume_type == "gp3").then_some(3000),
+                throughput: (volume_type == "gp3").then_some(125),
+                encrypted: false,
+                kms_key_id: None,
+                snapshot_id: snapshot.clone(),
+                created_ms: now,
+                tags: volume_tags.clone(),
+                attachment: Some(VolumeAttachment {
+                    instance_id: id.clone(),
+                    device: device.clone(),
+                    attached_ms: now,
+                    delete_on_termination: *delete,
+                }),
+                root: false,
+            });
+        }
         instances.push(Instance {
             id,
             reservation_id: reservation_id.clone(),
