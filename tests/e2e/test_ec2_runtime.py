@@ -29,7 +29,9 @@ inside an instance, observed from inside it and from the host:
 How the tests look inside: the user data (`boot_script`) installs a per-boot script
 that starts `python3 -m http.server 80` on /srv/www and a small command agent on
 port 8080 (POST a bash script, get back its exit code and output as JSON), and runs
-it once itself; the test process reaches both at the instance's private IP.
+it once itself; the test process reaches both at the instance's private IP. Security
+groups are enforced, so every instance is in a group of the module that admits the
+VPC (the host's gateway addresses and the other instances) on ports 80 and 8080.
 
 Runs only against a nimbus whose instances use the namespace driver (Linux, root):
 the module skips on a peer emulator (moto) and when /_nimbus/health reports another
@@ -149,7 +151,7 @@ def boot_script(marker, web_text, extra=""):
         "cat > /var/lib/cloud/scripts/per-boot/50-e2e <<'PERBOOT_EOF'",
         "#!/bin/bash",
         f"export PATH={VENV_BIN}:$PATH",
-        f'echo "per-boot {marker}"',
+        f'echo "per-boot {marker} eth0 $(cat /sys/class/net/eth0/address)"',
         "echo boot >> /var/lib/e2e-boots",
         "nohup /usr/bin/python3 -m http.server 80 --directory /srv/www >/dev/null 2>&1 &",
         "nohup /usr/bin/python3 /opt/e2e/agent.py >/dev/null 2>&1 &",
@@ -297,11 +299,12 @@ class Box:
 
 
 class Launcher:
-    """launch(marker-bearing user data, **run_kwargs) -> Box; instances carry
-    TAG_KEY=<unique value> and are terminated by cleanup()."""
+    """launch(extra user data, **run_kwargs) -> Box, booted by boot_script with a fresh
+    marker; instances are in the module's security group (web and agent ports open to
+    the VPC), carry TAG_KEY=<unique value> and are terminated by cleanup()."""
 
-    def __init__(self, ec2):
-        self.ec2, self.made = ec2, []
+    def __init__(self, ec2, group):
+        self.ec2, self.group, self.made = ec2, group, []
 
     def __call__(self, extra="", web_text=None, tags=None, **kw):
         marker = uniq("m")
@@ -309,6 +312,7 @@ class Launcher:
         user_data = boot_script(marker, web_text, extra)
         kw.setdefault("ImageId", self.ec2.describe_images()["Images"][0]["ImageId"])
         kw.setdefault("InstanceType", "t2.micro")
+        kw.setdefault("SecurityGroupIds", [self.group.id])
         all_tags = {TAG_KEY: uniq("t"), **(tags or {})}
         resp = self.ec2.run_instances(
             MinCount=1, MaxCount=1, UserData=user_data,
@@ -358,21 +362,43 @@ def account(endpoint):
     return make_client(endpoint, "sts").get_caller_identity()["Account"]
 
 
+@pytest.fixture(scope="module")
+def group(ec2, health):
+    """A security group in the default VPC that lets the VPC (the host's gateway
+    addresses and other instances) reach the web server (80) and the agent (8080);
+    security groups are enforced, and the default group admits only its own members."""
+    [vpc] = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    name = uniq("nimbus-e2e-runtime")
+    gid = ec2.create_security_group(GroupName=name, Description="nimbus e2e runtime: web and agent",
+                                    VpcId=vpc["VpcId"])["GroupId"]
+    try:
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+             "IpRanges": [{"CidrIp": vpc["CidrBlock"], "Description": "the VPC and the host"}]}
+            for port in (80, AGENT_PORT)])
+        yield types.SimpleNamespace(id=gid, name=name, vpc=vpc["VpcId"])
+    finally:
+        try:  # the instances are terminated by now (their fixtures end first)
+            ec2.delete_security_group(GroupId=gid)
+        except ClientError:
+            pass
+
+
 @pytest.fixture
-def launch(ec2):
-    launcher = Launcher(ec2)
+def launch(ec2, group):
+    launcher = Launcher(ec2, group)
     yield launcher
     launcher.cleanup()
 
 
 @pytest.fixture(scope="module")
-def web(ec2, iam, health):
+def web(ec2, iam, group):
     """The shared, read-only instance: t3.micro, a key pair, an instance profile (role
     + profile made through IAM), instance tags in the metadata, tags Name and Role.
     Booted (the agent answers) before any test uses it; terminated at the end."""
     key_name = uniq("kp")
     role, profile = uniq("role"), uniq("prof")
-    launcher = Launcher(ec2)
+    launcher = Launcher(ec2, group)
     made = []
     try:
         ec2.create_key_pair(KeyName=key_name)
@@ -391,7 +417,7 @@ def web(ec2, iam, health):
         wait(ec2, "running", box.id)
         box.wait_booted()
         yield types.SimpleNamespace(
-            box=box, key_name=key_name, public_key=kp["PublicKey"], role=role, role_arn=role_arn,
+            box=box, group=group.name, key_name=key_name, public_key=kp["PublicKey"], role=role, role_arn=role_arn,
             profile=profile, profile_arn=prof["Arn"], profile_id=prof["InstanceProfileId"])
     finally:
         launcher.cleanup()
@@ -542,7 +568,7 @@ def test_metadata_v1_matches_the_api(ec2, web):
     }
     got = box.imds(*[("GET", p, None) for p in expected])
     assert {p: (r.status, r.body) for p, r in zip(expected, got)} == {p: (200, v) for p, v in expected.items()}
-    assert i["SecurityGroups"] and i["SecurityGroups"][0]["GroupName"] == "default"
+    assert [g["GroupName"] for g in i["SecurityGroups"]] == [web.group]
     # directory listings
     top = box.get("/latest/meta-data/")
     assert top.status == 200
@@ -789,6 +815,7 @@ def test_reboot_reruns_per_boot_not_user_data(ec2, launch):
 def test_two_instances_reach_each_other(ec2, launch, web):
     web_subnet = web.box.describe()["SubnetId"]
     vpc = web.box.describe()["VpcId"]
+    # both are in the group that admits the VPC on 80
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
                                             {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
     other = next(s["SubnetId"] for s in sorted(subnets, key=lambda s: s["AvailabilityZone"])
@@ -917,7 +944,12 @@ try:
     result["driver"] = health.get("instance_driver")
     result["durable"] = health.get("durable")
     image = ec2.describe_images()["Images"][0]["ImageId"]
-    r = ec2.run_instances(ImageId=image, InstanceType="t2.micro", MinCount=1, MaxCount=1, UserData=USER_DATA)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    sg = ec2.create_security_group(GroupName="web", Description="web", VpcId=vpc["VpcId"])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": vpc["CidrBlock"]}]}])
+    r = ec2.run_instances(ImageId=image, InstanceType="t2.micro", MinCount=1, MaxCount=1,
+                          SecurityGroupIds=[sg], UserData=USER_DATA)
     iid = r["Instances"][0]["InstanceId"]
     ip = r["Instances"][0]["PrivateIpAddress"]
     result["instance_id"], result["ip"] = iid, ip

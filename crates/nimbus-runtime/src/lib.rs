@@ -43,6 +43,9 @@ pub struct BootConfig {
     /// Fully qualified private DNS name (`ip-172-31-5-10.ec2.internal`).
     pub fqdn: String,
     pub private_ip: Ipv4Addr,
+    /// eth0's hardware address, as the API reports it (`02:..:..:..:..:..`).
+    #[serde(default)]
+    pub mac: String,
     pub region: String,
     /// The nimbus endpoint as seen from inside, written into the instance's AWS config.
     pub endpoint_url: Option<String>,

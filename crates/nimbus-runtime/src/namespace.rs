@@ -69,6 +69,7 @@ pub async fn start(dir: &Path, spec: &LaunchSpec, bridge: &Bridge) -> Result<Sta
                 pid,
                 tag,
                 spec.boot.private_ip,
+                &spec.boot.mac,
                 spec.prefix_len,
                 spec.gateway,
                 spec.vpc_cidr,

@@ -9,6 +9,7 @@
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::packet_route::neighbour::NeighbourState;
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
@@ -143,6 +144,7 @@ impl Bridge {
         pid: i32,
         tag: &str,
         ip: Ipv4Addr,
+        mac: &str,
         prefix: u8,
         gateway: Ipv4Addr,
         vpc: (Ipv4Addr, u8),
@@ -155,10 +157,15 @@ impl Bridge {
         // The peer is born inside the instance as eth0: moving an existing link
         // between namespaces waits for an RCU grace period (~15 ms, serialized
         // under the kernel's RTNL lock), creating it there does not.
-        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        let hardware = parse_mac(mac);
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name("eth0")
-            .setns_by_pid(pid as u32)
-            .build();
+            .setns_by_pid(pid as u32);
+        // The instance keeps its interface's address across reboots and stops, as an ENI does.
+        if let Some(hw) = &hardware {
+            peer = peer.address(hw.to_vec());
+        }
+        let peer = peer.build();
         self.handle
             .link()
             .add(
@@ -184,6 +191,21 @@ impl Bridge {
             .execute()
             .await
             .map_err(|e| format!("cannot plug {outer} into {BRIDGE}: {e}"))?;
+
+        // The host may still remember another machine at this address (a freed
+        // address reused, or a previous boot): tell it the current one now rather
+        // than after its neighbour entry times out (tens of seconds of silence).
+        if let Some(hw) = &hardware {
+            let _ = self
+                .handle
+                .neighbours()
+                .add(self.index, IpAddr::V4(ip))
+                .link_layer_address(hw)
+                .state(NeighbourState::Reachable)
+                .replace()
+                .execute()
+                .await;
+        }
 
         let inside = connect_in(pid).await?;
         if let Some(lo) = index_of(&inside, "lo").await? {
@@ -235,5 +257,28 @@ impl Bridge {
             .await
             .map_err(|e| format!("cannot add the default route via {gateway}: {e}"))?;
         Ok(())
+    }
+}
+
+/// `02:ab:cd:ef:01:23` as six bytes.
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in out.iter_mut() {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_macs() {
+        assert_eq!(
+            super::parse_mac("02:4a:a0:ab:b8:c1"),
+            Some([2, 0x4a, 0xa0, 0xab, 0xb8, 0xc1])
+        );
+        assert_eq!(super::parse_mac("02:4a"), None);
+        assert_eq!(super::parse_mac("02:4a:a0:ab:b8:c1:00"), None);
     }
 }

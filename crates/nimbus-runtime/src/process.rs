@@ -28,9 +28,16 @@ pub fn spawn_init(
     let console_err = console
         .try_clone()
         .map_err(|e| format!("cannot open the console log: {e}"))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the nimbus binary: {e}"))?;
+    // /proc/self/exe still runs this binary after it was replaced on disk (a rebuild
+    // or an upgrade while nimbus runs); current_exe() would name the new file or none.
+    let exe = if std::path::Path::new("/proc/self/exe").exists() {
+        std::path::PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe().map_err(|e| format!("cannot find the nimbus binary: {e}"))?
+    };
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("__instance-init")
+    cmd.arg0("nimbus")
+        .arg("__instance-init")
         .arg(dir)
         .env_clear()
         .env(

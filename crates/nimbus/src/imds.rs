@@ -80,7 +80,11 @@ impl Imds {
         let (instance, path) = if by_path {
             let trimmed = path.trim_start_matches('/');
             let (id, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
-            (self.ec2.metadata_by_id(id), format!("/{rest}"))
+            // Tools join the endpoint and the path with or without a slash between.
+            (
+                self.ec2.metadata_by_id(id),
+                format!("/{}", rest.trim_start_matches('/')),
+            )
         } else {
             (self.ec2.metadata_by_ip(&remote.ip().to_string()), path)
         };

@@ -506,6 +506,7 @@ impl Ec2 {
                 hostname: instances::host_name(&i.private_ip),
                 fqdn: private_dns(&i.private_ip, &i.region),
                 private_ip: i.private_ip.parse().ok()?,
+                mac: i.mac.clone(),
                 region: i.region.clone(),
                 endpoint_url: (!api.is_empty()).then_some(api),
                 public_keys: i
