@@ -64,17 +64,14 @@ pub async fn start(dir: &Path, spec: &LaunchSpec, bridge: &Bridge) -> Result<Sta
         let t_cgroup = t0.elapsed();
         // Interface names are at most 15 bytes: the id's last 10 hex digits tell them apart.
         let tag = &id[id.len().saturating_sub(10)..];
-        bridge
-            .attach(
-                pid,
-                tag,
-                spec.boot.private_ip,
-                &spec.boot.mac,
-                spec.prefix_len,
-                spec.gateway,
-                spec.vpc_cidr,
-            )
-            .await?;
+        let nic = crate::netlink::Nic {
+            ip: spec.boot.private_ip,
+            mac: &spec.boot.mac,
+            prefix: spec.prefix_len,
+            gateway: spec.gateway,
+            vpc: spec.vpc_cidr,
+        };
+        bridge.attach(pid, tag, &nic).await?;
         let t_net = t0.elapsed();
         let mut volumes = HashMap::new();
         let mut nodes = Vec::new();

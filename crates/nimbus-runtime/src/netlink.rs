@@ -22,6 +22,17 @@ pub const METADATA_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 const LOCK_PREFIX: &str = "/run/nimbus-bridge-";
 const EEXIST: i32 = 17;
 
+/// An instance's network interface: address, hardware address, subnet prefix,
+/// gateway and the VPC's block.
+#[derive(Clone, Copy)]
+pub struct Nic<'a> {
+    pub ip: Ipv4Addr,
+    pub mac: &'a str,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub vpc: (Ipv4Addr, u8),
+}
+
 pub struct Bridge {
     index: u32,
     handle: Handle,
@@ -139,16 +150,14 @@ impl Bridge {
 
     /// Plugs the instance whose outer init is `pid` into the bridge and configures
     /// its side: `eth0` with `ip/prefix`, default route via `gateway`, `vpc` on-link.
-    pub async fn attach(
-        &self,
-        pid: i32,
-        tag: &str,
-        ip: Ipv4Addr,
-        mac: &str,
-        prefix: u8,
-        gateway: Ipv4Addr,
-        vpc: (Ipv4Addr, u8),
-    ) -> Result<(), String> {
+    pub async fn attach(&self, pid: i32, tag: &str, nic: &Nic<'_>) -> Result<(), String> {
+        let Nic {
+            ip,
+            mac,
+            prefix,
+            gateway,
+            vpc,
+        } = *nic;
         let outer = format!("nbh{tag}");
         // A previous run's pair can only survive if its namespace did; clear the name.
         if let Some(stale) = index_of(&self.handle, &outer).await? {

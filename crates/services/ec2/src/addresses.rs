@@ -1,7 +1,8 @@
 //! Elastic IPs: AllocateAddress draws an address from nimbus's pool (a
 //! loopback range by default, so no address ever leads off this machine),
 //! Associate/Disassociate move it between instances (the instance's
-//! PublicIpAddress follows), ReleaseAddress returns it, DescribeAddresses
+//! PublicIpAddress follows), ReleaseAddress returns it (letting go of its
+//! instance first in a default VPC), DescribeAddresses
 //! lists them. The records change here; the controller points the forwarder.
 
 use crate::filters::{strings, tags_value, Filters};
@@ -240,15 +241,26 @@ pub fn disassociate(p: &mut Partition, input: &Value) -> Result<(Value, Vec<Repo
     ))
 }
 
+/// ReleaseAddress. In a default VPC an associated address is let go of first (as
+/// EC2 documents); in any other VPC that is InvalidIPAddress.InUse.
 pub fn release(p: &mut Partition, input: &Value) -> Result<Ipv4Addr, AwsError> {
     let allocation = named(p, input)?;
     let address = &p.addresses[&allocation];
-    if address.association.is_some() {
-        return Err(AwsError::new(
-            "InvalidIPAddress.InUse",
-            format!("Address {} is in use.", address.public_ip),
-        ));
+    if let Some((_, instance)) = &address.association {
+        let default_vpc = p
+            .instances
+            .get(instance)
+            .and_then(|i| p.vpcs.get(&i.vpc_id))
+            .is_some_and(|v| v.is_default);
+        if !default_vpc {
+            return Err(AwsError::new(
+                "InvalidIPAddress.InUse",
+                format!("Address {} is in use.", address.public_ip),
+            ));
+        }
+        release_association(p, &allocation);
     }
+    let address = &p.addresses[&allocation];
     let ip = address
         .public_ip
         .parse()

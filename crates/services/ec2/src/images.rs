@@ -101,6 +101,15 @@ fn image_value(img: &Image, owner: &str, region: &str) -> Value {
 pub fn describe(p: &Partition, ctx: &RequestContext, input: &Value) -> Result<Value, AwsError> {
     let base = base_image_id(&ctx.region);
     let ids = strings(input, "ImageIds");
+    if let Some(bad) = ids
+        .iter()
+        .find(|i| !crate::instances::well_formed(i, "ami"))
+    {
+        return Err(AwsError::new(
+            "InvalidAMIID.Malformed",
+            format!("Invalid id: \"{bad}\" (expecting \"ami-...\")"),
+        ));
+    }
     let unknown: Vec<&str> = ids
         .iter()
         .filter(|i| **i != base && !p.images.contains_key(i.as_str()))

@@ -108,6 +108,16 @@ pub fn private_dns(ip: &str, region: &str) -> String {
     }
 }
 
+/// The public DNS name EC2 gives a public address.
+pub fn public_dns(ip: &str, region: &str) -> String {
+    let dashed = ip.replace('.', "-");
+    if region == "us-east-1" {
+        format!("ec2-{dashed}.compute-1.amazonaws.com")
+    } else {
+        format!("ec2-{dashed}.{region}.compute.amazonaws.com")
+    }
+}
+
 pub fn parse_cidr(cidr: &str) -> Option<(Ipv4Addr, u8)> {
     let (ip, len) = cidr.split_once('/')?;
     Some((ip.parse().ok()?, len.parse().ok()?))
@@ -702,6 +712,7 @@ pub fn instance_value(p: &Partition, i: &Instance) -> Value {
         out["PrivateIpAddress"] = json!(i.private_ip);
         if let Some(public) = &i.public_ip {
             out["PublicIpAddress"] = json!(public);
+            out["PublicDnsName"] = json!(public_dns(public, &i.region));
         }
         out["NetworkInterfaces"] = json!([{
             "NetworkInterfaceId": i.eni_id,
@@ -727,6 +738,15 @@ pub fn instance_value(p: &Partition, i: &Instance) -> Value {
             "PrivateIpAddresses": [{"Primary": true, "PrivateIpAddress": i.private_ip, "PrivateDnsName": dns}],
             "Ipv6Addresses": [],
         }]);
+        if let Some(public) = &i.public_ip {
+            let association = json!({
+                "PublicIp": public,
+                "PublicDnsName": public_dns(public, &i.region),
+                "IpOwnerId": i.owner,
+            });
+            out["NetworkInterfaces"][0]["Association"] = association.clone();
+            out["NetworkInterfaces"][0]["PrivateIpAddresses"][0]["Association"] = association;
+        }
         let mut mappings = Vec::new();
         for v in p.volumes.values() {
             if let Some(a) = v.attachment.as_ref().filter(|a| a.instance_id == i.id) {
