@@ -44,6 +44,10 @@ pub struct Machines {
     pool: OnceLock<(Ipv4Addr, u8)>,
     allocated: Mutex<HashSet<Ipv4Addr>>,
     forwarder: Arc<nimbus_net::forward::Forwarder>,
+    /// Partitions with a firewall refresh scheduled, and the ruleset each running
+    /// instance has loaded (so unchanged ones are not reloaded).
+    refresh_pending: Mutex<HashSet<(String, String)>>,
+    loaded_rules: Mutex<HashMap<String, String>>,
 }
 
 /// Elastic IPs come from here unless `--elastic-ip-cidr` says otherwise: loopback,
@@ -136,6 +140,8 @@ impl Machines {
                 pool: OnceLock::new(),
                 allocated: Mutex::new(allocated),
                 forwarder: nimbus_net::forward::Forwarder::new(),
+                refresh_pending: Mutex::new(HashSet::new()),
+                loaded_rules: Mutex::new(HashMap::new()),
             },
             exits,
         ))
@@ -611,7 +617,14 @@ impl Ec2 {
                     return;
                 }
                 let started = match spec {
-                    Some(spec) => runtime.start(spec).await,
+                    Some(spec) => {
+                        let rules = spec.firewall.clone();
+                        let started = runtime.start(spec).await;
+                        if let (Ok(()), Some(rules)) = (&started, rules) {
+                            lock(&self.machines.loaded_rules).insert(id.to_string(), rules);
+                        }
+                        started
+                    }
                     None => Err("the instance's subnet is gone".to_string()),
                 };
                 match started {
@@ -705,6 +718,7 @@ impl Ec2 {
         for vid in files {
             self.disks.remove_volume(&vid);
         }
+        lock(&self.machines.loaded_rules).remove(id);
         self.repoint(repoints);
         self.refresh_firewalls(key.clone());
         self.sweep_layers().await;
@@ -834,7 +848,14 @@ impl Ec2 {
         let Some(me) = self.me.upgrade() else {
             return;
         };
+        // Coalesced: a launch of 20 instances asks 20 times; one pass after a short
+        // pause serves them all, and only changed rulesets are loaded.
+        if !lock(&self.machines.refresh_pending).insert(key.clone()) {
+            return;
+        }
         tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            lock(&me.machines.refresh_pending).remove(&key);
             let rulesets: Vec<(String, String)> = {
                 let partitions = lock(&me.partitions);
                 let Some(p) = partitions.get(&key) else {
@@ -847,8 +868,15 @@ impl Ec2 {
                     .collect()
             };
             for (id, rules) in rulesets {
-                if let Err(e) = me.machines.runtime.apply_firewall(&id, &rules).await {
-                    tracing::warn!("instance {id}: {e}");
+                let unchanged = lock(&me.machines.loaded_rules).get(&id) == Some(&rules);
+                if unchanged {
+                    continue;
+                }
+                match me.machines.runtime.apply_firewall(&id, &rules).await {
+                    Ok(()) => {
+                        lock(&me.machines.loaded_rules).insert(id, rules);
+                    }
+                    Err(e) => tracing::warn!("instance {id}: {e}"),
                 }
             }
         });
