@@ -548,6 +548,19 @@ impl Ec2 {
         })
     }
 
+    /// Records the end of a transition, if the instance is still in it (a later
+    /// call may have moved it on meanwhile).
+    async fn advance(&self, key: &(String, String), id: &str, from: &str, to: &str) {
+        self.update(key, id, |p| match p.instances.get_mut(id) {
+            Some(i) if i.state == from => {
+                i.state = to.into();
+                true
+            }
+            _ => false,
+        })
+        .await;
+    }
+
     /// Changes one instance's record and stores its partition.
     async fn update(
         &self,
@@ -629,14 +642,7 @@ impl Ec2 {
                 };
                 match started {
                     Ok(()) => {
-                        self.update(key, id, |p| match p.instances.get_mut(id) {
-                            Some(i) if i.state == PENDING => {
-                                i.state = RUNNING.into();
-                                true
-                            }
-                            _ => false,
-                        })
-                        .await;
+                        self.advance(key, id, PENDING, RUNNING).await;
                         // Groups that name this instance's group now admit its address.
                         self.refresh_firewalls(key.clone());
                     }
@@ -648,14 +654,7 @@ impl Ec2 {
             }
             STOPPING => {
                 runtime.stop(id, STOP_GRACE).await;
-                self.update(key, id, |p| match p.instances.get_mut(id) {
-                    Some(i) if i.state == STOPPING => {
-                        i.state = STOPPED.into();
-                        true
-                    }
-                    _ => false,
-                })
-                .await;
+                self.advance(key, id, STOPPING, STOPPED).await;
             }
             SHUTTING_DOWN => {
                 runtime.stop(id, STOP_GRACE).await;

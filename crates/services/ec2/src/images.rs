@@ -49,17 +49,15 @@ pub fn layers_for_launch(
     }
 }
 
-fn base_value(region: &str) -> Value {
+/// What every image here shares: an x86_64, EBS-backed, HVM Linux machine image.
+fn common(id: &str, name: &str, description: &str, state: &str, root_gib: u64) -> Value {
     json!({
-        "ImageId": base_image_id(region),
-        "Name": BASE_NAME,
-        "Description": "The host's root file system, read-only; each instance writes to its own layer",
-        "State": "available",
+        "ImageId": id,
+        "Name": name,
+        "Description": description,
+        "State": state,
         "Architecture": "x86_64",
         "ImageType": "machine",
-        "Public": true,
-        "OwnerId": "amazon",
-        "ImageOwnerAlias": "amazon",
         "RootDeviceType": "ebs",
         "RootDeviceName": "/dev/xvda",
         "VirtualizationType": "hvm",
@@ -67,35 +65,44 @@ fn base_value(region: &str) -> Value {
         "EnaSupport": true,
         "PlatformDetails": "Linux/UNIX",
         "UsageOperation": "RunInstances",
-        "CreationDate": "2026-01-01T00:00:00.000Z",
-        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "VolumeType": "gp3", "DeleteOnTermination": true}}],
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": root_gib, "VolumeType": "gp3", "DeleteOnTermination": true}}],
     })
 }
 
+fn base_value(region: &str) -> Value {
+    let mut v = common(
+        &base_image_id(region),
+        BASE_NAME,
+        "The host's root file system, read-only; each instance writes to its own layer",
+        "available",
+        8,
+    );
+    v["Public"] = json!(true);
+    v["OwnerId"] = json!("amazon");
+    v["ImageOwnerAlias"] = json!("amazon");
+    v["CreationDate"] = json!("2026-01-01T00:00:00.000Z");
+    v
+}
+
 fn image_value(img: &Image, owner: &str, region: &str) -> Value {
-    json!({
-        "ImageId": img.id,
-        "Name": img.name,
-        "Description": img.description,
-        "State": img.state,
-        "Architecture": "x86_64",
-        "ImageType": "machine",
-        "Public": false,
-        "OwnerId": owner,
-        "ImageLocation": format!("{owner}/{}", img.name),
-        "RootDeviceType": "ebs",
-        "RootDeviceName": "/dev/xvda",
-        "VirtualizationType": "hvm",
-        "Hypervisor": "xen",
-        "EnaSupport": true,
-        "PlatformDetails": "Linux/UNIX",
-        "UsageOperation": "RunInstances",
-        "SourceInstanceId": img.source_instance,
-        "CreationDate": nimbus_core::timestamp::format(img.created_ms as f64 / 1000.0, "iso8601"),
-        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": img.root_size_gib, "VolumeType": "gp3", "DeleteOnTermination": true}}],
-        "Tags": tags_value(&img.tags),
-        "SourceImageRegion": region,
-    })
+    let mut v = common(
+        &img.id,
+        &img.name,
+        &img.description,
+        &img.state,
+        img.root_size_gib,
+    );
+    v["Public"] = json!(false);
+    v["OwnerId"] = json!(owner);
+    v["ImageLocation"] = json!(format!("{owner}/{}", img.name));
+    v["SourceInstanceId"] = json!(img.source_instance);
+    v["CreationDate"] = json!(nimbus_core::timestamp::format(
+        img.created_ms as f64 / 1000.0,
+        "iso8601"
+    ));
+    v["Tags"] = tags_value(&img.tags);
+    v["SourceImageRegion"] = json!(region);
+    v
 }
 
 pub fn describe(p: &Partition, ctx: &RequestContext, input: &Value) -> Result<Value, AwsError> {

@@ -302,15 +302,7 @@ pub fn plan_run(
     group_ids.dedup();
 
     let user_data = match input.get("UserData").and_then(Value::as_str) {
-        Some(text) if !text.is_empty() => {
-            let decoded = decode_user_data(text)?;
-            if decoded.len() > USER_DATA_LIMIT {
-                return Err(invalid(format!(
-                    "User data is limited to {USER_DATA_LIMIT} bytes"
-                )));
-            }
-            Some(base64::engine::general_purpose::STANDARD.encode(decoded))
-        }
+        Some(text) if !text.is_empty() => Some(checked_user_data(text)?),
         _ => None,
     };
     const TAGGABLE: &[&str] = &["instance", "volume", "network-interface"];
@@ -548,6 +540,18 @@ pub fn plan_run(
         volumes,
         reservation_id,
     })
+}
+
+/// User data as given (base64), checked for encoding and EC2's 16 KiB limit, in
+/// canonical base64.
+fn checked_user_data(text: &str) -> Result<String, AwsError> {
+    let decoded = decode_user_data(text)?;
+    if decoded.len() > USER_DATA_LIMIT {
+        return Err(invalid(format!(
+            "User data is limited to {USER_DATA_LIMIT} bytes"
+        )));
+    }
+    Ok(base64::engine::general_purpose::STANDARD.encode(decoded))
 }
 
 fn decode_user_data(text: &str) -> Result<Vec<u8>, AwsError> {
@@ -940,6 +944,39 @@ fn user_initiated(now_ms: u64) -> String {
     format!("User initiated ({when})")
 }
 
+/// Moves the instances whose state `from` accepts to `to` (a user-initiated
+/// shutdown when `shutdown`, else clearing the reason); the answer's entries.
+fn transition(
+    p: &mut Partition,
+    ids: &[String],
+    from: impl Fn(&str) -> bool,
+    to: &str,
+    shutdown: bool,
+) -> Vec<Value> {
+    let now = nimbus_core::now_millis();
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(i) = p.instances.get_mut(id) {
+            let previous = i.state.clone();
+            if from(&previous) {
+                i.state = to.into();
+                if shutdown {
+                    i.transition_reason = user_initiated(now);
+                    i.state_reason = Some((
+                        "Client.UserInitiatedShutdown".into(),
+                        "Client.UserInitiatedShutdown: User initiated shutdown".into(),
+                    ));
+                } else {
+                    i.transition_reason = String::new();
+                    i.state_reason = None;
+                }
+            }
+            out.push(change(id, &previous, &i.state));
+        }
+    }
+    out
+}
+
 pub fn stop(p: &mut Partition, input: &Value) -> Result<Value, AwsError> {
     let ids = instance_ids(input)?;
     find_ids(p, &ids)?;
@@ -949,22 +986,7 @@ pub fn stop(p: &mut Partition, input: &Value) -> Result<Value, AwsError> {
             return Err(not_in_state(id, "stopped"));
         }
     }
-    let now = nimbus_core::now_millis();
-    let mut out = Vec::new();
-    for id in &ids {
-        if let Some(i) = p.instances.get_mut(id) {
-            let previous = i.state.clone();
-            if previous == PENDING || previous == RUNNING {
-                i.state = STOPPING.into();
-                i.transition_reason = user_initiated(now);
-                i.state_reason = Some((
-                    "Client.UserInitiatedShutdown".into(),
-                    "Client.UserInitiatedShutdown: User initiated shutdown".into(),
-                ));
-            }
-            out.push(change(id, &previous, &i.state));
-        }
-    }
+    let out = transition(p, &ids, |s| s == PENDING || s == RUNNING, STOPPING, true);
     Ok(json!({"StoppingInstances": out}))
 }
 
@@ -977,40 +999,14 @@ pub fn start(p: &mut Partition, input: &Value) -> Result<Value, AwsError> {
             return Err(not_in_state(id, "started"));
         }
     }
-    let mut out = Vec::new();
-    for id in &ids {
-        if let Some(i) = p.instances.get_mut(id) {
-            let previous = i.state.clone();
-            if previous == STOPPED {
-                i.state = PENDING.into();
-                i.transition_reason = String::new();
-                i.state_reason = None;
-            }
-            out.push(change(id, &previous, &i.state));
-        }
-    }
+    let out = transition(p, &ids, |s| s == STOPPED, PENDING, false);
     Ok(json!({"StartingInstances": out}))
 }
 
 pub fn terminate(p: &mut Partition, input: &Value) -> Result<Value, AwsError> {
     let ids = instance_ids(input)?;
     find_ids(p, &ids)?;
-    let now = nimbus_core::now_millis();
-    let mut out = Vec::new();
-    for id in &ids {
-        if let Some(i) = p.instances.get_mut(id) {
-            let previous = i.state.clone();
-            if previous != TERMINATED {
-                i.state = SHUTTING_DOWN.into();
-                i.transition_reason = user_initiated(now);
-                i.state_reason = Some((
-                    "Client.UserInitiatedShutdown".into(),
-                    "Client.UserInitiatedShutdown: User initiated shutdown".into(),
-                ));
-            }
-            out.push(change(id, &previous, &i.state));
-        }
-    }
+    let out = transition(p, &ids, |s| s != TERMINATED, SHUTTING_DOWN, true);
     Ok(json!({"TerminatingInstances": out}))
 }
 
@@ -1086,15 +1082,7 @@ pub fn modify_attribute(p: &mut Partition, input: &Value) -> Result<Value, AwsEr
         }
     }
     let user_data = match &new_user_data {
-        Some(text) => {
-            let decoded = decode_user_data(text)?;
-            if decoded.len() > USER_DATA_LIMIT {
-                return Err(invalid(format!(
-                    "User data is limited to {USER_DATA_LIMIT} bytes"
-                )));
-            }
-            Some(base64::engine::general_purpose::STANDARD.encode(decoded))
-        }
+        Some(text) => Some(checked_user_data(text)?),
         None => None,
     };
     if let Some(s) = &shutdown {
