@@ -83,6 +83,8 @@ pub struct InstanceMeta {
     pub instance_type: String,
     pub private_ip: String,
     pub public_ip: Option<String>,
+    /// EC2's public DNS name of the public address, when there is one.
+    pub public_hostname: Option<String>,
     pub zone: String,
     pub hostname: String,
     pub mac: String,
@@ -341,6 +343,10 @@ impl Ec2 {
                 instance_type: i.instance_type.clone(),
                 private_ip: i.private_ip.clone(),
                 public_ip: i.public_ip.clone(),
+                public_hostname: i
+                    .public_ip
+                    .as_ref()
+                    .map(|ip| instances::public_dns(ip, &i.region)),
                 zone: i.zone.clone(),
                 hostname: private_dns(&i.private_ip, &i.region),
                 mac: i.mac.clone(),
