@@ -237,11 +237,8 @@ impl Imds {
                 Some(ip) => text(ip),
                 None => error_page(StatusCode::NOT_FOUND),
             },
-            "public-hostname" => match &m.public_ip {
-                Some(ip) => text(format!(
-                    "ec2-{}.compute-1.amazonaws.com",
-                    ip.replace('.', "-")
-                )),
+            "public-hostname" => match &m.public_hostname {
+                Some(name) => text(name),
                 None => error_page(StatusCode::NOT_FOUND),
             },
             "placement" => lines(&["availability-zone", "region"]),
