@@ -390,6 +390,27 @@ def test_root_block_device(ec2, shared):
         (shared.id, i["RootDeviceName"], "attached", True)]
 
 
+@moto_gap("moto's ModifyVolume answer carries no TargetIops or TargetThroughput")
+def test_root_volume_snapshot_and_type_change(ec2, shared):
+    # A running instance's root volume can be snapshotted (EBS: "You can take a snapshot
+    # of an attached volume that is in use") and changed to another type; gp2 -> gp3
+    # takes gp3's baseline of 3000 IOPS.
+    i = instance(ec2, shared.id)
+    [root] = [m for m in i["BlockDeviceMappings"] if m["DeviceName"] == i["RootDeviceName"]]
+    vid = root["Ebs"]["VolumeId"]
+    snap = ec2.create_snapshot(VolumeId=vid, Description="root")
+    try:
+        ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap["SnapshotId"]], WaiterConfig=FAST)
+        [s] = ec2.describe_snapshots(SnapshotIds=[snap["SnapshotId"]])["Snapshots"]
+        assert (s["VolumeId"], s["VolumeSize"], s["State"]) == (vid, 8, "completed")
+    finally:
+        ec2.delete_snapshot(SnapshotId=snap["SnapshotId"])
+    m = ec2.modify_volume(VolumeId=vid, VolumeType="gp2")["VolumeModification"]
+    assert m["TargetVolumeType"] == "gp2" and m["TargetIops"] == 100
+    m = ec2.modify_volume(VolumeId=vid, VolumeType="gp3")["VolumeModification"]
+    assert (m["TargetVolumeType"], m["TargetIops"], m["TargetThroughput"]) == ("gp3", 3000, 125)
+
+
 @moto_gap("RunInstances launches MinCount instances, not MaxCount")
 def test_run_instances_max_count(ec2, net, launch):
     # API reference, RunInstances MaxCount: "If you specify a value that is more capacity

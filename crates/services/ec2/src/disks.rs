@@ -68,16 +68,29 @@ impl Disks {
 
     pub fn grow_volume(&self, id: &str, size_gib: u64) -> io::Result<()> {
         let path = self.volume_path(id);
-        let file = OpenOptions::new().write(true).open(&path)?;
+        let file = match OpenOptions::new().write(true).open(&path) {
+            Ok(f) => f,
+            // A root volume has no file (its data is the instance's writable layer).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
         if file.metadata()?.len() < size_gib * GIB {
             file.set_len(size_gib * GIB)?;
         }
         self.sync(&file, &path)
     }
 
-    pub fn snapshot(&self, volume: &str, snapshot: &str) -> io::Result<()> {
+    /// A point-in-time copy of a volume file. A root volume has no file (its data is
+    /// the instance's writable layer, which CreateImage captures): its snapshot is
+    /// an empty disk of its size, so volumes made from it are blank.
+    pub fn snapshot(&self, volume: &str, snapshot: &str, size_gib: u64) -> io::Result<()> {
         let target = self.snapshot_path(snapshot);
-        sparse_copy(&self.volume_path(volume), &target)?;
+        let source = self.volume_path(volume);
+        if source.exists() {
+            sparse_copy(&source, &target)?;
+        } else {
+            File::create(&target)?.set_len(size_gib * GIB)?;
+        }
         let file = File::open(&target)?;
         self.sync(&file, &target)
     }
@@ -156,7 +169,7 @@ mod tests {
         f.seek(SeekFrom::Start(5 * GIB)).expect("seek");
         f.write_all(b"written in the middle").expect("write");
         drop(f);
-        disks.snapshot("vol-1", "snap-1").expect("snapshot");
+        disks.snapshot("vol-1", "snap-1", 1).expect("snapshot");
         disks
             .create_volume("vol-2", 16, Some("snap-1"))
             .expect("restore");

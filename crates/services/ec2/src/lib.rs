@@ -403,8 +403,13 @@ impl Service for Ec2 {
                     let snapshot = self
                         .with_partition(ctx, read(|p, c| volumes::plan_snapshot(p, c, i)))
                         .await?;
-                    let (volume, id) = (snapshot.volume_id.clone(), snapshot.id.clone());
-                    self.on_disk(move |d| d.snapshot(&volume, &id)).await?;
+                    let (volume, id, size) = (
+                        snapshot.volume_id.clone(),
+                        snapshot.id.clone(),
+                        snapshot.volume_size,
+                    );
+                    self.on_disk(move |d| d.snapshot(&volume, &id, size))
+                        .await?;
                     let id = snapshot.id.clone();
                     let recorded = self
                         .with_partition(

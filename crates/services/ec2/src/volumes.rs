@@ -112,20 +112,12 @@ pub fn plan_create(
             format!("The parameter iops must be specified for {volume_type} volumes."),
         ));
     }
-    let (iops, throughput) = match volume_type {
-        "gp3" => (
-            Some(iops.unwrap_or(3000)),
-            Some(
-                input
-                    .get("Throughput")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(125),
-            ),
-        ),
-        "gp2" => (Some((size * 3).clamp(100, 16000)), None),
-        "io1" | "io2" => (iops, None),
-        _ => (None, None),
-    };
+    let (iops, throughput) = performance(
+        volume_type,
+        size,
+        iops,
+        input.get("Throughput").and_then(Value::as_i64),
+    );
     let tags = crate::tags::from_specifications(input, "volume")?;
     let encrypted = input
         .get("Encrypted")
@@ -306,6 +298,24 @@ pub fn plan_modify(
             format!("Value ({target_type}) for parameter volumeType is invalid."),
         ));
     }
+    // A type change without figures takes the new type's own (gp2 -> gp3: 3000 IOPS).
+    let same_type = target_type == v.volume_type;
+    let (target_iops, target_throughput) = performance(
+        &target_type,
+        target_size as i64,
+        input
+            .get("Iops")
+            .and_then(Value::as_i64)
+            .or(if same_type && target_type != "gp2" {
+                v.iops
+            } else {
+                None
+            }),
+        input
+            .get("Throughput")
+            .and_then(Value::as_i64)
+            .or(if same_type { v.throughput } else { None }),
+    );
     let modification = Modification {
         volume_id: id.to_string(),
         original_size: v.size_gib,
@@ -313,16 +323,30 @@ pub fn plan_modify(
         original_type: v.volume_type.clone(),
         target_type,
         original_iops: v.iops,
-        target_iops: input.get("Iops").and_then(Value::as_i64).or(v.iops),
+        target_iops,
         original_throughput: v.throughput,
-        target_throughput: input
-            .get("Throughput")
-            .and_then(Value::as_i64)
-            .or(v.throughput),
+        target_throughput,
         started_ms: ctx.now_ms,
     };
     let grow = (target_size > v.size_gib).then_some(target_size);
     Ok((modification, grow))
+}
+
+/// IOPS and throughput of a volume type at a size, given what the caller asked for:
+/// gp3's baseline is 3000 IOPS and 125 MiB/s, gp2 earns 3 IOPS per GiB (100..16000),
+/// io1/io2 have what was provisioned, the others neither.
+fn performance(
+    volume_type: &str,
+    size: i64,
+    iops: Option<i64>,
+    throughput: Option<i64>,
+) -> (Option<i64>, Option<i64>) {
+    match volume_type {
+        "gp3" => (Some(iops.unwrap_or(3000)), Some(throughput.unwrap_or(125))),
+        "gp2" => (Some((size * 3).clamp(100, 16000)), None),
+        "io1" | "io2" => (iops, None),
+        _ => (None, None),
+    }
 }
 
 fn modification_value(m: &Modification) -> Value {
