@@ -95,6 +95,11 @@ def cleanup(iam):
                        InstanceProfileName=p["InstanceProfileName"], RoleName=r)
         except ClientError:
             pass
+        try:
+            for name in iam.list_role_policies(RoleName=r)["PolicyNames"]:
+                _quiet(iam.delete_role_policy, RoleName=r, PolicyName=name)
+        except ClientError:
+            pass
         _quiet(iam.delete_role, RoleName=r)
 
 
@@ -518,3 +523,35 @@ def test_cli_get_role(aws, make_role, account, path):
     p = aws("iam", "get-role", "--role-name", uniq("nope"), check=False)
     assert p.returncode != 0
     assert "NoSuchEntity" in p.stderr
+
+
+READ_BUCKET = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::site/*"}],
+}
+
+
+def test_inline_role_policies(iam, make_role):
+    # PutRolePolicy / GetRolePolicy / ListRolePolicies / DeleteRolePolicy; a role with
+    # inline policies cannot be deleted ("must delete policies first").
+    role = make_role()["RoleName"]
+    iam.put_role_policy(RoleName=role, PolicyName="read-site", PolicyDocument=json.dumps(READ_BUCKET))
+    got = iam.get_role_policy(RoleName=role, PolicyName="read-site")
+    assert (got["RoleName"], got["PolicyName"]) == (role, "read-site")
+    assert got["PolicyDocument"] == READ_BUCKET  # botocore decodes IAM's URL-encoded JSON
+    assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["read-site"]
+    with pytest.raises(ClientError) as e:
+        iam.delete_role(RoleName=role)
+    assert err(e) == ("DeleteConflict", 409)
+    with pytest.raises(ClientError) as e:
+        iam.get_role_policy(RoleName=role, PolicyName="nope")
+    assert err(e) == ("NoSuchEntity", 404)
+    with pytest.raises(ClientError) as e:
+        iam.put_role_policy(RoleName=role, PolicyName="bad", PolicyDocument="{not json")
+    assert err(e)[0] == "MalformedPolicyDocument"
+    with pytest.raises(ClientError) as e:
+        iam.put_role_policy(RoleName=uniq("missing"), PolicyName="p", PolicyDocument=json.dumps(READ_BUCKET))
+    assert err(e) == ("NoSuchEntity", 404)
+    iam.delete_role_policy(RoleName=role, PolicyName="read-site")
+    assert iam.list_role_policies(RoleName=role)["PolicyNames"] == []
+    iam.delete_role(RoleName=role)

@@ -2,8 +2,9 @@
 //! policies) and instance profiles that carry one role each. IAM is global:
 //! state is per account, not per region. Each role and profile is a record in
 //! `iam_roles` / `iam_profiles` (`account \0 name`), written before the
-//! answer. Identity policies and users come later; until then every signed
-//! caller of an account acts as the account.
+//! answer. Roles keep inline policies (Put/Get/List/DeleteRolePolicy), which
+//! are not evaluated yet: until identity policies are, every signed caller of
+//! an account acts as the account.
 
 use nimbus_core::{AwsError, BoxFuture, RequestContext, Service};
 use nimbus_store::{Batch, Store};
@@ -26,6 +27,9 @@ struct Role {
     created_ms: u64,
     #[serde(default)]
     tags: Vec<(String, String)>,
+    /// Inline policies by name (kept and returned; not yet evaluated).
+    #[serde(default)]
+    policies: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +157,38 @@ impl Iam {
     }
 }
 
+/// A policy document must be JSON with a Statement (IAM's own first checks).
+fn check_policy(document: &str) -> Result<(), AwsError> {
+    let parsed: Value = serde_json::from_str(document).map_err(|_| {
+        AwsError::new(
+            "MalformedPolicyDocumentException",
+            "This policy contains invalid Json",
+        )
+    })?;
+    if parsed.get("Statement").is_none() {
+        return Err(AwsError::new(
+            "MalformedPolicyDocumentException",
+            "Syntax errors in policy.",
+        ));
+    }
+    Ok(())
+}
+
+fn url_encoded(document: &str) -> String {
+    percent_encoding::utf8_percent_encode(document, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn no_such_policy(role: &str, policy: &str) -> AwsError {
+    AwsError::new(
+        "NoSuchEntityException",
+        format!("The role policy with name {policy} cannot be found."),
+    )
+    .with_status(404)
+    .with_message(format!(
+        "The role policy with name {policy} cannot be found for role {role}."
+    ))
+}
+
 fn role_value(r: &Role, account: &str) -> Value {
     let mut v = json!({
         "RoleName": r.name,
@@ -161,7 +197,7 @@ fn role_value(r: &Role, account: &str) -> Value {
         "Arn": format!("arn:aws:iam::{account}:role{}{}", r.path, r.name),
         "CreateDate": r.created_ms / 1000,
         // IAM sends policy documents URL-encoded; SDKs decode them.
-        "AssumeRolePolicyDocument": percent_encoding::utf8_percent_encode(&r.trust_policy, percent_encoding::NON_ALPHANUMERIC).to_string(),
+        "AssumeRolePolicyDocument": url_encoded(&r.trust_policy),
         "MaxSessionDuration": r.max_session_duration,
     });
     if let Some(d) = &r.description {
@@ -255,18 +291,7 @@ impl Service for Iam {
                     self.with_account(ctx, |a, b| {
                         let name = required(i, "RoleName")?;
                         let policy = required(i, "AssumeRolePolicyDocument")?;
-                        let parsed: Value = serde_json::from_str(policy).map_err(|_| {
-                            AwsError::new(
-                                "MalformedPolicyDocumentException",
-                                "This policy contains invalid Json",
-                            )
-                        })?;
-                        if parsed.get("Statement").is_none() {
-                            return Err(AwsError::new(
-                                "MalformedPolicyDocumentException",
-                                "Syntax errors in policy.",
-                            ));
-                        }
+                        check_policy(policy)?;
                         if a.roles.contains_key(name) {
                             return Err(AwsError::new(
                                 "EntityAlreadyExistsException",
@@ -274,6 +299,7 @@ impl Service for Iam {
                             ));
                         }
                         let role = Role {
+                            policies: BTreeMap::new(),
                             name: name.to_string(),
                             id: new_id("AROA"),
                             path: path_of(i)?,
@@ -342,6 +368,13 @@ impl Service for Iam {
                         if !a.roles.contains_key(name) {
                             return Err(no_such("role", name));
                         }
+                        if a.roles.get(name).is_some_and(|r| !r.policies.is_empty()) {
+                            return Err(AwsError::new(
+                                "DeleteConflictException",
+                                "Cannot delete entity, must delete policies first.",
+                            )
+                            .with_status(409));
+                        }
                         if a.profiles.values().any(|p| p.role.as_deref() == Some(name)) {
                             return Err(AwsError::new(
                             "DeleteConflictException",
@@ -350,6 +383,65 @@ impl Service for Iam {
                         }
                         a.roles.remove(name);
                         b.delete(ROLES, key(&acct, name));
+                        Ok(json!({}))
+                    })
+                    .await
+                }
+                "PutRolePolicy" => {
+                    self.with_account(ctx, |a, b| {
+                        let role = required(i, "RoleName")?;
+                        let name = required(i, "PolicyName")?;
+                        let document = required(i, "PolicyDocument")?;
+                        check_policy(document)?;
+                        let r = a.roles.get_mut(role).ok_or_else(|| no_such("role", role))?;
+                        let mut changed = r.clone();
+                        changed
+                            .policies
+                            .insert(name.to_string(), document.to_string());
+                        put(b, ROLES, &acct, role, &changed)?;
+                        *r = changed;
+                        Ok(json!({}))
+                    })
+                    .await
+                }
+                "GetRolePolicy" => {
+                    self.with_account(ctx, |a, _| {
+                        let role = required(i, "RoleName")?;
+                        let name = required(i, "PolicyName")?;
+                        let r = a.roles.get(role).ok_or_else(|| no_such("role", role))?;
+                        let document = r
+                            .policies
+                            .get(name)
+                            .ok_or_else(|| no_such_policy(role, name))?;
+                        Ok(json!({
+                            "RoleName": role,
+                            "PolicyName": name,
+                            "PolicyDocument": url_encoded(document),
+                        }))
+                    })
+                    .await
+                }
+                "ListRolePolicies" => {
+                    self.with_account(ctx, |a, _| {
+                        let role = required(i, "RoleName")?;
+                        let r = a.roles.get(role).ok_or_else(|| no_such("role", role))?;
+                        let names: Vec<Value> = r.policies.keys().map(|n| json!(n)).collect();
+                        paginate(names, i, "PolicyNames")
+                    })
+                    .await
+                }
+                "DeleteRolePolicy" => {
+                    self.with_account(ctx, |a, b| {
+                        let role = required(i, "RoleName")?;
+                        let name = required(i, "PolicyName")?;
+                        let r = a.roles.get_mut(role).ok_or_else(|| no_such("role", role))?;
+                        if !r.policies.contains_key(name) {
+                            return Err(no_such_policy(role, name));
+                        }
+                        let mut changed = r.clone();
+                        changed.policies.remove(name);
+                        put(b, ROLES, &acct, role, &changed)?;
+                        *r = changed;
                         Ok(json!({}))
                     })
                     .await
