@@ -453,7 +453,8 @@ fn run_step(step: &Step, boot: &BootConfig, base: &Path) -> std::io::Result<Pid>
         .env("USER", "root")
         .env("LOGNAME", "root")
         .env("LANG", "C.UTF-8")
-        .envs(boot_env(boot))
+        // The process driver's metadata endpoint and API address (no 169.254.169.254 there).
+        .envs(boot.env.iter().cloned())
         .current_dir(base)
         .stdin(Stdio::null());
     // The boot blocks these to wait for them; the scripts must get them as usual.
@@ -465,12 +466,6 @@ fn run_step(step: &Step, boot: &BootConfig, base: &Path) -> std::io::Result<Pid>
     }
     let child = cmd.spawn()?;
     Ok(Pid::from_raw(child.id() as i32))
-}
-
-/// Extra environment for the process driver (where no metadata address exists
-/// inside): what the host put in the boot configuration.
-fn boot_env(boot: &BootConfig) -> Vec<(String, String)> {
-    boot.env.clone()
 }
 
 /// Per-boot scripts (every boot), then the user data (first boot of this instance

@@ -230,7 +230,7 @@ impl Runtime {
                 namespace::start(&dir, &spec, &bridge).await?
             }
             DriverKind::Process => {
-                let (pid, group, child) = process::start(&dir, &spec).await?;
+                let (pid, group, child) = process::start(&dir).await?;
                 (pid, group, child, HashMap::new())
             }
         };

@@ -3,7 +3,6 @@
 //! their own session, in the instance directory, with the metadata endpoint
 //! and nimbus's address given through the environment.
 
-use crate::LaunchSpec;
 use nix::sched::CloneFlags;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
@@ -81,7 +80,6 @@ pub async fn go(
 
 pub async fn start(
     dir: &Path,
-    _spec: &LaunchSpec,
 ) -> Result<(i32, Option<crate::cgroup::Group>, tokio::process::Child), String> {
     let mut child = spawn_init(dir, None)?;
     let pid = child.id().ok_or("the instance ended at once")? as i32;
