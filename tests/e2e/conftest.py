@@ -21,6 +21,7 @@ import urllib.request
 
 import boto3
 import botocore.config
+import botocore.credentials
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -168,6 +169,28 @@ def protocol_client(endpoint, service, protocol, tmp_root, **kw):
         service, endpoint_url=endpoint, region_name=REGION,
         aws_access_key_id=kw.pop("access_key", "test"), aws_secret_access_key=kw.pop("secret_key", "test"),
         config=botocore.config.Config(retries={"max_attempts": 1}, **kw))
+
+
+class SigV4:
+    """A `requests` auth that signs each request with botocore's SigV4 signer, as an SDK
+    would (nimbus treats unsigned requests as anonymous callers)."""
+
+    def __init__(self, service, access_key="test", secret_key="test", region=REGION):
+        self.service, self.region = service, region
+        self.credentials = botocore.credentials.Credentials(access_key, secret_key)
+
+    def __call__(self, r):
+        import botocore.auth
+        import botocore.awsrequest
+        body = r.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        headers = {k: v for k, v in r.headers.items() if k.lower() not in ("user-agent", "connection")}
+        req = botocore.awsrequest.AWSRequest(method=r.method, url=r.url, data=body, headers=headers)
+        botocore.auth.SigV4Auth(self.credentials, self.service, self.region).add_auth(req)
+        for k, v in req.headers.items():
+            r.headers[k] = v
+        return r
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from conftest import Server, make_client, nimbus_bin
+from conftest import Server, SigV4, make_client, nimbus_bin
 
 
 def test_version_flag():
@@ -91,7 +91,8 @@ def test_http2_cleartext(endpoint):
     assert out.stdout == "2 200"
     body = json.dumps({"QueueName": "h2-queue"})
     out = subprocess.run(
-        ["curl", "-s", "--http2-prior-knowledge", "-H", "X-Amz-Target: AmazonSQS.CreateQueue",
+        ["curl", "-s", "--http2-prior-knowledge", "--aws-sigv4", "aws:amz:us-east-1:sqs", "--user", "test:test",
+         "-H", "X-Amz-Target: AmazonSQS.CreateQueue",
          "-H", "Content-Type: application/x-amz-json-1.0", "--data", body, endpoint + "/"],
         capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["QueueUrl"].endswith("/000000000000/h2-queue")
@@ -139,15 +140,20 @@ def test_service_detection_every_way(endpoint):
     assert "<QueueUrl>" in r.text and r.text.count("detect") >= 1
     r = signed(endpoint, "sts", params={"Action": "GetCallerIdentity", "Version": "2011-06-15"})
     assert r.status_code == 200 and "<GetCallerIdentityResult>" in r.text
-    # Unsigned query: the action names its service; a GET to the queue URL too
+    # Unsigned query: the action names its service (which refuses an anonymous caller in
+    # its own error form); a signed GET to the queue URL is addressed by the path.
     r = requests.get(url, params={"Action": "GetQueueAttributes", "AttributeName.1": "QueueArn"})
+    assert r.status_code == 403 and 'xmlns="http://queue.amazonaws.com/doc/2012-11-05/"' in r.text
+    assert "MissingAuthenticationToken" in r.text
+    r = requests.get(url, params={"Action": "GetQueueAttributes", "AttributeName.1": "QueueArn"},
+                     auth=SigV4("sqs"))
     assert r.status_code == 200, r.text
     assert "arn:aws:sqs:us-east-1:000000000000:detect" in r.text
-    # Host name
+    # Host name, for callers without a SigV4 scope
     host = urllib.parse.urlparse(endpoint).netloc
-    r = requests.post(endpoint + "/", headers={"Host": "sts." + host},
+    r = requests.post(endpoint + "/", headers={"Host": "sqs." + host},
                       data={"Action": "GetCallerIdentity", "Version": "2011-06-15"})
-    assert r.status_code == 200 and "<Account>000000000000</Account>" in r.text
+    assert r.status_code == 400 and 'xmlns="http://queue.amazonaws.com/doc/2012-11-05/"' in r.text
     # Presigned query parameters
     sts = make_client(endpoint, "sts")
     presigned = sts.generate_presigned_url("get_caller_identity", HttpMethod="GET", ExpiresIn=60)

@@ -13,7 +13,10 @@ import botocore.session
 import pytest
 import requests
 
-from conftest import REGION, ROOT
+from conftest import REGION, ROOT, SigV4
+
+# Raw query requests, signed as SDKs sign them (unsigned callers are anonymous).
+SIGNED = SigV4("sqs")
 
 NS = {"q": "http://queue.amazonaws.com/doc/2012-11-05/"}
 
@@ -73,7 +76,7 @@ def test_query_client_errors(query_sqs):
 
 
 def test_raw_form_post_xml(endpoint):
-    r = requests.post(endpoint + "/", data={"Action": "CreateQueue", "QueueName": "raw-q",
+    r = requests.post(endpoint + "/", auth=SIGNED, data={"Action": "CreateQueue", "QueueName": "raw-q",
                                             "Attribute.1.Name": "DelaySeconds", "Attribute.1.Value": "0",
                                             "Version": "2012-11-05"})
     assert r.status_code == 200, r.text
@@ -81,13 +84,13 @@ def test_raw_form_post_xml(endpoint):
     assert root.tag == "{%s}CreateQueueResponse" % NS["q"]
     url = root.find("q:CreateQueueResult/q:QueueUrl", NS).text
     assert root.find("q:ResponseMetadata/q:RequestId", NS).text
-    r = requests.post(url, data={"Action": "SendMessage", "MessageBody": "raw body",
+    r = requests.post(url, auth=SIGNED, data={"Action": "SendMessage", "MessageBody": "raw body",
                                  "MessageAttribute.1.Name": "k", "MessageAttribute.1.Value.DataType": "String",
                                  "MessageAttribute.1.Value.StringValue": "v"})
     assert r.status_code == 200, r.text
     sent = ET.fromstring(r.text).find("q:SendMessageResult", NS)
     assert sent.find("q:MD5OfMessageBody", NS).text == "3ffbda3801ffe118c011fe4cac001f90"
-    r = requests.get(url, params={"Action": "ReceiveMessage", "AttributeName.1": "All",
+    r = requests.get(url, auth=SIGNED, params={"Action": "ReceiveMessage", "AttributeName.1": "All",
                                   "MessageAttributeName.1": "All"})
     assert r.status_code == 200, r.text
     msg = ET.fromstring(r.text).find("q:ReceiveMessageResult/q:Message", NS)
@@ -97,7 +100,7 @@ def test_raw_form_post_xml(endpoint):
     ma = msg.find("q:MessageAttribute", NS)
     assert ma.find("q:Name", NS).text == "k"
     assert ma.find("q:Value/q:StringValue", NS).text == "v"
-    r = requests.post(url, data={"Action": "DeleteMessage", "ReceiptHandle": "garbage"})
+    r = requests.post(url, auth=SIGNED, data={"Action": "DeleteMessage", "ReceiptHandle": "garbage"})
     assert r.status_code == 400
     err = ET.fromstring(r.text)
     assert err.find("q:Error/q:Code", NS).text == "ReceiptHandleIsInvalid"
@@ -106,7 +109,7 @@ def test_raw_form_post_xml(endpoint):
 
 def test_raw_query_errors_batches_and_hosts(endpoint):
     # Errors are XML with the query code, Sender type and HTTP 400.
-    r = requests.get(endpoint + "/", params={"Action": "GetQueueUrl", "QueueName": "raw-missing"})
+    r = requests.get(endpoint + "/", auth=SIGNED, params={"Action": "GetQueueUrl", "QueueName": "raw-missing"})
     assert r.status_code == 400
     err = ET.fromstring(r.text)
     assert err.tag == "{%s}ErrorResponse" % NS["q"]
@@ -114,16 +117,16 @@ def test_raw_query_errors_batches_and_hosts(endpoint):
     assert err.find("q:Error/q:Message", NS).text == "The specified queue does not exist."
     assert err.find("q:Error/q:Type", NS).text == "Sender"
     assert err.find("q:RequestId", NS).text
-    r = requests.post(endpoint + "/", data={"Action": "CreateQueue", "QueueName": "raw-b",
+    r = requests.post(endpoint + "/", auth=SIGNED, data={"Action": "CreateQueue", "QueueName": "raw-b",
                                             "Attribute.1.Name": "VisibilityTimeout", "Attribute.1.Value": "99999"})
     assert r.status_code == 400
     assert ET.fromstring(r.text).find("q:Error/q:Code", NS).text == "InvalidAttributeValue"
-    r = requests.post(endpoint + "/", data={"Action": "CreateQueue", "QueueName": "raw-b"})
+    r = requests.post(endpoint + "/", auth=SIGNED, data={"Action": "CreateQueue", "QueueName": "raw-b"})
     url = ET.fromstring(r.text).find("q:CreateQueueResult/q:QueueUrl", NS).text
     assert url == endpoint + "/000000000000/raw-b"
     # QueueUrl as a parameter, with a host name other than the one called.
     other = "http://sqs.us-east-1.localhost.localstack.cloud:4566/000000000000/raw-b"
-    r = requests.post(endpoint + "/", data={
+    r = requests.post(endpoint + "/", auth=SIGNED, data={
         "Action": "SendMessageBatch", "QueueUrl": other,
         "SendMessageBatchRequestEntry.1.Id": "a", "SendMessageBatchRequestEntry.1.MessageBody": "one",
         "SendMessageBatchRequestEntry.2.Id": "b", "SendMessageBatchRequestEntry.2.MessageBody": "two",
@@ -138,23 +141,23 @@ def test_raw_query_errors_batches_and_hosts(endpoint):
     assert [f.find("q:Id", NS).text for f in failed] == ["c"]
     assert failed[0].find("q:Code", NS).text == "InvalidMessageContents"
     assert failed[0].find("q:SenderFault", NS).text == "true"
-    r = requests.get(url, params={"Action": "GetQueueAttributes", "AttributeName.1": "ApproximateNumberOfMessages",
+    r = requests.get(url, auth=SIGNED, params={"Action": "GetQueueAttributes", "AttributeName.1": "ApproximateNumberOfMessages",
                                   "AttributeName.2": "VisibilityTimeout"})
     attrs = {a.find("q:Name", NS).text: a.find("q:Value", NS).text
              for a in ET.fromstring(r.text).findall("q:GetQueueAttributesResult/q:Attribute", NS)}
     assert attrs == {"ApproximateNumberOfMessages": "2", "VisibilityTimeout": "30"}
-    r = requests.post(url, data={"Action": "ReceiveMessage", "MaxNumberOfMessages": "10",
+    r = requests.post(url, auth=SIGNED, data={"Action": "ReceiveMessage", "MaxNumberOfMessages": "10",
                                  "VisibilityTimeout": "0"})
     msgs = ET.fromstring(r.text).findall("q:ReceiveMessageResult/q:Message", NS)
     assert sorted(m.find("q:Body", NS).text for m in msgs) == ["one", "two"]
     for m in msgs:
         assert m.find("q:MD5OfBody", NS).text in ok.values()
         assert m.find("q:ReceiptHandle", NS).text and m.find("q:MessageId", NS).text
-    r = requests.post(url, data={"Action": "ReceiveMessage", "VisibilityTimeout": "43201"})
+    r = requests.post(url, auth=SIGNED, data={"Action": "ReceiveMessage", "VisibilityTimeout": "43201"})
     assert r.status_code == 400
     assert ET.fromstring(r.text).find("q:Error/q:Code", NS).text == "InvalidParameterValue"
-    r = requests.post(url, data={"Action": "DeleteQueue"})
+    r = requests.post(url, auth=SIGNED, data={"Action": "DeleteQueue"})
     assert r.status_code == 200
-    r = requests.post(url, data={"Action": "SendMessage", "MessageBody": "late"})
+    r = requests.post(url, auth=SIGNED, data={"Action": "SendMessage", "MessageBody": "late"})
     assert r.status_code == 400
     assert ET.fromstring(r.text).find("q:Error/q:Code", NS).text == "AWS.SimpleQueueService.NonExistentQueue"

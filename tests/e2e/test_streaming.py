@@ -81,12 +81,16 @@ def crc32_b64(data):
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
-def test_unsigned_payload_with_trailing_checksum(enforced):
+def test_unsigned_payload_with_trailing_checksum(endpoint, enforced):
     extra = {"X-Amz-Trailer": "x-amz-checksum-crc32"}
-    headers = seed_request(enforced.endpoint, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", extra, SECRET)
-    r = requests.post(enforced.endpoint + "/", headers=headers, data=trailer_body(crc32_b64(FORM)))
+    headers = seed_request(endpoint, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", extra, SECRET)
+    r = requests.post(endpoint + "/", headers=headers, data=trailer_body(crc32_b64(FORM)))
     assert r.status_code == 200, r.text
     assert "<GetCallerIdentityResult>" in r.text
-    r = requests.post(enforced.endpoint + "/", headers=headers, data=trailer_body(crc32_b64(b"other")))
+    r = requests.post(endpoint + "/", headers=headers, data=trailer_body(crc32_b64(b"other")))
     assert r.status_code == 400, r.text
     assert "BadDigest" in r.text or "InvalidRequest" in r.text
+    # Outside S3 the signature must cover the body: under enforce an unsigned payload is refused.
+    headers = seed_request(enforced.endpoint, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", extra, SECRET)
+    r = requests.post(enforced.endpoint + "/", headers=headers, data=trailer_body(crc32_b64(FORM)))
+    assert r.status_code == 403 and "SignatureDoesNotMatch" in r.text, r.text

@@ -51,7 +51,7 @@ UTC = datetime.timezone.utc
 def load_models():
     models = {}
     for fname in sorted(os.listdir(MODELS_DIR)):
-        if fname.endswith(".json"):
+        if fname.endswith(".json") and fname != "catalog.json":  # the catalogue is not a model
             name = fname[:-5]
             with open(os.path.join(MODELS_DIR, fname)) as f:
                 raw = json.load(f)

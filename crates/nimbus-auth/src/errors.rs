@@ -95,6 +95,39 @@ pub(crate) fn signature_mismatch_s3_details(
     err
 }
 
+/// A SigV4 request whose `x-amz-*` headers (or `host`) are not all covered by its
+/// signature: what it changes would not be what was signed. S3 answers `AccessDenied`
+/// 403 naming the headers; the other services `IncompleteSignature` 400 (for a missing
+/// `host`, AWS's own wording).
+pub(crate) fn headers_not_signed(service: &str, headers: &[&str]) -> AwsError {
+    if is_s3(service) {
+        AwsError::access_denied("There were headers present in the request which were not signed")
+            .with_field("HeadersNotSigned", headers.join(", "))
+    } else if headers == ["host"] {
+        incomplete_signature(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        )
+    } else {
+        incomplete_signature(format!(
+            "The request signature does not cover the headers {}: every x-amz-* header must be signed.",
+            headers.join(", ")
+        ))
+    }
+}
+
+/// A session token sent with a long-term key, which has none.
+pub fn token_without_session(service: &str) -> AwsError {
+    if is_s3(service) {
+        AwsError::new(
+            "InvalidToken",
+            "The provided token is malformed or otherwise invalid.",
+        )
+        .with_field("Token-0", "")
+    } else {
+        unknown_key_error(service)
+    }
+}
+
 pub(crate) fn incomplete_signature(message: impl Into<String>) -> AwsError {
     AwsError::new("IncompleteSignature", message)
 }

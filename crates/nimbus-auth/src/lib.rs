@@ -33,7 +33,9 @@ use nimbus_core::AwsError;
 
 pub use chunked::{decode_aws_chunked, encode_aws_chunked, ChunkSigning, ChunkedDecoder, Decoded};
 pub use claim::parse_claim;
-pub use errors::{for_json_protocol, missing_authentication_error, unknown_key_error};
+pub use errors::{
+    for_json_protocol, missing_authentication_error, token_without_session, unknown_key_error,
+};
 pub use nimbus_core::checksum::compute_checksum;
 pub use post_policy::{
     check_content_length, read_post_form, sign_post_policy_v2, sign_post_policy_v4,

@@ -128,20 +128,33 @@ pub(crate) fn verify(
         });
     }
 
+    check_headers_signed(claim, parts)?;
     let given = if payload_sha256_hex.is_empty() {
         EMPTY_SHA256
     } else {
         payload_sha256_hex
     };
     let content_sha = header(parts.headers, "x-amz-content-sha256").map(str::trim);
-    // Presigned URLs are signed before anyone knows the body: botocore signs
-    // UNSIGNED-PAYLOAD for every service, some other SDKs the hash of the body
-    // for non-S3 services, so both are accepted there.
-    let payloads: Vec<&str> = match content_sha {
-        Some(h) => vec![h],
-        None if claim.presigned && s3 => vec![UNSIGNED_PAYLOAD],
-        None if claim.presigned => vec![UNSIGNED_PAYLOAD, given],
-        None => vec![given],
+    let payloads: Vec<&str> = if s3 {
+        // S3 signs the header's value, literals included, and checks the body against it
+        // afterwards. Presigned URLs are signed before anyone knows the body.
+        match content_sha {
+            Some(h) => vec![h],
+            None if claim.presigned => vec![UNSIGNED_PAYLOAD],
+            None => vec![given],
+        }
+    } else {
+        // Outside S3 the signature covers the body itself, whatever a header claims:
+        // a header only names signed chunks (verified chunk by chunk), and a presigned
+        // URL (botocore signs UNSIGNED-PAYLOAD for it) may carry no body.
+        match content_sha {
+            Some(h) if is_signed_chunks(h) => vec![h],
+            Some(h) if h.starts_with("STREAMING-") => {
+                return Err(errors::signature_mismatch(claim.service))
+            }
+            _ if claim.presigned && given == EMPTY_SHA256 => vec![UNSIGNED_PAYLOAD, given],
+            _ => vec![given],
+        }
     };
     let uris = canonical::canonical_uris(parts.path, s3);
     let mut queries = vec![canonical::canonical_query(
@@ -193,6 +206,35 @@ pub(crate) fn verify(
         ),
         _ => errors::signature_mismatch(claim.service),
     })
+}
+
+fn is_signed_chunks(content_sha: &str) -> bool {
+    matches!(
+        content_sha,
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+    )
+}
+
+/// Everything a request can change must be covered by its signature: `host` and every
+/// `x-amz-*` header it carries (an unsigned `x-amz-copy-source` would turn a signed
+/// empty PUT into a copy). Presigned URLs carry their own `X-Amz-*` in the query.
+fn check_headers_signed(claim: &V4View, parts: &HttpParts) -> Result<(), AwsError> {
+    let signed = |name: &str| claim.signed_headers.iter().any(|h| h == name);
+    if !signed("host") {
+        return Err(errors::headers_not_signed(claim.service, &["host"]));
+    }
+    let mut unsigned: Vec<&str> = parts
+        .headers
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.starts_with("x-amz-") && !signed(name))
+        .collect();
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    unsigned.sort_unstable();
+    unsigned.dedup();
+    Err(errors::headers_not_signed(claim.service, &unsigned))
 }
 
 // S3 rejects a body whose hash differs from the signed x-amz-content-sha256;

@@ -85,10 +85,24 @@ impl AwsError {
         )
     }
 
-    pub fn not_implemented(operation: &str) -> Self {
+    /// An operation of a served service that nimbus does not implement: AWS's
+    /// `NotImplemented` (501), naming the service as the CLI and SDKs do
+    /// (`ec2`, `EC2`) so that a user knows at once what is missing.
+    pub fn operation_not_implemented(service: &str, service_id: &str, operation: &str) -> Self {
         AwsError::new(
             "NotImplemented",
-            format!("The operation {operation} is not implemented by nimbus yet."),
+            format!(
+                "nimbus does not implement the operation '{operation}' of the service '{service}' ({service_id}) yet."
+            ),
+        )
+        .with_status(501)
+    }
+
+    /// A service nimbus does not serve at all (yet), named as the CLI and SDKs name it.
+    pub fn service_not_implemented(service: &str, service_id: &str) -> Self {
+        AwsError::new(
+            "NotImplemented",
+            format!("nimbus does not implement the service '{service}' ({service_id}) yet."),
         )
         .with_status(501)
     }

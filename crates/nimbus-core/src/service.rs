@@ -98,6 +98,13 @@ pub trait Service: Send + Sync + 'static {
         false
     }
 
+    /// True when the service itself decides what unsigned callers may do (S3, by bucket
+    /// policies and ACLs); otherwise the edge refuses them, except for the operations
+    /// the model marks as served without a signature.
+    fn admits_anonymous(&self) -> bool {
+        false
+    }
+
     fn state(&self) -> ServiceState {
         ServiceState::Running
     }

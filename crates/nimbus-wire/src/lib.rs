@@ -15,6 +15,7 @@
 //! [`cbor`] (Smithy RPC v2 CBOR) and [`rest`] (rest-xml and rest-json); [`xml`]
 //! and [`json`] also hold the value codecs the protocols share.
 
+pub mod catalog;
 pub mod cbor;
 pub mod json;
 pub mod model;

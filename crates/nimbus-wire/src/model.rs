@@ -89,6 +89,15 @@ pub struct Operation {
     pub output: Option<ShapeRef>,
     #[serde(default)]
     pub errors: Vec<ShapeRef>,
+    /// `none` for operations AWS serves without a signature (AssumeRoleWithWebIdentity).
+    pub authtype: Option<String>,
+}
+
+impl Operation {
+    /// True when AWS answers this operation for an unsigned caller.
+    pub fn allows_anonymous(&self) -> bool {
+        self.authtype.as_deref() == Some("none")
+    }
 }
 
 /// A reference to a shape, with the serialization traits that may sit on the reference.

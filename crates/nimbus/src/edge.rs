@@ -9,6 +9,7 @@
 //! service means.
 
 mod body;
+mod internal;
 mod post;
 mod s3api;
 mod s3host;
@@ -56,6 +57,9 @@ pub struct EdgeConfig {
     pub durable: bool,
     /// How EC2 instances run here ("namespace" or "process"), for `nimbus status`.
     pub instance_driver: &'static str,
+    /// The root access key: under `--auth enforce` only it may use nimbus's own
+    /// endpoints that change state (reset, lifecycle runs).
+    pub root_access_key_id: String,
 }
 
 /// How a request names its service and protocol, learned from each registered model.
@@ -115,7 +119,27 @@ impl Edge {
         }
     }
 
+    /// Answers one request and writes its line in the request log.
     pub async fn handle(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        remote: Option<SocketAddr>,
+    ) -> Response<HttpBody> {
+        let started = std::time::Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let (response, note) = crate::log::scoped(self.answer(req, remote)).await;
+        crate::log::request(
+            &note,
+            method.as_str(),
+            &path,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+        response
+    }
+
+    async fn answer(
         &self,
         req: Request<hyper::body::Incoming>,
         remote: Option<SocketAddr>,
@@ -140,11 +164,16 @@ impl Edge {
             .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .unwrap_or("localhost:4566")
             .to_string();
-        if path.starts_with("/_nimbus/") || path.starts_with("/_localstack/") {
+        if path.starts_with("/_nimbus/")
+            || path.starts_with("/_localstack/")
+            || path.starts_with("/moto-api/")
+        {
+            crate::log::note(|n| n.service = Some("nimbus".into()));
             return self
-                .internal(&parts, &path, &host, remote, &request_id)
+                .internal(&parts, body, &path, &host, remote, &request_id)
                 .await;
         }
+
         // S3 names buckets in the host too; such requests are decoded in path style.
         let mut wire_path = path.clone();
         if self.s3.is_some() {
@@ -155,20 +184,36 @@ impl Edge {
             };
             match s3host::parse(&host, &is_service) {
                 Some(S3Host::Website(bucket)) => {
+                    crate::log::note(|n| {
+                        n.service = Some("s3".into());
+                        n.operation = Some("Website".into());
+                    });
                     return self
                         .website(&parts, &bucket, &path, &host, remote, &request_id, "")
-                        .await
+                        .await;
                 }
                 Some(S3Host::Bucket(bucket)) => wire_path = format!("/{bucket}{path}"),
                 None => {}
             }
         }
+        if wire_path == "/" && crate::console::wants_first_page(&parts) {
+            crate::log::note(|n| n.service = Some("nimbus".into()));
+            return crate::console::first_page(&self.health_states(), &self.config);
+        }
         let origin = header_str(&parts.headers, "origin").map(str::to_string);
         // Every OPTIONS to S3 is a CORS preflight (S3 has no OPTIONS operation).
         if parts.method == http::Method::OPTIONS && self.s3.is_some() && !is_rpc_request(&parts) {
+            crate::log::note(|n| {
+                n.service = Some("s3".into());
+                n.operation = Some("PreflightRequest".into());
+            });
             return self.preflight(&parts.headers, &wire_path, &request_id);
         }
         let mut response = if is_form_upload(&parts) && self.s3.is_some() {
+            crate::log::note(|n| {
+                n.service = Some("s3".into());
+                n.operation = Some("PostObject".into());
+            });
             self.post_object(&parts, body, &wire_path, &host, remote, &request_id)
                 .await
         } else {
@@ -227,9 +272,15 @@ impl Edge {
         }
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(_) => {
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 let err = AwsError::new("RequestEntityTooLarge", "The request body is too large.")
                     .with_status(413);
+                return to_http(generic_error(&err, &request_id), None);
+            }
+            // A body shorter than its Content-Length, or broken chunked framing.
+            Err(_) => {
+                let err =
+                    AwsError::new("IncompleteBody", "The request body terminated unexpectedly");
                 return to_http(generic_error(&err, &request_id), None);
             }
         };
@@ -241,59 +292,6 @@ impl Edge {
         incoming.body = body;
         let (wire, reply_body) = self.dispatch(incoming, host, request_id).await;
         to_http(wire, reply_body)
-    }
-
-    async fn internal(
-        &self,
-        parts: &http::request::Parts,
-        path: &str,
-        host: &str,
-        remote: Option<SocketAddr>,
-        request_id: &str,
-    ) -> Response<HttpBody> {
-        // Website endpoint in path form, for clients without wildcard DNS: /_nimbus/website/BUCKET/KEY.
-        if let Some(rest) = path.strip_prefix("/_nimbus/website/") {
-            let (bucket, key_path) = match rest.split_once('/') {
-                Some((b, k)) => (b.to_string(), format!("/{k}")),
-                None => (rest.to_string(), "/".to_string()),
-            };
-            let mount = format!("/_nimbus/website/{bucket}");
-            return self
-                .website(parts, &bucket, &key_path, host, remote, request_id, &mount)
-                .await;
-        }
-        // Runs S3 lifecycle rules now, or as of `?at=EPOCH_SECONDS` (for tests of day-based rules).
-        if path == "/_nimbus/s3/lifecycle" && parts.method == http::Method::POST {
-            let at = parts
-                .uri
-                .query()
-                .and_then(|q| query_param(q, "at"))
-                .and_then(|t| t.parse::<u64>().ok())
-                .map(|secs| secs * 1000)
-                .unwrap_or_else(nimbus_core::now_millis);
-            if let Some(s3) = &self.s3 {
-                s3.run_lifecycle(at).await;
-            }
-            return json_response(StatusCode::OK, "{\"ran\":true}");
-        }
-        match path {
-            "/_nimbus/health" | "/_localstack/health" => {
-                let states: Vec<(&str, &str)> = self
-                    .services
-                    .iter()
-                    .map(|(name, s)| (*name, s.state().as_str()))
-                    .collect();
-                let body = crate::health::document(
-                    &states,
-                    &self.config.data_dir,
-                    self.config.durable,
-                    self.config.auth.as_str(),
-                    self.config.instance_driver,
-                );
-                json_response(StatusCode::OK, &body)
-            }
-            _ => json_response(StatusCode::NOT_FOUND, "{\"error\":\"not found\"}"),
-        }
     }
 
     async fn dispatch(
@@ -324,8 +322,19 @@ impl Edge {
         }
         let (route, protocol) = match self.route(&req, &claim, &host) {
             Ok(found) => found,
-            Err(e) => return plain(generic_error(&e, &request_id)),
+            Err(unrouted) => {
+                if let Unrouted::Unserved(_, protocol) = &unrouted {
+                    let operation = requested_operation(&req, *protocol);
+                    let region = claim.region().map(str::to_string);
+                    crate::log::note(|n| {
+                        n.operation = operation;
+                        n.region = region;
+                    });
+                }
+                return plain(unrouted.answer(&request_id));
+            }
         };
+        crate::log::note(|n| n.service = Some(route.service.to_string()));
         let Some(model) = nimbus_wire::model_for(route.service, protocol) else {
             let e = AwsError::new(
                 "UnsupportedProtocol",
@@ -333,17 +342,26 @@ impl Edge {
             );
             return plain(generic_error(&e, &request_id));
         };
-        let fail = |e: &AwsError| plain(nimbus_wire::encode_error(model, protocol, e, &request_id));
+        // JSON-era services name signature errors differently; query-compatible ones keep the query codes.
+        let json_names = is_json_family(protocol) && !model.is_query_compatible();
+        let fail = |e: &AwsError| {
+            crate::log::note_error(&e.code);
+            plain(nimbus_wire::encode_error(model, protocol, e, &request_id))
+        };
 
         let now_ms = nimbus_core::now_millis();
         let ctx = match self.authenticate(&req, &claim, route, host, now_ms, request_id.clone()) {
             Ok(ctx) => ctx,
-            // JSON-era services name signature errors differently; query-compatible ones keep the query codes.
-            Err(e) if is_json_family(protocol) && !model.is_query_compatible() => {
-                return fail(&nimbus_auth::for_json_protocol(e))
-            }
+            Err(e) if json_names => return fail(&nimbus_auth::for_json_protocol(e)),
             Err(e) => return fail(&e),
         };
+        crate::log::note(|n| {
+            n.account = Some(match ctx.access_key_id {
+                Some(_) => ctx.account_id.clone(),
+                None => "anonymous".to_string(),
+            });
+            n.region = Some(ctx.region.clone());
+        });
         let wire = WireRequest {
             method: req.method,
             path: req.wire_path,
@@ -353,14 +371,49 @@ impl Edge {
         };
         let (operation, mut input) = match nimbus_wire::decode(model, protocol, &wire) {
             Ok(decoded) => decoded,
-            Err(e) => return fail(&e),
+            Err(e) => {
+                // An operation AWS has but nimbus does not (yet) is named as such.
+                let asked = requested_operation(&req, protocol);
+                let known = asked.as_deref().and_then(|op| {
+                    nimbus_wire::catalog::by_name(route.service)
+                        .filter(|entry| entry.has_operation(op) && model.operation(op).is_none())
+                        .map(|entry| (entry, op))
+                });
+                return match known {
+                    Some((entry, op)) => {
+                        crate::log::note(|n| n.operation = Some(op.to_string()));
+                        fail(&AwsError::operation_not_implemented(
+                            &entry.name,
+                            entry.service_id(),
+                            op,
+                        ))
+                    }
+                    None => fail(&e),
+                };
+            }
         };
-        if protocol == Protocol::Query {
-            address_by_queue_path(model, &operation, req.path, &ctx.host, &mut input);
-        }
+        crate::log::note(|n| n.operation = Some(operation.clone()));
         let Some(service) = self.services.get(route.service) else {
             return fail(&AwsError::internal("service vanished"));
         };
+        // Unsigned callers are refused unless the service judges them itself (S3's
+        // policies) or AWS serves the operation without a signature.
+        if ctx.access_key_id.is_none()
+            && !service.admits_anonymous()
+            && !model
+                .operation(&operation)
+                .is_some_and(|op| op.allows_anonymous())
+        {
+            let e = nimbus_auth::missing_authentication_error(model.signing_name());
+            return fail(&if json_names {
+                nimbus_auth::for_json_protocol(e)
+            } else {
+                e
+            });
+        }
+        if protocol == Protocol::Query {
+            address_by_queue_path(model, &operation, req.path, &ctx.host, &mut input);
+        }
         match service
             .call_streaming(&ctx, &operation, input, RequestBody::empty())
             .await
@@ -372,12 +425,14 @@ impl Edge {
 
     /// Picks the service and protocol the way AWS endpoints tell them apart: the
     /// Smithy RPC v2 path, `X-Amz-Target`, the query `Action`, the SigV4 scope, the host name.
+    /// A request for a service nimbus does not serve is recognised by the same evidence
+    /// against the catalogue of every AWS service.
     fn route(
         &self,
         req: &Incoming,
         claim: &Claim,
         host: &str,
-    ) -> Result<(&Route, Protocol), AwsError> {
+    ) -> Result<(&Route, Protocol), Unrouted> {
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         let scope_service = match claim {
             Claim::V4 { service, .. } => Some(service.as_str()),
@@ -388,9 +443,14 @@ impl Edge {
                 .iter()
                 .find(|r| r.model.signing_name() == name || r.service == name)
         };
-        let by_host = || {
-            let first = host.split(['.', ':']).next().unwrap_or("");
-            by_signing_name(first)
+        let host_label = host.split(['.', ':']).next().unwrap_or("");
+        let by_host = || by_signing_name(host_label);
+        // The service a scope or host names, when nimbus does not serve it.
+        let unserved = |api_version: Option<&str>| {
+            scope_service
+                .or(Some(host_label))
+                .filter(|name| by_signing_name(name).is_none())
+                .and_then(|name| nimbus_wire::catalog::by_signing_name(name, api_version))
         };
 
         if header("smithy-protocol") == Some("rpc-v2-cbor") {
@@ -399,41 +459,59 @@ impl Edge {
                 .strip_prefix("/service/")
                 .and_then(|rest| rest.split('/').next())
                 .unwrap_or("");
-            let route = self
+            if let Some(route) = self
                 .routes
                 .iter()
                 .find(|r| target_prefix(r.model) == Some(service_name))
                 .or_else(|| scope_service.and_then(by_signing_name))
-                .ok_or_else(|| unknown_service(service_name))?;
-            return Ok((route, Protocol::RpcV2Cbor));
+            {
+                return Ok((route, Protocol::RpcV2Cbor));
+            }
+            return Err(
+                match nimbus_wire::catalog::by_target_prefix(service_name)
+                    .or_else(|| unserved(None))
+                {
+                    Some(entry) => Unrouted::Unserved(entry, Protocol::RpcV2Cbor),
+                    None => Unrouted::Error(unknown_service(service_name)),
+                },
+            );
         }
 
         if let Some(target) = header("x-amz-target") {
             let prefix = target.split('.').next().unwrap_or("");
-            let route = self
+            let protocol_of = |model: &ServiceModel| match header("content-type") {
+                Some(ct) if ct.contains("x-amz-json-1.1") => Protocol::Json11,
+                Some(ct) if ct.contains("x-amz-json-1.0") => Protocol::Json10,
+                _ => json_protocol(model),
+            };
+            if let Some(route) = self
                 .routes
                 .iter()
                 .find(|r| target_prefix(r.model) == Some(prefix))
-                .ok_or_else(|| unknown_service(prefix))?;
-            let protocol = match header("content-type") {
-                Some(ct) if ct.contains("x-amz-json-1.1") => Protocol::Json11,
-                Some(ct) if ct.contains("x-amz-json-1.0") => Protocol::Json10,
-                _ => json_protocol(route.model),
-            };
-            return Ok((route, protocol));
+            {
+                return Ok((route, protocol_of(route.model)));
+            }
+            return Err(match nimbus_wire::catalog::by_target_prefix(prefix) {
+                Some(entry) => Unrouted::Unserved(entry, protocol_of(&entry.model)),
+                None => Unrouted::Error(unknown_service(prefix)),
+            });
         }
 
-        let action = req
-            .form
-            .iter()
-            .find(|(k, _)| k == "Action")
-            .map(|(_, v)| v.clone())
-            .or_else(|| query_param(req.query, "Action"));
-        if let Some(action) = action {
+        let param = |name: &str| {
+            req.form
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| query_param(req.query, name))
+        };
+        if let Some(action) = param("Action") {
             let route = scope_service
                 .and_then(by_signing_name)
                 .or_else(by_host)
                 .or_else(|| {
+                    if scope_service.is_some() {
+                        return None;
+                    }
                     // Unsigned or SigV2 query calls: the one registered service with that action.
                     let mut owners = self
                         .routes
@@ -441,13 +519,23 @@ impl Edge {
                         .filter(|r| r.model.operation(&action).is_some());
                     let first = owners.next();
                     first.filter(|_| owners.next().is_none())
-                })
-                .ok_or_else(|| {
-                    AwsError::new(
+                });
+            let Some(route) = route else {
+                return Err(match unserved(param("Version").as_deref()) {
+                    Some(entry) => {
+                        let protocol = if entry.model.protocols().contains(&Protocol::Ec2) {
+                            Protocol::Ec2
+                        } else {
+                            Protocol::Query
+                        };
+                        Unrouted::Unserved(entry, protocol)
+                    }
+                    None => Unrouted::Error(AwsError::new(
                         "InvalidAction",
                         format!("Could not find a service for the action {action}."),
-                    )
-                })?;
+                    )),
+                });
+            };
             let protocol = if route.model.protocols().contains(&Protocol::Ec2) {
                 Protocol::Ec2
             } else {
@@ -456,22 +544,36 @@ impl Edge {
             return Ok((route, protocol));
         }
 
-        // Everything else is S3's, which clients address by path or bucket host name.
-        let route = scope_service
-            .and_then(by_signing_name)
-            .or_else(by_host)
-            .or_else(|| by_signing_name("s3"))
-            .ok_or_else(|| unknown_service(scope_service.unwrap_or("s3")))?;
+        // Everything else is S3's, which clients address by path or bucket host name,
+        // unless the signature names a REST service nimbus does not serve.
+        let route = match scope_service {
+            Some(name) => by_signing_name(name),
+            None => by_host().or_else(|| by_signing_name("s3")),
+        };
+        let Some(route) = route else {
+            return Err(match unserved(None) {
+                Some(entry) => {
+                    let protocol = entry
+                        .model
+                        .protocols()
+                        .into_iter()
+                        .next()
+                        .unwrap_or(Protocol::RestJson);
+                    Unrouted::Unserved(entry, protocol)
+                }
+                None => Unrouted::Error(unknown_service(scope_service.unwrap_or("s3"))),
+            });
+        };
         let protocol = route
             .model
             .protocols()
             .into_iter()
             .find(|p| matches!(p, Protocol::RestXml | Protocol::RestJson))
             .ok_or_else(|| {
-                AwsError::new(
+                Unrouted::Error(AwsError::new(
                     "MissingAction",
                     "The request must contain the parameter Action or the header X-Amz-Target.",
-                )
+                ))
             })?;
         Ok((route, protocol))
     }
@@ -518,10 +620,8 @@ impl Edge {
         ctx.source_ip = req.remote.map(|a| a.ip());
         ctx.user_agent = header_str(req.headers, "user-agent").map(str::to_string);
         ctx.referer = header_str(req.headers, "referer").map(str::to_string);
+        // Unsigned callers are anonymous in every mode; `dispatch` decides what they may do.
         let Some(access_key) = access_key else {
-            if self.config.auth == AuthMode::Enforce {
-                return Err(nimbus_auth::missing_authentication_error(signing_name));
-            }
             return Ok(ctx);
         };
         ctx.access_key_id = Some(access_key.to_string());
@@ -530,8 +630,12 @@ impl Edge {
             let record = record
                 .as_ref()
                 .ok_or_else(|| nimbus_auth::unknown_key_error(signing_name))?;
-            if record.session_token.is_some() && record.session_token.as_deref() != session_token {
-                return Err(nimbus_auth::unknown_key_error(signing_name));
+            match (&record.session_token, session_token) {
+                (Some(issued), sent) if Some(issued.as_str()) != sent => {
+                    return Err(nimbus_auth::unknown_key_error(signing_name))
+                }
+                (None, Some(_)) => return Err(nimbus_auth::token_without_session(signing_name)),
+                _ => {}
             }
             if record.expires_at_ms.is_some_and(|t| t <= now_ms) {
                 return Err(AwsError::new(
@@ -701,9 +805,47 @@ fn json_protocol(model: &ServiceModel) -> Protocol {
 fn unknown_service(name: &str) -> AwsError {
     AwsError::new(
         "UnknownService",
-        format!("nimbus does not serve the service '{name}' yet."),
+        format!("nimbus does not know the service '{name}'."),
     )
     .with_status(400)
+}
+
+/// Why a request reached no service: a plain error (answered in the generic query
+/// form), or a service nimbus does not serve, answered in that service's own protocol.
+enum Unrouted {
+    Error(AwsError),
+    Unserved(&'static nimbus_wire::catalog::CatalogEntry, Protocol),
+}
+
+impl Unrouted {
+    fn answer(self, request_id: &str) -> WireResponse {
+        match self {
+            Unrouted::Error(e) => generic_error(&e, request_id),
+            Unrouted::Unserved(entry, protocol) => {
+                crate::log::note(|n| n.service = Some(entry.name.clone()));
+                let e = AwsError::service_not_implemented(&entry.name, entry.service_id());
+                crate::log::note_error(&e.code);
+                nimbus_wire::encode_error(&entry.model, protocol, &e, request_id)
+            }
+        }
+    }
+}
+
+/// The operation a request names, read the way its protocol carries it (before decoding).
+fn requested_operation(req: &Incoming, protocol: Protocol) -> Option<String> {
+    match protocol {
+        Protocol::Query | Protocol::Ec2 => req
+            .form
+            .iter()
+            .find(|(k, _)| k == "Action")
+            .map(|(_, v)| v.clone())
+            .or_else(|| query_param(req.query, "Action")),
+        Protocol::Json10 | Protocol::Json11 => header_str(req.headers, "x-amz-target")
+            .and_then(|t| t.split_once('.'))
+            .map(|(_, op)| op.to_string()),
+        Protocol::RpcV2Cbor => req.path.rsplit('/').next().map(str::to_string),
+        Protocol::RestXml | Protocol::RestJson => None,
+    }
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -736,6 +878,7 @@ fn form_params(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
 /// Errors found before the service is known are written in the query protocol's
 /// form, which every query-era client parses; STS's model provides that form.
 fn generic_error(err: &AwsError, request_id: &str) -> WireResponse {
+    crate::log::note_error(&err.code);
     match nimbus_wire::model("sts") {
         Some(model) => nimbus_wire::encode_error(model, Protocol::Query, err, request_id),
         None => WireResponse {

@@ -4,10 +4,12 @@
 //! hands over; each command lives in its own module.
 
 mod bench;
+mod console;
 mod edge;
 mod events;
 mod health;
 mod imds;
+mod log;
 mod serve;
 
 use clap::{Parser, Subcommand};

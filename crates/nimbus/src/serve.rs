@@ -54,17 +54,22 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.100.0.0/16", env = "NIMBUS_ELASTIC_IP_CIDR")]
     elastic_ip_cidr: String,
     /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
-    #[arg(long, default_value = "warn", env = "NIMBUS_LOG")]
+    /// At `info` every API request is one line; `warn` keeps only problems.
+    #[arg(long, default_value = "info", env = "NIMBUS_LOG")]
     log_level: String,
+    /// `text` (coloured only on a terminal) or `json` (one object per line, for CI log tools).
+    #[arg(long, value_enum, default_value = "text", env = "NIMBUS_LOG_FORMAT")]
+    log_format: crate::log::LogFormat,
+    /// Seconds a client may take to send a request's headers (and its first byte)
+    /// before the connection is closed.
+    #[arg(long, default_value_t = 30, env = "NIMBUS_HEADER_TIMEOUT")]
+    header_timeout: u64,
 }
 
 pub fn run(args: ServeArgs) -> i32 {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    crate::log::init(filter, args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,6 +209,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             data_dir: data_dir.display().to_string(),
             durable: ephemeral_dir.is_none(),
             instance_driver: ec2.instance_driver(),
+            root_access_key_id: args.root_access_key_id.clone(),
         },
         services,
         credentials,
@@ -223,7 +229,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     );
 
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let header_timeout = Duration::from_secs(args.header_timeout.max(1));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that never finishes its headers must not hold a connection forever.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let builder = Arc::new(builder);
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
     instance_listeners(&ec2, &edge, &imds, &builder, addr, port).await;
     ec2.resume();
@@ -244,6 +257,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 let edge = edge.clone();
                 let builder = builder.clone();
                 tokio::spawn(async move {
+                    // hyper's header timeout starts once it knows the HTTP version, which
+                    // takes the first bytes: a silent client is dropped here instead.
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return,
+                    }
                     let service = hyper::service::service_fn(move |req| {
                         let edge = edge.clone();
                         async move { Ok::<_, std::convert::Infallible>(edge.handle(req, Some(remote)).await) }

@@ -514,3 +514,84 @@ fn content_sha256_after_the_fact() {
         ("XAmzContentSHA256Mismatch", 400)
     );
 }
+
+/// Tampering a signed request must not pass: what a request changes is what was signed.
+#[test]
+fn tampered_requests_are_refused() {
+    // A non-S3 body swapped under a header that still claims the old body's hash.
+    let p = params("sts", "us-east-1", None);
+    let body = b"Action=GetCallerIdentity&Version=2011-06-15";
+    let claimed = sha(body);
+    let req = signed(
+        "POST",
+        "/",
+        "",
+        &[
+            ("Host", "localhost:4566"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("x-amz-content-sha256", claimed.as_str()),
+        ],
+        body,
+        &p,
+    );
+    req.check(&[], Some("sts"), &sha(body), SECRET, NOW)
+        .unwrap();
+    let swapped = b"Action=GetSessionToken&Version=2011-06-15";
+    let err = req
+        .check(&[], Some("sts"), &sha(swapped), SECRET, NOW)
+        .unwrap_err();
+    assert_eq!(err.code, "SignatureDoesNotMatch");
+
+    // An x-amz-* header added after signing (S3: AccessDenied naming it).
+    let p = params("s3", "us-east-1", None);
+    let mut req = signed(
+        "PUT",
+        "/bkt/copy",
+        "",
+        &[("Host", "localhost:4566")],
+        b"",
+        &p,
+    );
+    req.check(&[], Some("s3"), &sha(b""), SECRET, NOW).unwrap();
+    req.headers.insert(
+        "x-amz-copy-source",
+        http::HeaderValue::from_static("/bkt/private"),
+    );
+    let err = req
+        .check(&[], Some("s3"), &sha(b""), SECRET, NOW)
+        .unwrap_err();
+    assert_eq!((err.code.as_str(), err.status), ("AccessDenied", 403));
+    assert!(err
+        .fields
+        .iter()
+        .any(|(k, v)| k == "HeadersNotSigned" && v == "x-amz-copy-source"));
+
+    // The same for a query-API service: IncompleteSignature.
+    let p = params("sqs", "us-east-1", None);
+    let mut req = signed("POST", "/", "", &[("Host", "localhost:4566")], b"", &p);
+    req.headers
+        .insert("x-amz-target", http::HeaderValue::from_static("x.Y"));
+    let err = req
+        .check(&[], Some("sqs"), &sha(b""), SECRET, NOW)
+        .unwrap_err();
+    assert_eq!(err.code, "IncompleteSignature");
+}
+
+#[test]
+fn host_must_be_signed() {
+    let p = params("sqs", "us-east-1", None);
+    // Signed with no host header at all; the server sees one.
+    let mut req = signed("GET", "/", "Action=ListQueues", &[], b"", &p);
+    req.headers
+        .insert("host", http::HeaderValue::from_static("localhost:4566"));
+    let err = req
+        .check(&[], Some("sqs"), &sha(b""), SECRET, NOW)
+        .unwrap_err();
+    assert_eq!(
+        (err.code.as_str(), err.message.as_str()),
+        (
+            "IncompleteSignature",
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+        )
+    );
+}

@@ -69,16 +69,25 @@ impl Edge {
             );
         };
         let fail = |e: &AwsError| {
+            crate::log::note_error(&e.code);
             to_http(
                 nimbus_wire::encode_error(model, protocol, e, &request_id),
                 None,
             )
         };
+        crate::log::note(|n| {
+            n.service = Some(route.service.to_string());
+            n.operation = Some(operation.clone());
+        });
         let now_ms = nimbus_core::now_millis();
         let ctx = match self.authenticate(&req, &claim, route, host, now_ms, request_id.clone()) {
             Ok(ctx) => ctx,
             Err(e) => return fail(&e),
         };
+        crate::log::note(|n| {
+            n.account = Some(ctx.account_id.clone());
+            n.region = Some(ctx.region.clone());
+        });
         let framing = match self.framing(&req, &claim) {
             Ok(f) => f,
             Err(e) => return fail(&e),

@@ -560,6 +560,7 @@ impl Ec2 {
         self.update(key, id, |p| match p.instances.get_mut(id) {
             Some(i) if i.state == from => {
                 i.state = to.into();
+                tracing::info!(target: "ec2", "instance {id} {from} -> {to}");
                 true
             }
             _ => false,
@@ -648,6 +649,7 @@ impl Ec2 {
                 };
                 match started {
                     Ok(()) => {
+                        self.announce_boot(id);
                         self.advance(key, id, PENDING, RUNNING).await;
                         // Groups that name this instance's group now admit its address.
                         self.refresh_firewalls(key.clone());
@@ -672,6 +674,38 @@ impl Ec2 {
                 }
             }
         }
+    }
+
+    /// Logs when the boot of a just-started instance (its user data and per-boot
+    /// scripts) has finished: init marks it with `boot-finished`, rewritten at every boot.
+    fn announce_boot(&self, id: &str) {
+        // The namespace driver's writable layer, or the process driver's root beside it.
+        let upper = self.machines.runtime.upper_dir(id);
+        let markers = [upper.clone(), upper.with_file_name("root")]
+            .map(|root| root.join("var/lib/cloud/instance/boot-finished"));
+        let runtime = self.machines.runtime.clone();
+        let id = id.to_string();
+        let started = std::time::SystemTime::now();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            // A boot that outlasts an hour is someone's long-running user data, not a boot.
+            for _ in 0..7200 {
+                tick.tick().await;
+                if !runtime.is_running(&id) {
+                    return;
+                }
+                let fresh = markers.iter().find(|marker| {
+                    std::fs::metadata(marker)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t >= started)
+                });
+                if let Some(marker) = fresh {
+                    let took = std::fs::read_to_string(marker).unwrap_or_default();
+                    tracing::info!(target: "ec2", "instance {id} finished booting (user data done) in {}s", took.trim());
+                    return;
+                }
+            }
+        });
     }
 
     /// Terminates for good: disk removed, DeleteOnTermination volumes deleted, the
@@ -710,6 +744,12 @@ impl Ec2 {
             }
             i.state = TERMINATED.into();
             i.ended_ms = Some(now);
+            match reason.0 {
+                "" => tracing::info!(target: "ec2", "instance {id} terminated"),
+                code => {
+                    tracing::warn!(target: "ec2", "instance {id} terminated: {code}: {}", reason.1)
+                }
+            }
             if !reason.0.is_empty() {
                 i.state_reason = Some((
                     reason.0.to_string(),
@@ -970,6 +1010,7 @@ impl Ec2 {
                     Some(i) if i.state == RUNNING || i.state == PENDING => {
                         terminate = i.shutdown_behavior == "terminate";
                         i.state = if terminate { SHUTTING_DOWN } else { STOPPED }.into();
+                        tracing::info!(target: "ec2", "instance {id} shut itself down -> {}", i.state);
                         i.state_reason = Some((
                             "Client.InstanceInitiatedShutdown".into(),
                             "Client.InstanceInitiatedShutdown: Instance initiated shutdown".into(),

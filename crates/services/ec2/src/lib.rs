@@ -445,10 +445,7 @@ impl Service for Ec2 {
                     self.with_partition(ctx, read(|p, _| tags::describe(p, i)))
                         .await
                 }
-                other => Err(AwsError::new(
-                    "InvalidAction",
-                    format!("The action {other} is not valid for this web service."),
-                )),
+                other => Err(AwsError::operation_not_implemented("ec2", "EC2", other)),
             }
         })
     }

@@ -568,10 +568,7 @@ impl Service for Iam {
                     })
                     .await
                 }
-                other => Err(AwsError::new(
-                    "InvalidAction",
-                    format!("Could not find operation {other} for version 2010-05-08"),
-                )),
+                other => Err(AwsError::operation_not_implemented("iam", "IAM", other)),
             }
         })
     }

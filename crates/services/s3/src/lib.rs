@@ -328,4 +328,8 @@ impl Service for S3 {
     fn streams_request(&self, operation: &str) -> bool {
         matches!(operation, "PutObject" | "UploadPart")
     }
+
+    fn admits_anonymous(&self) -> bool {
+        true
+    }
 }

@@ -157,7 +157,7 @@ impl Service for Sts {
                 "GetSessionToken" => self.get_session_token(ctx, input).await,
                 "GetFederationToken" => self.get_federation_token(ctx, input).await,
                 "GetAccessKeyInfo" => self.get_access_key_info(input),
-                other => Err(AwsError::not_implemented(other)),
+                other => Err(AwsError::operation_not_implemented("sts", "STS", other)),
             }
         })
     }

@@ -11,12 +11,53 @@ use nimbus_core::{AwsError, RequestContext};
 use nimbus_store::Batch;
 use serde_json::{json, Value};
 
+/// The bucket settings served here; the model also routes S3's other operations,
+/// which are answered as not implemented before any bucket is looked at.
+pub const OPERATIONS: &[&str] = &[
+    "DeleteBucketCors",
+    "DeleteBucketEncryption",
+    "DeleteBucketLifecycle",
+    "DeleteBucketOwnershipControls",
+    "DeleteBucketPolicy",
+    "DeleteBucketTagging",
+    "DeleteBucketWebsite",
+    "DeletePublicAccessBlock",
+    "GetBucketAccelerateConfiguration",
+    "GetBucketAcl",
+    "GetBucketCors",
+    "GetBucketEncryption",
+    "GetBucketLifecycleConfiguration",
+    "GetBucketNotificationConfiguration",
+    "GetBucketOwnershipControls",
+    "GetBucketPolicy",
+    "GetBucketPolicyStatus",
+    "GetBucketRequestPayment",
+    "GetBucketTagging",
+    "GetBucketVersioning",
+    "GetBucketWebsite",
+    "GetPublicAccessBlock",
+    "PutBucketAcl",
+    "PutBucketCors",
+    "PutBucketEncryption",
+    "PutBucketLifecycleConfiguration",
+    "PutBucketNotificationConfiguration",
+    "PutBucketOwnershipControls",
+    "PutBucketPolicy",
+    "PutBucketTagging",
+    "PutBucketVersioning",
+    "PutBucketWebsite",
+    "PutPublicAccessBlock",
+];
+
 pub async fn call(
     inner: &Inner,
     ctx: &RequestContext,
     operation: &str,
     input: &Value,
 ) -> Result<Value, AwsError> {
+    if !OPERATIONS.contains(&operation) {
+        return Err(AwsError::operation_not_implemented("s3", "S3", operation));
+    }
     let name = required(input, "Bucket")?;
     let bucket = inner.bucket(name)?;
     let record = bucket.record();

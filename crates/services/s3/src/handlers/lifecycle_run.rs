@@ -83,7 +83,12 @@ pub async fn run(inner: &Inner, now_ms: u64) {
             now_ms,
             ..ctx
         };
+        let (mut expired, mut transitioned) = (0usize, 0usize);
         for item in due {
+            match &item {
+                Due::Transition(..) => transitioned += 1,
+                _ => expired += 1,
+            }
             let result = match &item {
                 Due::ExpireCurrent(key) => delete_one(inner, &ctx, &bucket, &record, key, None)
                     .await
@@ -114,10 +119,19 @@ pub async fn run(inner: &Inner, now_ms: u64) {
                 )
             })
             .collect();
+        let mut aborted = 0usize;
         for (id, key, initiated) in uploads {
             if lifecycle::abort_multipart_due(&config, &key, (initiated / 1000) as i64, now_secs) {
                 abort_upload(inner, &bucket, &id).await;
+                aborted += 1;
             }
+        }
+        if expired + transitioned + aborted > 0 {
+            tracing::info!(
+                target: "s3",
+                "lifecycle of bucket {}: {expired} expired, {transitioned} transitioned, {aborted} uploads aborted",
+                record.name
+            );
         }
     }
 }

@@ -21,6 +21,10 @@ pub async fn dispatch(
     body: RequestBody,
 ) -> Result<Reply, AwsError> {
     let value = |v: Result<Value, AwsError>| v.map(Reply::new);
+    // Account-level operations have no bucket whose policy could admit an anonymous caller.
+    if ctx.access_key_id.is_none() && matches!(operation, "CreateBucket" | "ListBuckets") {
+        return Err(crate::errors::access_denied());
+    }
     match operation {
         "PutObject" => value(objects::put_object(inner, ctx, &input, body).await),
         "GetObject" => objects::get_object(inner, ctx, &input, false),
