@@ -12,7 +12,7 @@ import pytest
 
 from conftest import Server
 
-__all__ = ["need", "auth_server", "tree_digest", "make_tree", "same_tree"]
+__all__ = ["need", "auth_server", "client_env", "tree_digest", "make_tree", "same_tree"]
 
 
 def need(command, package):
@@ -21,6 +21,16 @@ def need(command, package):
     if not path:
         pytest.skip(f"{command} is not installed (Debian package {package}; scripts/test installs it)")
     return path
+
+
+def client_env(home, **extra):
+    """The environment a client runs in: no AWS_* variables of the caller's (a CA
+    bundle or profile meant for AWS itself; rclone refuses AWS_CA_BUNDLE on an
+    http endpoint), HOME in the test's folder so no user config is read."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_", "RESTIC_"))}
+    env["HOME"] = str(home)
+    env.update(extra)
+    return env
 
 
 @pytest.fixture(scope="module", params=["open", "enforce"])

@@ -48,11 +48,18 @@ def test_js_sdk_v3(node, auth_server):
     assert mp["length"] == 12 * 1024 * 1024
     assert mp["etag"].strip('"').endswith("-3")
     assert mp["content_type"] == "application/x-test"
+    # Each part carried its CRC32; the object's checksum is S3's composite of them.
+    assert mp["checksum_crc32"] == mp["composite_crc32"] and mp["checksum_type"] == "COMPOSITE"
+    assert all(p["crc32"] for p in out["sent"]["UploadPartCommand"])
 
     put = out["put"]
     assert put["small_crc32"] == crc32_b64(b"hello from the JavaScript SDK\n")
     assert put["stream_got_sha256"] == put["stream_sent_sha256"]
-    assert put["stream_crc32"] and put["stream_get_crc32"] == put["stream_crc32"]
+    assert put["stream_crc32"] == put["stream_expected_crc32"] == put["stream_get_crc32"]
+    # The stream went aws-chunked with the CRC32 in a trailer, the SDK's default.
+    streamed = out["sent"]["PutObjectCommand"][1]
+    assert streamed == {"content_sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "content_encoding": "aws-chunked",
+                        "trailer": "x-amz-checksum-crc32", "crc32": None}
 
     assert out["presigned"] == {"status": 200, "body": "hello from the JavaScript SDK\n",
                                 "url_has_signature": True}

@@ -19,11 +19,9 @@ from s3_helpers import make_s3
 def restic(auth_server, tmp_path):
     exe = need("restic", "restic")
     repo = f"s3:{auth_server.endpoint}/restic-{uuid.uuid4().hex[:12]}"
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               RESTIC_REPOSITORY=repo, RESTIC_PASSWORD="correct horse battery staple",
-               RESTIC_CACHE_DIR=str(tmp_path / "cache"), HOME=str(tmp_path))
-    for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_REGION"):
-        env.pop(k, None)
+    env = client_env(tmp_path, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                     RESTIC_REPOSITORY=repo, RESTIC_PASSWORD="correct horse battery staple",
+                     RESTIC_CACHE_DIR=str(tmp_path / "cache"))
 
     def run(*args, check=True):
         p = subprocess.run([exe, *args],

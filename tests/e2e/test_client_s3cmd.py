@@ -31,7 +31,7 @@ class S3cmd:
     def __call__(self, *args, check=True):
         p = subprocess.run([self.exe, "-c", self.config, "--no-progress", *args],
                            capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, HOME=os.path.dirname(self.config)))
+                           env=client_env(os.path.dirname(self.config)))
         if check and p.returncode != 0:
             raise AssertionError(f"s3cmd {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
         return p
@@ -83,7 +83,7 @@ def test_s3cmd_objects(s3cmd, auth_server, tmp_path):
     assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
-def test_s3cmd_eu_bucket_location(s3cmd, auth_server):
+def test_s3cmd_eu_bucket_location(s3cmd, auth_server, tmp_path):
     s3 = make_s3(auth_server.endpoint)
     name = f"s3cmd-eu-{uuid.uuid4().hex[:12]}"
     s3cmd("mb", "--bucket-location=EU", f"s3://{name}")
@@ -92,6 +92,14 @@ def test_s3cmd_eu_bucket_location(s3cmd, auth_server):
     assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "EU"
     # s3cmd itself shows the legacy name as the region it stands for.
     assert "Location:  eu-west-1" in s3cmd("info", f"s3://{name}").stdout
+    # Later requests are signed for eu-west-1, the region s3cmd learnt.
+    src = tmp_path / "eu.txt"
+    src.write_bytes(b"stored in eu-west-1\n")
+    s3cmd("put", str(src), f"s3://{name}/eu.txt")
+    back = tmp_path / "eu.back"
+    s3cmd("get", f"s3://{name}/eu.txt", str(back))
+    assert back.read_bytes() == src.read_bytes()
+    s3cmd("del", f"s3://{name}/eu.txt")
     s3cmd("rb", f"s3://{name}")
 
 

@@ -3,6 +3,7 @@
 // validation, SQS MD5 checks). Usage: node clients.mjs ENDPOINT; prints one JSON
 // document of what came back, which test_client_js.py checks.
 import { createHash, randomBytes } from "node:crypto";
+import { crc32 } from "node:zlib";
 import { writeFileSync, createReadStream, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,10 +26,26 @@ const config = {
   maxAttempts: 1,
 };
 const sha256 = (b) => createHash("sha256").update(b).digest("hex");
-const out = {};
+const crc32b64 = (b) => { const v = Buffer.alloc(4); v.writeUInt32BE(crc32(b)); return v.toString("base64"); };
+const out = { sent: {} };
+
+// Records how the SDK framed each signed request (the deserialize step sees the
+// request as sent), so the test can tell that the defaults were exercised.
+function recordHeaders(client) {
+  client.middlewareStack.add((next, context) => async (args) => {
+    const h = args.request.headers;
+    const pick = (n) => h[n] ?? h[n.toLowerCase()] ?? null;
+    (out.sent[context.commandName] ??= []).push({
+      content_sha256: pick("x-amz-content-sha256"), content_encoding: pick("content-encoding"),
+      trailer: pick("x-amz-trailer"), crc32: pick("x-amz-checksum-crc32"),
+    });
+    return next(args);
+  }, { step: "deserialize", name: "nimbusRecordHeaders" });
+}
 
 async function s3Round() {
   const s3 = new S3Client(config);
+  recordHeaders(s3);
   const bucket = `js-${randomBytes(6).toString("hex")}`;
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
 
@@ -39,12 +56,16 @@ async function s3Round() {
     partSize: 5 * 1024 * 1024, queueSize: 2,
   });
   const done = await upload.done();
+  const PART = 5 * 1024 * 1024;
+  const partCrcs = [0, PART, 2 * PART].map((o) => Buffer.from(crc32b64(big.subarray(o, o + PART)), "base64"));
   const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: "big.bin", ChecksumMode: "ENABLED" }));
   const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "big.bin" }));
   const gotBytes = Buffer.from(await got.Body.transformToByteArray());
   out.multipart = {
     etag: done.ETag, sent_sha256: sha256(big), got_sha256: sha256(gotBytes),
     length: head.ContentLength, content_type: head.ContentType, checksum_crc32: head.ChecksumCRC32 ?? null,
+    checksum_type: head.ChecksumType ?? null,
+    composite_crc32: `${crc32b64(Buffer.concat(partCrcs))}-3`,
   };
 
   // A small PutObject with a Buffer body, and a stream body of known length (the
@@ -63,6 +84,7 @@ async function s3Round() {
   const gotStreamBytes = Buffer.from(await gotStream.Body.transformToByteArray());
   out.put = {
     small_crc32: put.ChecksumCRC32 ?? null,
+    stream_expected_crc32: crc32b64(streamed),
     stream_crc32: putStream.ChecksumCRC32 ?? null,
     stream_sent_sha256: sha256(streamed), stream_got_sha256: sha256(gotStreamBytes),
     stream_get_crc32: gotStream.ChecksumCRC32 ?? null,
