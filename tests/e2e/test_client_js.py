@@ -64,6 +64,8 @@ def test_js_sdk_v3(node, auth_server):
     assert out["presigned"] == {"status": 200, "body": "hello from the JavaScript SDK\n",
                                 "url_has_signature": True}
     assert out["keys"] == ["big.bin", "small.txt", "stream.bin"]
+    assert out["deleted"] == ["small.txt", "stream.bin"]
+    assert out["sent"]["DeleteObjectsCommand"][0]["crc32"]
     assert out["bucket_deleted"] is True
 
     sqs = out["sqs"]

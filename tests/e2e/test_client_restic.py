@@ -1,7 +1,7 @@
 """restic (the Debian package) with an S3 repository on nimbus
 (`s3:http://127.0.0.1:PORT/BUCKET`): init (restic creates the bucket), backup a
-folder, check (with and without --read-data), snapshots, restore into a new
-folder, and the restored bytes compared. Runs against `--auth open` and
+folder twice, check (with and without --read-data), snapshots, forget --prune,
+restore into a new folder, and the restored bytes compared. Runs against `--auth open` and
 `--auth enforce`.
 """
 import json
@@ -54,6 +54,15 @@ def test_restic_backup_check_restore(restic, auth_server, tmp_path):
     restic("backup", "--host", "nimbus-e2e", str(src))
     assert len(json.loads(restic("snapshots", "--json").stdout)) == 2
     restic("check", "--read-data")
+
+    # Forgetting the first snapshot and pruning deletes what only it used.
+    before = {o["Key"] for o in s3.list_objects_v2(Bucket=restic.bucket)["Contents"]}
+    restic("forget", "--keep-last", "1", "--prune")
+    after = {o["Key"] for o in s3.list_objects_v2(Bucket=restic.bucket)["Contents"]}
+    assert len([k for k in after if k.startswith("snapshots/")]) == 1
+    assert before - after
+    restic("check", "--read-data")
+    assert len(json.loads(restic("snapshots", "--json").stdout)) == 1
 
     target = tmp_path / "restored"
     restic("restore", "latest", "--target", str(target))

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, HeadObjectCommand,
-  ListObjectsV2Command, DeleteObjectCommand, DeleteBucketCommand,
+  ListObjectsV2Command, DeleteObjectCommand, DeleteObjectsCommand, DeleteBucketCommand,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
@@ -98,7 +98,12 @@ async function s3Round() {
 
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
   out.keys = (listed.Contents ?? []).map((o) => o.Key).sort();
-  for (const key of out.keys) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  // DeleteObjects requires an integrity header: current SDKs send a CRC32 instead of Content-MD5.
+  const deleted = await s3.send(new DeleteObjectsCommand({
+    Bucket: bucket, Delete: { Objects: out.keys.slice(1).map((Key) => ({ Key })) },
+  }));
+  out.deleted = (deleted.Deleted ?? []).map((d) => d.Key).sort();
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: out.keys[0] }));
   await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
   out.bucket_deleted = true;
 }
