@@ -428,7 +428,11 @@ fn sigv2_empty_subresource_value_signed_bare() {
     let now = crate::clock::parse_http_date(date).unwrap();
     let sts = format!("POST\n\n\n{date}\n/awsexamplebucket1/big.bin?uploads");
     let auth = format!("AWS AKIAIOSFODNN7EXAMPLE:{}", sign_v2_s3(SECRET, &sts));
-    let headers = [("Host", "127.0.0.1:4566"), ("Date", date), ("Authorization", auth.as_str())];
+    let headers = [
+        ("Host", "127.0.0.1:4566"),
+        ("Date", date),
+        ("Authorization", auth.as_str()),
+    ];
     for query in ["uploads=", "uploads"] {
         let req = Req::new("POST", "/awsexamplebucket1/big.bin", query, &headers);
         req.check(&[], Some("s3"), "", SECRET, now).unwrap();
@@ -436,13 +440,24 @@ fn sigv2_empty_subresource_value_signed_bare() {
     // botocore's reading of `?uploads=` (with the `=`) still verifies.
     let sts = format!("POST\n\n\n{date}\n/awsexamplebucket1/big.bin?uploads=");
     let auth = format!("AWS AKIAIOSFODNN7EXAMPLE:{}", sign_v2_s3(SECRET, &sts));
-    let headers = [("Host", "127.0.0.1:4566"), ("Date", date), ("Authorization", auth.as_str())];
+    let headers = [
+        ("Host", "127.0.0.1:4566"),
+        ("Date", date),
+        ("Authorization", auth.as_str()),
+    ];
     let req = Req::new("POST", "/awsexamplebucket1/big.bin", "uploads=", &headers);
     req.check(&[], Some("s3"), "", SECRET, now).unwrap();
     // A value that is not empty is never dropped.
-    let req = Req::new("POST", "/awsexamplebucket1/big.bin", "uploadId=abc", &headers);
+    let req = Req::new(
+        "POST",
+        "/awsexamplebucket1/big.bin",
+        "uploadId=abc",
+        &headers,
+    );
     assert_eq!(
-        req.check(&[], Some("s3"), "", SECRET, now).unwrap_err().code,
+        req.check(&[], Some("s3"), "", SECRET, now)
+            .unwrap_err()
+            .code,
         "SignatureDoesNotMatch"
     );
 }

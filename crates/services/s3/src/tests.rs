@@ -34,13 +34,23 @@ async fn legacy_region_names_in_the_signing_scope() {
     call(&s3, "US", "CreateBucket", json!({"Bucket": "legacy-us"}))
         .await
         .expect("US is us-east-1: no constraint needed");
-    let loc = call(&s3, "US", "GetBucketLocation", json!({"Bucket": "legacy-us"}))
-        .await
-        .expect("location");
+    let loc = call(
+        &s3,
+        "US",
+        "GetBucketLocation",
+        json!({"Bucket": "legacy-us"}),
+    )
+    .await
+    .expect("location");
     assert_eq!(loc, json!({}));
-    let head = call(&s3, "us-east-1", "HeadBucket", json!({"Bucket": "legacy-us"}))
-        .await
-        .expect("head");
+    let head = call(
+        &s3,
+        "us-east-1",
+        "HeadBucket",
+        json!({"Bucket": "legacy-us"}),
+    )
+    .await
+    .expect("head");
     assert_eq!(head["BucketRegion"], "us-east-1");
 
     let eu = json!({"Bucket": "legacy-eu",
@@ -51,9 +61,14 @@ async fn legacy_region_names_in_the_signing_scope() {
         .expect("head");
     assert_eq!(head["BucketRegion"], "eu-west-1");
     // The constraint is reported as created, as S3 does for EU.
-    let loc = call(&s3, "eu-west-1", "GetBucketLocation", json!({"Bucket": "legacy-eu"}))
-        .await
-        .expect("location");
+    let loc = call(
+        &s3,
+        "eu-west-1",
+        "GetBucketLocation",
+        json!({"Bucket": "legacy-eu"}),
+    )
+    .await
+    .expect("location");
     assert_eq!(loc, json!({"LocationConstraint": "EU"}));
 
     // A region-specific constraint still has to match the region it is sent to.
@@ -65,10 +80,17 @@ async fn legacy_region_names_in_the_signing_scope() {
     );
     let plain = json!({"Bucket": "legacy-plain",
         "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"}});
-    call(&s3, "eu-west-1", "CreateBucket", plain).await.expect("eu-west-1");
-    let loc = call(&s3, "eu-west-1", "GetBucketLocation", json!({"Bucket": "legacy-plain"}))
+    call(&s3, "eu-west-1", "CreateBucket", plain)
         .await
-        .expect("location");
+        .expect("eu-west-1");
+    let loc = call(
+        &s3,
+        "eu-west-1",
+        "GetBucketLocation",
+        json!({"Bucket": "legacy-plain"}),
+    )
+    .await
+    .expect("location");
     assert_eq!(loc, json!({"LocationConstraint": "eu-west-1"}));
 }
 
@@ -80,11 +102,18 @@ async fn eu_constraint_is_durable() {
         let s3 = open(dir.path());
         let eu = json!({"Bucket": "durable-eu",
             "CreateBucketConfiguration": {"LocationConstraint": "EU"}});
-        call(&s3, "us-east-1", "CreateBucket", eu).await.expect("EU");
+        call(&s3, "us-east-1", "CreateBucket", eu)
+            .await
+            .expect("EU");
     }
     let s3 = open(dir.path());
-    let loc = call(&s3, "us-east-1", "GetBucketLocation", json!({"Bucket": "durable-eu"}))
-        .await
-        .expect("location");
+    let loc = call(
+        &s3,
+        "us-east-1",
+        "GetBucketLocation",
+        json!({"Bucket": "durable-eu"}),
+    )
+    .await
+    .expect("location");
     assert_eq!(loc, json!({"LocationConstraint": "EU"}));
 }
