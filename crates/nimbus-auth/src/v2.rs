@@ -253,11 +253,16 @@ fn canonical_resources(parts: &HttpParts) -> Vec<String> {
         }
     }
 
-    let base = subresources(parts.query, false);
-    let extended = subresources(parts.query, true);
-    let mut subresource_sets = vec![base.clone()];
-    if extended != base {
-        subresource_sets.push(extended);
+    // Signers differ on `?uploads=` (an empty value, as Go's url.Values sends it):
+    // botocore signs what it sent, rclone's signer drops the `=`, as S3 reads it.
+    let mut subresource_sets: Vec<String> = Vec::new();
+    for with_newer in [false, true] {
+        for empty_as_bare in [false, true] {
+            let set = subresources(parts.query, with_newer, empty_as_bare);
+            if !subresource_sets.contains(&set) {
+                subresource_sets.push(set);
+            }
+        }
     }
 
     let mut out = Vec::new();
@@ -272,8 +277,8 @@ fn canonical_resources(parts: &HttpParts) -> Vec<String> {
 }
 
 /// `?acl&versionId=v1`: the interesting parameters sorted by name, values
-/// decoded, a bare name kept apart from `name=`.
-fn subresources(raw_query: &str, with_newer: bool) -> String {
+/// decoded, a bare name kept apart from `name=` unless `empty_as_bare`.
+fn subresources(raw_query: &str, with_newer: bool, empty_as_bare: bool) -> String {
     let mut picked: Vec<(&str, Option<String>)> = canonical::split_query(raw_query)
         .filter(|(k, _)| SUBRESOURCES.contains(k) || (with_newer && NEWER_SUBRESOURCES.contains(k)))
         .map(|(k, v)| {
@@ -293,9 +298,12 @@ fn subresources(raw_query: &str, with_newer: bool) -> String {
             out.push('&');
         }
         out.push_str(k);
-        if let Some(v) = v {
-            out.push('=');
-            out.push_str(v);
+        match v {
+            Some(v) if !(empty_as_bare && v.is_empty()) => {
+                out.push('=');
+                out.push_str(v);
+            }
+            _ => {}
         }
     }
     out

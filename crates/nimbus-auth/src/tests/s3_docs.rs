@@ -419,3 +419,45 @@ fn sigv2_query_request() {
     // Without a hint the parameters alone identify S3's query form.
     req.check(&[], None, "", SECRET, 1_175_139_000).unwrap();
 }
+
+/// rclone's SigV2 signer (`--s3-v2-auth`) sends CreateMultipartUpload as
+/// `?uploads=` but signs the bare sub-resource `?uploads`, as S3 reads it.
+#[test]
+fn sigv2_empty_subresource_value_signed_bare() {
+    let date = "Tue, 27 Mar 2007 21:15:45 +0000";
+    let now = crate::clock::parse_http_date(date).unwrap();
+    let sts = format!("POST\n\n\n{date}\n/awsexamplebucket1/big.bin?uploads");
+    let auth = format!("AWS AKIAIOSFODNN7EXAMPLE:{}", sign_v2_s3(SECRET, &sts));
+    let headers = [
+        ("Host", "127.0.0.1:4566"),
+        ("Date", date),
+        ("Authorization", auth.as_str()),
+    ];
+    for query in ["uploads=", "uploads"] {
+        let req = Req::new("POST", "/awsexamplebucket1/big.bin", query, &headers);
+        req.check(&[], Some("s3"), "", SECRET, now).unwrap();
+    }
+    // botocore's reading of `?uploads=` (with the `=`) still verifies.
+    let sts = format!("POST\n\n\n{date}\n/awsexamplebucket1/big.bin?uploads=");
+    let auth = format!("AWS AKIAIOSFODNN7EXAMPLE:{}", sign_v2_s3(SECRET, &sts));
+    let headers = [
+        ("Host", "127.0.0.1:4566"),
+        ("Date", date),
+        ("Authorization", auth.as_str()),
+    ];
+    let req = Req::new("POST", "/awsexamplebucket1/big.bin", "uploads=", &headers);
+    req.check(&[], Some("s3"), "", SECRET, now).unwrap();
+    // A value that is not empty is never dropped.
+    let req = Req::new(
+        "POST",
+        "/awsexamplebucket1/big.bin",
+        "uploadId=abc",
+        &headers,
+    );
+    assert_eq!(
+        req.check(&[], Some("s3"), "", SECRET, now)
+            .unwrap_err()
+            .code,
+        "SignatureDoesNotMatch"
+    );
+}

@@ -296,6 +296,20 @@ impl S3 {
     }
 }
 
+/// S3 still accepts the legacy region names that old clients sign with (s3cmd's
+/// default `bucket_location = US` puts `US` in the SigV4 scope): `US` is us-east-1
+/// and `EU` eu-west-1, as for CreateBucket's LocationConstraint.
+fn legacy_region(ctx: &RequestContext) -> std::borrow::Cow<'_, RequestContext> {
+    let region = match ctx.region.as_str() {
+        "US" => "us-east-1",
+        "EU" => "eu-west-1",
+        _ => return std::borrow::Cow::Borrowed(ctx),
+    };
+    let mut ctx = ctx.clone();
+    ctx.region = region.to_string();
+    std::borrow::Cow::Owned(ctx)
+}
+
 impl Service for S3 {
     fn name(&self) -> &'static str {
         "s3"
@@ -308,6 +322,7 @@ impl Service for S3 {
         input: Value,
     ) -> BoxFuture<'a, Result<Value, AwsError>> {
         Box::pin(async move {
+            let ctx = &legacy_region(ctx);
             let reply =
                 handlers::dispatch(&self.inner, ctx, operation, input, RequestBody::empty())
                     .await?;
@@ -322,7 +337,10 @@ impl Service for S3 {
         input: Value,
         body: RequestBody,
     ) -> BoxFuture<'a, Result<Reply, AwsError>> {
-        Box::pin(handlers::dispatch(&self.inner, ctx, operation, input, body))
+        Box::pin(async move {
+            let ctx = &legacy_region(ctx);
+            handlers::dispatch(&self.inner, ctx, operation, input, body).await
+        })
     }
 
     fn streams_request(&self, operation: &str) -> bool {

@@ -35,6 +35,10 @@ pub struct BucketRecord {
     pub created_ms: u64,
     #[serde(default)]
     pub config: BucketConfig,
+    /// The LocationConstraint as created when it is a legacy name of the region
+    /// (`EU` for eu-west-1), which GetBucketLocation reports as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
 }
 
 /// Bucket-level settings, each as the model value its Put operation received.

@@ -123,6 +123,7 @@ pub async fn create_bucket(
         owner: ctx.account_id.clone(),
         region: region.clone(),
         created_ms: ctx.now_ms,
+        constraint: constraint.filter(|c| *c == "EU").map(str::to_string),
         config: BucketConfig {
             acl,
             ownership: Some(ownership.to_string()),
@@ -306,8 +307,11 @@ pub fn get_bucket_location(
             extra: &[],
         },
     )?;
-    // us-east-1 is reported as an empty constraint.
-    if record.region == "us-east-1" {
+    // us-east-1 is reported as an empty constraint; a bucket created with the
+    // legacy `EU` keeps that name (GetBucketLocation's documented values include EU).
+    if let Some(constraint) = record.constraint {
+        Ok(json!({"LocationConstraint": constraint}))
+    } else if record.region == "us-east-1" {
         Ok(json!({}))
     } else {
         Ok(json!({"LocationConstraint": record.region}))
