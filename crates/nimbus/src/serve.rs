@@ -282,7 +282,7 @@ fn bind_ahead(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// What instances reach: nimbus's API on the bridge's gateway and the metadata
 /// service at 169.254.169.254 (namespace driver), or the metadata service on a
-/// loopback port with the instance id in the path (process driver).
+/// loopback port with each instance's secret in the path (process driver).
 async fn instance_listeners(
     ec2: &Arc<nimbus_ec2::Ec2>,
     edge: &Arc<Edge>,
