@@ -4,6 +4,7 @@
 //! hands over; each command lives in its own module.
 
 mod bench;
+mod datadir;
 mod edge;
 mod events;
 mod health;

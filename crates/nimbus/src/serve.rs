@@ -59,6 +59,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> i32 {
+    crate::datadir::private_umask();
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -110,14 +111,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(dir) => dir.path().to_path_buf(),
         None => args.data_dir.clone().unwrap_or_else(default_data_dir),
     };
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let store = nimbus_store::Store::open(&data_dir.join("state.redb")).map_err(|e| {
-        format!(
-            "cannot open the store in {} ({e}); is another nimbus using it?",
-            data_dir.display()
-        )
-    })?;
+    crate::datadir::prepare(&data_dir)?;
+    let store = nimbus_store::Store::open(&data_dir.join("state.redb"))
+        .map_err(|e| crate::datadir::store_error(&data_dir, &e))?;
 
     let credentials = Arc::new(CredentialRegistry::new());
     credentials.insert(CredentialRecord {
