@@ -103,3 +103,78 @@ pub fn store_error(dir: &Path, e: &nimbus_store::StoreError) -> String {
         format!("cannot open the store in {}: {e}", dir.display())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_directory_is_private_and_an_open_one_is_made_private() {
+        let top = tempfile::tempdir().expect("tempdir");
+        let fresh = top.path().join("a/b/data");
+        prepare(&fresh).expect("created");
+        assert_eq!(mode(&fresh), 0o700);
+        let open = top.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        prepare(&open).expect("usable");
+        assert_eq!(mode(&open), 0o700);
+        // The probe leaves nothing behind.
+        assert_eq!(std::fs::read_dir(&open).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn files_are_not_directories() {
+        let top = tempfile::tempdir().expect("tempdir");
+        let file = top.path().join("file");
+        std::fs::write(&file, b"x").expect("write");
+        assert_eq!(
+            prepare(&file),
+            Err(format!("{} is not a directory", file.display()))
+        );
+        let below = file.join("data");
+        assert_eq!(
+            prepare(&below),
+            Err(format!(
+                "{} is not a directory (or a directory above it is not)",
+                below.display()
+            ))
+        );
+    }
+
+    #[test]
+    fn causes_are_named() {
+        let p = Path::new("/d");
+        let e = |k: ErrorKind| describe(p, &std::io::Error::from(k));
+        assert_eq!(
+            e(ErrorKind::PermissionDenied),
+            "permission denied writing /d"
+        );
+        assert_eq!(
+            e(ErrorKind::ReadOnlyFilesystem),
+            "read-only file system: cannot write /d"
+        );
+        assert!(e(ErrorKind::StorageFull).starts_with("cannot use the data directory /d: "));
+    }
+
+    #[test]
+    fn only_a_held_store_blames_another_nimbus() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = nimbus_store::Store::open(&dir.path().join("state.redb")).expect("open");
+        let failed = nimbus_store::StoreError("x".into());
+        assert!(store_error(dir.path(), &failed).contains("another nimbus is using it"));
+        drop(store);
+        let free = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            store_error(free.path(), &failed),
+            format!(
+                "cannot open the store in {}: store: x",
+                free.path().display()
+            )
+        );
+    }
+}

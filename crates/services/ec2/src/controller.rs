@@ -121,6 +121,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// HMAC-SHA256 of the instance id under the key, in hex.
+fn secret_for(key: &[u8; 32], id: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    // HMAC zero-pads a short key to the hash's block: the same MAC, built
+    // without the fallible slice constructor.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new(&block.into());
+    mac.update(b"nimbus-imds\0");
+    mac.update(id.as_bytes());
+    let digest: [u8; 32] = mac.finalize().into_bytes().into();
+    hex::encode(digest)
+}
+
 /// The data directory's key for metadata secrets (`ec2/metadata.key`, 32 random
 /// bytes, owner-only), made on first use and kept so that secrets survive a restart.
 pub fn metadata_key(path: &Path) -> Result<[u8; 32], String> {
@@ -379,16 +393,7 @@ impl Ec2 {
     /// instance id under the data directory's key, so it is unguessable from the
     /// id (which `ps` shows) yet the same after a restart of nimbus.
     pub fn metadata_secret(&self, id: &str) -> String {
-        use hmac::{KeyInit, Mac};
-        // HMAC zero-pads a short key to the hash's block: the same MAC, built
-        // without the fallible slice constructor.
-        let mut block = [0u8; 64];
-        block[..32].copy_from_slice(&self.machines.metadata_key);
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new(&block.into());
-        mac.update(b"nimbus-imds\0");
-        mac.update(id.as_bytes());
-        let digest: [u8; 32] = mac.finalize().into_bytes().into();
-        hex::encode(digest)
+        secret_for(&self.machines.metadata_key, id)
     }
 
     fn metadata_where(&self, pick: impl Fn(&Instance) -> bool) -> Option<InstanceMeta> {
@@ -1089,4 +1094,45 @@ fn firewall_for(p: &Partition, i: &Instance) -> String {
         }
     }
     nimbus_net::firewall::ruleset(&allows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn metadata_key_is_private_and_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("metadata.key");
+        let key = metadata_key(&path).expect("new key");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(metadata_key(&path).expect("same key"), key);
+        assert_ne!(key, [0u8; 32]);
+        std::fs::write(&path, b"short").expect("write");
+        assert!(metadata_key(&path).is_err());
+    }
+
+    #[test]
+    fn secrets_are_per_instance_and_per_key() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let s = secret_for(&a, "i-0123456789abcdef0");
+        assert_eq!(s.len(), SECRET_HEX_LEN);
+        assert_eq!(s, secret_for(&a, "i-0123456789abcdef0"));
+        assert_ne!(s, secret_for(&a, "i-0123456789abcdef1"));
+        assert_ne!(s, secret_for(&b, "i-0123456789abcdef0"));
+        assert!(!s.contains("0123456789abcdef0"));
+        // Standard HMAC-SHA256 (Python's hmac gives the same), so the padded key is right.
+        assert_eq!(
+            s,
+            "72a20ed10a85bcbd402dda31380687ebe7b44ae42602813d06a92d6187a4fdde"
+        );
+        assert!(constant_time_eq(s.as_bytes(), s.as_bytes()));
+        assert!(!constant_time_eq(
+            s.as_bytes(),
+            secret_for(&b, "x").as_bytes()
+        ));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
 }
