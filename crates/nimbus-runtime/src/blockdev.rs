@@ -132,6 +132,9 @@ pub fn make_nodes(dev: &Path, device: &str, minor: u64) -> io::Result<()> {
         {
             return Err(io::Error::last_os_error());
         }
+        // mknod's mode is masked by nimbus's umask (077); a disk node is 0660.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
     }
     Ok(())
 }

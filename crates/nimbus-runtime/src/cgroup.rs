@@ -41,7 +41,7 @@ impl Group {
 
     fn create_unified(id: &str, vcpus: u32, memory_mib: u64) -> std::io::Result<Group> {
         let parent = Path::new(ROOT).join("nimbus");
-        std::fs::create_dir_all(&parent)?;
+        make_dir(&parent)?;
         // Controllers must be enabled on the way down for the leaf to have them.
         let _ = write(
             &Path::new(ROOT).join("cgroup.subtree_control"),
@@ -49,7 +49,7 @@ impl Group {
         );
         write(&parent.join("cgroup.subtree_control"), "+cpu +memory")?;
         let dir = parent.join(id);
-        std::fs::create_dir_all(&dir)?;
+        make_dir(&dir)?;
         write(
             &dir.join("cpu.max"),
             &format!("{} {PERIOD_US}", u64::from(vcpus) * PERIOD_US),
@@ -76,7 +76,7 @@ impl Group {
             };
             let dir = real.join("nimbus").join(id);
             if !dirs.contains(&dir) {
-                std::fs::create_dir_all(&dir)?;
+                make_dir(&dir)?;
                 dirs.push(dir.clone());
             }
             match controller {
@@ -136,4 +136,13 @@ impl Group {
             }
         }
     }
+}
+
+/// A cgroup directory, 0755 as cgroups usually are: nimbus's umask (077) would
+/// hide the instance's limits from its unprivileged users.
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    Ok(())
 }

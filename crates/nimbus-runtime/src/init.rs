@@ -37,20 +37,41 @@ const CLOUD_INIT: &str = "Cloud-init v. 24.1.3";
 /// stops), the boot configuration and user data (rewritten each start: both can
 /// change while the instance is stopped), and the console log (appended to).
 pub fn prepare_dir(dir: &Path, boot: &BootConfig, user_data: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    // Owner-only: the instance's files (and its boot.json, which holds the process
+    // driver's metadata secret) are no other local user's business.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let upper = dir.join(UPPER);
     if !upper.exists() {
         // First start: the writable layer begins as the image's layer.
         match &boot.image_layer {
             Some(layer) => crate::layers::freeze(layer, &upper)?,
-            None => std::fs::create_dir(&upper)?,
+            None => {
+                std::fs::create_dir(&upper)?;
+                // The overlay's "/" takes this mode: 0755 as on any machine (nimbus's
+                // own umask is 077), so the instance's unprivileged users can walk it.
+                std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(0o755))?;
+            }
         }
     }
     for sub in [WORK, ROOT] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let encoded = serde_json::to_vec(boot).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join(BOOT), encoded)?;
+    let boot_path = dir.join(BOOT);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&boot_path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(&encoded)?;
+    drop(file);
     std::fs::write(dir.join(USER_DATA), user_data)?;
     std::fs::OpenOptions::new()
         .create(true)

@@ -50,6 +50,9 @@ pub fn spawn_init(
     unsafe {
         cmd.pre_exec(move || {
             nix::unistd::setsid()?;
+            // nimbus keeps its own files private (umask 077); an instance gets the
+            // usual 022, as a booted machine's processes do.
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
             // An instance never outlives its nimbus (kill -9 included): no orphans.
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
             if let Some(flags) = unshare {

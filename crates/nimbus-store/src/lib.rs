@@ -233,6 +233,17 @@ impl Store {
         Ok(Store { db, writer: sender })
     }
 
+    /// Whether another process holds the store file at `path` open (its lock),
+    /// which tells "another nimbus uses this directory" from other open failures.
+    pub fn in_use(path: &Path) -> bool {
+        matches!(
+            Database::builder()
+                .set_cache_size(REDB_CACHE_BYTES)
+                .open(path),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen)
+        )
+    }
+
     fn check_format(db: &Database) -> Result<(), StoreError> {
         let txn = db.begin_write().map_err(err)?;
         {

@@ -5,7 +5,9 @@
 //! gets from IAM (the profile's role) and STS (AssumeRole) and caches until
 //! shortly before they expire. The caller is recognised by its source address
 //! (namespace driver) or by the first path segment (process driver, where
-//! instances share the host's loopback).
+//! instances share the host's loopback): a per-instance secret that only the
+//! instance's environment holds, so that another local user who reads instance
+//! ids in `ps` gets nothing from the port.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -73,16 +75,16 @@ impl Imds {
         }
     }
 
-    /// One request. `by_path`: the instance id is the first path segment (process
-    /// driver); otherwise the caller's address names the instance.
+    /// One request. `by_path`: the instance's metadata secret is the first path
+    /// segment (process driver); otherwise the caller's address names the instance.
     pub async fn handle<B>(&self, req: Request<B>, remote: SocketAddr, by_path: bool) -> Answer {
         let path = req.uri().path().to_string();
         let (instance, path) = if by_path {
             let trimmed = path.trim_start_matches('/');
-            let (id, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+            let (secret, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
             // Tools join the endpoint and the path with or without a slash between.
             (
-                self.ec2.metadata_by_id(id),
+                self.ec2.metadata_by_secret(secret),
                 format!("/{}", rest.trim_start_matches('/')),
             )
         } else {

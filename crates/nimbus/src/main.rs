@@ -5,6 +5,7 @@
 
 mod bench;
 mod console;
+mod datadir;
 mod edge;
 mod events;
 mod health;

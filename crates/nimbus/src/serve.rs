@@ -67,6 +67,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> i32 {
+    crate::datadir::private_umask();
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     crate::log::init(filter, args.log_format);
@@ -115,14 +116,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(dir) => dir.path().to_path_buf(),
         None => args.data_dir.clone().unwrap_or_else(default_data_dir),
     };
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let store = nimbus_store::Store::open(&data_dir.join("state.redb")).map_err(|e| {
-        format!(
-            "cannot open the store in {} ({e}); is another nimbus using it?",
-            data_dir.display()
-        )
-    })?;
+    crate::datadir::prepare(&data_dir)?;
+    let store = nimbus_store::Store::open(&data_dir.join("state.redb"))
+        .map_err(|e| crate::datadir::store_error(&data_dir, &e))?;
 
     let credentials = Arc::new(CredentialRegistry::new());
     credentials.insert(CredentialRecord {
@@ -302,7 +298,7 @@ fn bind_ahead(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// What instances reach: nimbus's API on the bridge's gateway and the metadata
 /// service at 169.254.169.254 (namespace driver), or the metadata service on a
-/// loopback port with the instance id in the path (process driver).
+/// loopback port with each instance's secret in the path (process driver).
 async fn instance_listeners(
     ec2: &Arc<nimbus_ec2::Ec2>,
     edge: &Arc<Edge>,

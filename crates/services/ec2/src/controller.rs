@@ -40,6 +40,8 @@ pub struct Machines {
     profiles: OnceLock<ProfileResolver>,
     /// nimbus's API as instances reach it, and (process driver) the metadata base URL.
     endpoints: OnceLock<(String, Option<String>)>,
+    /// Keys the process driver's metadata URLs (see [`Ec2::metadata_secret`]).
+    metadata_key: [u8; 32],
     /// Elastic IPs: where they are drawn from, and what answers on them.
     pool: OnceLock<(Ipv4Addr, u8)>,
     allocated: Mutex<HashSet<Ipv4Addr>>,
@@ -110,11 +112,67 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A metadata secret in hex: 256 bits.
+const SECRET_HEX_LEN: usize = 64;
+
+/// Equal without an early exit, so response times say nothing of how much of a
+/// guessed secret was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// HMAC-SHA256 of the instance id under the key, in hex.
+fn secret_for(key: &[u8; 32], id: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    // HMAC zero-pads a short key to the hash's block: the same MAC, built
+    // without the fallible slice constructor.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new(&block.into());
+    mac.update(b"nimbus-imds\0");
+    mac.update(id.as_bytes());
+    let digest: [u8; 32] = mac.finalize().into_bytes().into();
+    hex::encode(digest)
+}
+
+/// The data directory's key for metadata secrets (`ec2/metadata.key`, 32 random
+/// bytes, owner-only), made on first use and kept so that secrets survive a restart.
+pub fn metadata_key(path: &Path) -> Result<[u8; 32], String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            return bytes
+                .try_into()
+                .map_err(|_| format!("{} is not a 32-byte key", path.display()))
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot read {}: {e}", path.display()))
+        }
+        Err(_) => {}
+    }
+    let mut key = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut key);
+    // Written to a temporary name and renamed, so a crash never leaves a short key.
+    let tmp = path.with_extension("key.tmp");
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(key)
+}
+
 impl Machines {
     pub fn open(
         root: &Path,
         driver: &str,
         partitions: &HashMap<(String, String), Partition>,
+        metadata_key: [u8; 32],
     ) -> Result<(Machines, mpsc::UnboundedReceiver<String>), String> {
         // Every default subnet's gateway (172.31.0.0/16 carved into /20s).
         let gateways = (0..16u8)
@@ -139,6 +197,7 @@ impl Machines {
                 ops: Mutex::new(HashMap::new()),
                 profiles: OnceLock::new(),
                 endpoints: OnceLock::new(),
+                metadata_key,
                 pool: OnceLock::new(),
                 allocated: Mutex::new(allocated),
                 forwarder: nimbus_net::forward::Forwarder::new(),
@@ -166,7 +225,7 @@ impl Ec2 {
     }
 
     /// `api`: nimbus's endpoint as instances reach it; `metadata`: for the process
-    /// driver, the base URL of the metadata service (the instance id is appended).
+    /// driver, the base URL of the metadata service (the instance's secret is appended).
     pub fn set_endpoints(&self, api: String, metadata: Option<String>) {
         let _ = self.machines.endpoints.set((api, metadata));
     }
@@ -319,8 +378,22 @@ impl Ec2 {
         self.metadata_where(|i| i.private_ip == ip)
     }
 
-    pub fn metadata_by_id(&self, id: &str) -> Option<InstanceMeta> {
-        self.metadata_where(|i| i.id == id)
+    /// The process driver's caller: the instance whose secret is the first path
+    /// segment of its metadata URL. Anything else (an instance id, a guess) is no one.
+    pub fn metadata_by_secret(&self, secret: &str) -> Option<InstanceMeta> {
+        if secret.len() != SECRET_HEX_LEN {
+            return None;
+        }
+        self.metadata_where(|i| {
+            constant_time_eq(self.metadata_secret(&i.id).as_bytes(), secret.as_bytes())
+        })
+    }
+
+    /// The process driver's per-instance metadata secret: HMAC-SHA256 of the
+    /// instance id under the data directory's key, so it is unguessable from the
+    /// id (which `ps` shows) yet the same after a restart of nimbus.
+    pub fn metadata_secret(&self, id: &str) -> String {
+        secret_for(&self.machines.metadata_key, id)
     }
 
     fn metadata_where(&self, pick: impl Fn(&Instance) -> bool) -> Option<InstanceMeta> {
@@ -503,9 +576,11 @@ impl Ec2 {
         let (api, metadata) = self.machines.endpoints.get().cloned().unwrap_or_default();
         let mut env = Vec::new();
         if let Some(base) = metadata {
+            // Only in the environment (never argv): /proc/PID/environ is private to
+            // the instance's user, while any local user can read the command line.
             env.push((
                 "AWS_EC2_METADATA_SERVICE_ENDPOINT".to_string(),
-                format!("{base}{}/", i.id),
+                format!("{base}{}/", self.metadata_secret(&i.id)),
             ));
             env.push(("AWS_ENDPOINT_URL".to_string(), api.clone()));
             env.push(("AWS_REGION".to_string(), i.region.clone()));
@@ -1060,4 +1135,45 @@ fn firewall_for(p: &Partition, i: &Instance) -> String {
         }
     }
     nimbus_net::firewall::ruleset(&allows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn metadata_key_is_private_and_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("metadata.key");
+        let key = metadata_key(&path).expect("new key");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(metadata_key(&path).expect("same key"), key);
+        assert_ne!(key, [0u8; 32]);
+        std::fs::write(&path, b"short").expect("write");
+        assert!(metadata_key(&path).is_err());
+    }
+
+    #[test]
+    fn secrets_are_per_instance_and_per_key() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let s = secret_for(&a, "i-0123456789abcdef0");
+        assert_eq!(s.len(), SECRET_HEX_LEN);
+        assert_eq!(s, secret_for(&a, "i-0123456789abcdef0"));
+        assert_ne!(s, secret_for(&a, "i-0123456789abcdef1"));
+        assert_ne!(s, secret_for(&b, "i-0123456789abcdef0"));
+        assert!(!s.contains("0123456789abcdef0"));
+        // Standard HMAC-SHA256 (Python's hmac gives the same), so the padded key is right.
+        assert_eq!(
+            s,
+            "72a20ed10a85bcbd402dda31380687ebe7b44ae42602813d06a92d6187a4fdde"
+        );
+        assert!(constant_time_eq(s.as_bytes(), s.as_bytes()));
+        assert!(!constant_time_eq(
+            s.as_bytes(),
+            secret_for(&b, "x").as_bytes()
+        ));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
 }
