@@ -349,6 +349,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Every key of `table`, in order (reset deletes them; values are not read).
+    pub fn keys(&self, table: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.checkpoint_now()?;
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(err(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, _) = entry.map_err(err)?;
+            out.push(k.value().to_vec());
+        }
+        Ok(out)
+    }
+
     /// Stops the writer without a checkpoint, as if the process were killed
     /// right after its last acknowledgement.
     #[cfg(test)]

@@ -140,7 +140,10 @@ impl Edge {
             .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .unwrap_or("localhost:4566")
             .to_string();
-        if path.starts_with("/_nimbus/") || path.starts_with("/_localstack/") {
+        if path.starts_with("/_nimbus/")
+            || path.starts_with("/_localstack/")
+            || crate::reset::is_moto_request(&parts)
+        {
             return self
                 .internal(&parts, &path, &host, remote, &request_id)
                 .await;
@@ -275,6 +278,19 @@ impl Edge {
                 s3.run_lifecycle(at).await;
             }
             return json_response(StatusCode::OK, "{\"ran\":true}");
+        }
+        // Reset (also at LocalStack's and moto's URLs).
+        if parts.method == http::Method::POST && crate::reset::is_reset_path(path) {
+            // TODO(auth): root only under enforce
+            let (status, body) =
+                crate::reset::http_answer(crate::reset::reset_all(&self.services).await);
+            return json_response(status, &body);
+        }
+        // Init hooks' progress in LocalStack's shape.
+        if let Some(rest) = path.strip_prefix("/_localstack/init") {
+            if let Some(body) = crate::init::localstack_answer(rest) {
+                return json_response(StatusCode::OK, &body);
+            }
         }
         match path {
             "/_nimbus/health" | "/_localstack/health" => {
