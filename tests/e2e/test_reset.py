@@ -197,3 +197,10 @@ def test_reset_is_durable_across_restart_and_kill9(tmp_path):
         assert_usable(server.endpoint)
     finally:
         server.stop()
+
+
+def test_reset_cli_without_server_fails():
+    p = subprocess.run([nimbus_bin(), "reset", "--endpoint", "http://127.0.0.1:9"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    assert "nimbus reset: http://127.0.0.1:9" in p.stderr

@@ -1207,6 +1207,17 @@ mod tests {
     }
 
     #[test]
+    fn keys_lists_a_tables_keys_including_writes_not_yet_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(&dir.path().join("state.redb"), no_checkpoints()).unwrap();
+        store.commit_blocking(put("t", "b", "1")).unwrap();
+        store.commit_blocking(put("t", "a", "2")).unwrap();
+        store.commit_blocking(put("u", "c", "3")).unwrap();
+        assert_eq!(store.keys("t").unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert!(store.keys("missing").unwrap().is_empty());
+    }
+
+    #[test]
     fn a_corrupt_frame_ends_the_replay() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");

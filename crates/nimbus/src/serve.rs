@@ -218,6 +218,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(s3),
     ));
 
+    // Found before "Ready.", so that the health document never shows an init that has
+    // completed before its scripts were even listed.
+    if let Some(dir) = &args.init_dir {
+        crate::init::discover(dir);
+    }
     // One line, ending in "Ready." because tools that wait for LocalStack look for that word.
     println!(
         "nimbus {} listening on http://{addr} (auth {}), data in {}{}. Ready.",
@@ -236,7 +241,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     instance_listeners(&ec2, &edge, &imds, &builder, addr, port).await;
     ec2.resume();
     if let Some(dir) = &args.init_dir {
-        crate::init::discover(dir);
         tokio::spawn(crate::init::run(crate::init::HookEnv {
             endpoint: hook_endpoint(addr, port),
             access_key_id: args.root_access_key_id.clone(),
