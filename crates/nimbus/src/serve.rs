@@ -240,7 +240,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
     instance_listeners(&ec2, &edge, &imds, &builder, addr, port).await;
     ec2.resume();
-    if let Some(dir) = &args.init_dir {
+    if args.init_dir.is_some() {
         tokio::spawn(crate::init::run(crate::init::HookEnv {
             endpoint: hook_endpoint(addr, port),
             access_key_id: args.root_access_key_id.clone(),
