@@ -136,7 +136,7 @@ def test_unwritable_data_dir_says_permission_denied():
                    "--host", "127.0.0.1", "--port", str(free_port()), "--data-dir", target]
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
             out = p.stdout + p.stderr
-            assert p.returncode == 1, out
+            assert p.returncode == 2, out
             assert f"nimbus: permission denied writing {target}\n" in out
             assert "another nimbus" not in out
         assert os.listdir(data) == []
@@ -148,10 +148,10 @@ def test_data_dir_that_is_a_file(tmp_path):
     f = tmp_path / "file"
     f.write_text("not a directory")
     status, out = start_error(data_dir=str(f))
-    assert status == 1
-    assert f"nimbus: {f} is not a directory\n" in out
+    assert status == 2  # refused with the flags
+    assert f"invalid value '{f}' for '--data-dir <DATA_DIR>': is a file, not a directory" in out
     status, out = start_error(data_dir=str(f / "below"))
-    assert status == 1
+    assert status == 2
     assert f"nimbus: {f / 'below'} is not a directory" in out
 
 
@@ -163,7 +163,7 @@ def test_read_only_data_dir(tmp_path):
         pytest.skip("cannot mount a tmpfs here")
     try:
         status, out = start_error(data_dir=str(mnt))
-        assert status == 1
+        assert status == 2
         assert f"nimbus: read-only file system: cannot write {mnt}\n" in out
     finally:
         subprocess.run(["umount", str(mnt)], check=True)

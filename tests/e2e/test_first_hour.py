@@ -3,6 +3,7 @@ operations nimbus does not serve, anonymous callers, the first page, and an
 `--auth enforce` that holds against a client that tampers with a signed request."""
 import json
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +14,7 @@ import botocore.credentials
 import botocore.exceptions
 import pytest
 
-from conftest import REGION, Server, aws_cli, make_client
+from conftest import REGION, Server, aws_cli, make_client, nimbus_bin
 
 ROOT_KEY, ROOT_SECRET = "AKIAROOTEXAMPLE00009", "root-secret-9"
 
@@ -264,6 +265,25 @@ def test_internal_endpoints_need_root_under_enforce(enforced):
     u, h, b = signed("POST", url, "nimbus")
     status, _, body = http("POST", u, b, h)
     assert status == 200 and json.loads(body) == {"ran": True}
+    # Reset, at each of its URLs and through `nimbus reset`: refused unsigned, done signed.
+    s3 = make_client(enforced.endpoint, "s3", access_key=ROOT_KEY, secret_key=ROOT_SECRET)
+    for path in ("/_nimbus/reset", "/_localstack/state/reset", "/moto-api/reset"):
+        s3.create_bucket(Bucket="kept-until-reset")
+        status, _, body = http("POST", enforced.endpoint + path)
+        assert status == 403 and b'"ok"' not in body
+        assert "kept-until-reset" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        u, h, b = signed("POST", enforced.endpoint + path, "nimbus")
+        status, _, body = http("POST", u, b, h)
+        assert status == 200 and json.loads(body)["status"] == "ok"
+        assert s3.list_buckets()["Buckets"] == []
+    s3.create_bucket(Bucket="kept-until-reset")
+    cli = [nimbus_bin(), "reset", "--endpoint", enforced.endpoint]
+    p = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "403" in p.stderr  # the default root key is not this server's
+    p = subprocess.run(cli + ["--root-access-key-id", ROOT_KEY, "--root-secret-access-key", ROOT_SECRET],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert s3.list_buckets()["Buckets"] == []
     # Health stays open.
     assert http("GET", enforced.endpoint + "/_nimbus/health")[0] == 200
 
@@ -313,3 +333,19 @@ def test_slow_headers_are_cut_off():
         assert http("GET", s.endpoint + "/_nimbus/health")[0] == 200
     finally:
         s.stop()
+
+
+def test_readme_quick_start_works_as_pasted(endpoint, tmp_path):
+    """The README's "Using it" block, pasted into a shell (only the endpoint differs)."""
+    import os
+    import re
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    block = re.search(r"## Using it\n\n```sh\n(.*?)```", readme, re.S).group(1)
+    script = block.replace("http://localhost:4566", endpoint)
+    env = dict(os.environ, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    p = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "upload: ./cat.jpg to s3://photos/cat.jpg" in p.stdout
+    got = make_client(endpoint, "s3").get_object(Bucket="photos", Key="cat.jpg")["Body"].read()
+    assert got == b"meow\n"

@@ -41,4 +41,11 @@ impl CredentialRegistry {
             .ok()
             .and_then(|map| map.get(access_key_id).cloned())
     }
+
+    /// Forgets a credential (reset removes the ones STS issued).
+    pub fn remove(&self, access_key_id: &str) {
+        if let Ok(mut map) = self.by_access_key.write() {
+            map.remove(access_key_id);
+        }
+    }
 }

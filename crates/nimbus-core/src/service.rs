@@ -105,6 +105,11 @@ pub trait Service: Send + Sync + 'static {
         false
     }
 
+    /// Removes every resource of every account and region, durably (records and
+    /// files), and stops whatever runs for them; the service keeps serving and
+    /// behaves as on first use. `POST /_nimbus/reset` calls it on every service.
+    fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>>;
+
     fn state(&self) -> ServiceState {
         ServiceState::Running
     }

@@ -360,6 +360,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Every key of `table`, in order (reset deletes them; values are not read).
+    pub fn keys(&self, table: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.checkpoint_now()?;
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(err(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, _) = entry.map_err(err)?;
+            out.push(k.value().to_vec());
+        }
+        Ok(out)
+    }
+
     /// Stops the writer without a checkpoint, as if the process were killed
     /// right after its last acknowledgement.
     #[cfg(test)]
@@ -1197,6 +1215,17 @@ mod tests {
             wal.extend(11u64.to_le_bytes());
             wal.extend([1u8; 10]);
         });
+    }
+
+    #[test]
+    fn keys_lists_a_tables_keys_including_writes_not_yet_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(&dir.path().join("state.redb"), no_checkpoints()).unwrap();
+        store.commit_blocking(put("t", "b", "1")).unwrap();
+        store.commit_blocking(put("t", "a", "2")).unwrap();
+        store.commit_blocking(put("u", "c", "3")).unwrap();
+        assert_eq!(store.keys("t").unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert!(store.keys("missing").unwrap().is_empty());
     }
 
     #[test]

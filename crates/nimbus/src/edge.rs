@@ -166,7 +166,7 @@ impl Edge {
             .to_string();
         if path.starts_with("/_nimbus/")
             || path.starts_with("/_localstack/")
-            || path.starts_with("/moto-api/")
+            || crate::reset::is_moto_request(&parts)
         {
             crate::log::note(|n| n.service = Some("nimbus".into()));
             return self

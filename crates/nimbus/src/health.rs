@@ -1,6 +1,7 @@
 //! Health: the JSON document served at `/_nimbus/health` (and, for tools that
 //! wait for a local AWS endpoint there, at `/_localstack/health`), and the
-//! `nimbus status` command that reads it from a running server.
+//! `nimbus status` command that reads it from a running server (with the small
+//! HTTP client `nimbus reset` shares).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,6 +30,7 @@ pub fn document(
         "durable": durable,
         "auth": auth,
         "instance_driver": instance_driver,
+        "init": crate::init::health(),
     })
     .to_string()
 }
@@ -42,7 +44,7 @@ pub struct StatusArgs {
 
 /// Prints the health document of a running nimbus; exit code 1 when none answers.
 pub fn status(args: StatusArgs) -> i32 {
-    match fetch_health(&args.endpoint) {
+    match http_call(&args.endpoint, "GET", "/_nimbus/health", None) {
         Ok(body) => {
             let pretty = serde_json::from_str::<serde_json::Value>(&body)
                 .and_then(|v| serde_json::to_string_pretty(&v))
@@ -57,8 +59,16 @@ pub fn status(args: StatusArgs) -> i32 {
     }
 }
 
-/// A plain HTTP/1.0 GET: status needs nothing more, and this keeps the client trivial.
-fn fetch_health(endpoint: &str) -> Result<String, String> {
+/// A plain HTTP/1.0 request without a body: status and reset need nothing more,
+/// and this keeps the client trivial. Answers other than 200 are errors.
+/// A plain HTTP/1.0 call; `credentials` (access key, secret) sign it with SigV4, as
+/// nimbus's state-changing endpoints require under `--auth enforce`.
+pub(crate) fn http_call(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<String, String> {
     let authority = endpoint
         .strip_prefix("http://")
         .ok_or("only http:// endpoints are supported")?
@@ -69,12 +79,31 @@ fn fetch_health(endpoint: &str) -> Result<String, String> {
         format!("{authority}:80")
     };
     let mut stream = TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+    // A reset waits for every instance to stop; a health answer is immediate.
+    let wait = if method == "GET" { 5 } else { 60 };
     stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(wait)))
         .map_err(|e| e.to_string())?;
+    let mut headers = vec![("host".to_string(), authority.to_string())];
+    if let Some((key, secret)) = credentials {
+        let params = nimbus_auth::SigningParams {
+            access_key_id: key,
+            secret_access_key: secret,
+            session_token: None,
+            region: "us-east-1",
+            service: "nimbus",
+            time_epoch_secs: (nimbus_core::now_millis() / 1000) as i64,
+        };
+        let added = nimbus_auth::sign_v4(method, path, "", &headers, b"", &params);
+        headers.extend(added);
+    }
+    let head: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "GET /_nimbus/health HTTP/1.0\r\nHost: {authority}\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\n{head}Content-Length: 0\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut response = String::new();
@@ -85,7 +114,8 @@ fn fetch_health(endpoint: &str) -> Result<String, String> {
         .split_once("\r\n\r\n")
         .ok_or("malformed HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(head.lines().next().unwrap_or("").to_string());
+        let status = head.lines().next().unwrap_or("");
+        return Err(format!("{status} {}", body.trim()));
     }
     Ok(body.to_string())
 }

@@ -1,5 +1,5 @@
 //! The `nimbus` command: `serve` runs the cloud, `status` asks a running one
-//! for its health, `bench` measures any AWS endpoint, `wire` exposes the codec
+//! for its health, `reset` empties it, `bench` measures any AWS endpoint, `wire` exposes the codec
 //! to the protocol test-suite. This file only parses the command line and
 //! hands over; each command lives in its own module.
 
@@ -8,9 +8,12 @@ mod console;
 mod datadir;
 mod edge;
 mod events;
+mod flags;
 mod health;
 mod imds;
+mod init;
 mod log;
+mod reset;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +41,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Ask a running nimbus for its health.
     Status(health::StatusArgs),
+    /// Remove every resource of every service of a running nimbus (as test suites do between tests).
+    Reset(reset::ResetArgs),
     /// Drive an AWS endpoint (nimbus or a peer) with signed requests and report throughput and latency.
     Bench(bench::BenchArgs),
     /// Decode requests / encode responses with the model-driven codec (JSON lines on stdin; for protocol tests).
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Status(args) => health::status(args),
+        Command::Reset(args) => reset::command(args),
         Command::Bench(args) => bench::run(args),
         Command::Wire { args } => nimbus_wire::tool::main(&args),
         Command::InstanceInit { args } => nimbus_runtime::init::main(&args),

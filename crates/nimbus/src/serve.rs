@@ -15,47 +15,48 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1", env = "NIMBUS_HOST")]
+    #[arg(long, default_value = "127.0.0.1", env = "NIMBUS_HOST", value_parser = crate::flags::host)]
     host: String,
     /// Port to listen on (4566 is where local-AWS tooling looks).
     #[arg(long, default_value_t = 4566, env = "NIMBUS_PORT")]
     port: u16,
     /// Where state lives [default: $XDG_DATA_HOME/nimbus or ~/.local/share/nimbus].
-    #[arg(long, env = "NIMBUS_DATA_DIR")]
+    #[arg(long, env = "NIMBUS_DATA_DIR", value_parser = crate::flags::data_dir)]
     data_dir: Option<PathBuf>,
     /// Keep state in a temporary directory that is removed on exit.
     #[arg(long, conflicts_with = "data_dir")]
     ephemeral: bool,
     /// Region for requests that do not name one.
-    #[arg(long, default_value = "us-east-1", env = "NIMBUS_REGION")]
+    #[arg(long, default_value = "us-east-1", env = "NIMBUS_REGION", value_parser = crate::flags::region)]
     region: String,
     /// Account for access keys that do not name one (a 12-digit access key id names its account).
-    #[arg(long, default_value = nimbus_core::DEFAULT_ACCOUNT_ID, env = "NIMBUS_ACCOUNT_ID")]
+    #[arg(long, default_value = nimbus_core::DEFAULT_ACCOUNT_ID, env = "NIMBUS_ACCOUNT_ID", value_parser = crate::flags::account_id)]
     account_id: String,
     /// `open` accepts any well-formed signature; `enforce` verifies every signature.
     #[arg(long, value_enum, default_value = "open", env = "NIMBUS_AUTH")]
     auth: AuthMode,
     /// Root access key id known to `--auth enforce`.
-    #[arg(long, default_value = "test", env = "NIMBUS_ROOT_ACCESS_KEY_ID")]
+    #[arg(long, default_value = "test", env = "NIMBUS_ROOT_ACCESS_KEY_ID", value_parser = crate::flags::non_empty)]
     root_access_key_id: String,
     /// Root secret access key known to `--auth enforce`.
     #[arg(
         long,
         default_value = "test",
         env = "NIMBUS_ROOT_SECRET_ACCESS_KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = crate::flags::non_empty
     )]
     root_secret_access_key: String,
     /// How EC2 instances run: `namespace` (isolated, needs root on Linux), `process`
     /// (supervised processes, anywhere) or `auto` (namespace when possible).
-    #[arg(long, default_value = "auto", env = "NIMBUS_INSTANCE_DRIVER")]
+    #[arg(long, default_value = "auto", env = "NIMBUS_INSTANCE_DRIVER", value_parser = ["auto", "namespace", "process"])]
     instance_driver: String,
     /// Where elastic IPs come from (loopback by default: no address leads off this machine).
-    #[arg(long, default_value = "127.100.0.0/16", env = "NIMBUS_ELASTIC_IP_CIDR")]
+    #[arg(long, default_value = "127.100.0.0/16", env = "NIMBUS_ELASTIC_IP_CIDR", value_parser = crate::flags::ipv4_cidr)]
     elastic_ip_cidr: String,
     /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
     /// At `info` every API request is one line; `warn` keeps only problems.
-    #[arg(long, default_value = "info", env = "NIMBUS_LOG")]
+    #[arg(long, default_value = "info", env = "NIMBUS_LOG", value_parser = crate::flags::log_level)]
     log_level: String,
     /// `text` (coloured only on a terminal) or `json` (one object per line, for CI log tools).
     #[arg(long, value_enum, default_value = "text", env = "NIMBUS_LOG_FORMAT")]
@@ -64,13 +65,26 @@ pub struct ServeArgs {
     /// before the connection is closed.
     #[arg(long, default_value_t = 30, env = "NIMBUS_HEADER_TIMEOUT")]
     header_timeout: u64,
+    /// Init hooks, as LocalStack's: the executable files of DIR/ready.d run in name
+    /// order once nimbus is ready, with AWS_ENDPOINT_URL and the root credentials set.
+    #[arg(long = "init", value_name = "DIR", env = "NIMBUS_INIT_DIR", value_parser = crate::flags::init_dir)]
+    init_dir: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> i32 {
     crate::datadir::private_umask();
+    // Checked by clap already (flags::log_level); the fallback only keeps this total.
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     crate::log::init(filter, args.log_format);
+    // A data directory nimbus cannot use is a setting to fix, like a bad flag: exit 2.
+    if !args.ephemeral {
+        let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+        if let Err(e) = crate::datadir::prepare(&dir) {
+            eprintln!("nimbus: {e}");
+            return 2;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -185,6 +199,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    // With --port 0 the system picks the port: say which.
+    let addr = listener.local_addr().unwrap_or(addr);
 
     let imds = Arc::new(crate::imds::Imds::new(
         ec2.clone(),
@@ -212,6 +228,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(s3),
     ));
 
+    // Found before "Ready.", so that the health document never shows an init that has
+    // completed before its scripts were even listed.
+    if let Some(dir) = &args.init_dir {
+        crate::init::discover(dir);
+    }
     // One line, ending in "Ready." because tools that wait for LocalStack look for that word.
     println!(
         "nimbus {} listening on http://{addr} (auth {}), data in {}{}. Ready.",
@@ -236,6 +257,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
     instance_listeners(&ec2, &edge, &imds, &builder, addr, port).await;
     ec2.resume();
+    if args.init_dir.is_some() {
+        tokio::spawn(crate::init::run(crate::init::HookEnv {
+            endpoint: hook_endpoint(addr, port),
+            access_key_id: args.root_access_key_id.clone(),
+            secret_access_key: args.root_secret_access_key.clone(),
+            region: args.region.clone(),
+        }));
+    }
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
@@ -276,6 +305,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     ec2.shutdown().await;
     drop(ephemeral_dir);
     Ok(())
+}
+
+/// Where init hooks reach nimbus: the listening address, or loopback when it
+/// listens on every address.
+fn hook_endpoint(addr: SocketAddr, port: u16) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, port))
 }
 
 /// A listener on an address this host may not have yet (the VPC bridge's

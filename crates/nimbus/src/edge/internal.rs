@@ -1,7 +1,8 @@
 //! nimbus's own endpoints beside the AWS APIs: the health document (also at
-//! LocalStack's path), the website endpoint in path form, S3 lifecycle runs and
-//! the reset of all state (also at the paths LocalStack's and moto's test
-//! fixtures call). Those that change state are POSTs, and under `--auth
+//! LocalStack's path), init hooks' progress (LocalStack's `/_localstack/init`),
+//! the README, the website endpoint in path form, S3 lifecycle runs and the
+//! reset of all state (also at the paths LocalStack's and moto's test fixtures
+//! call). Those that change state are POSTs, and under `--auth
 //! enforce` only the root credentials may call them (sign as for any service,
 //! e.g. `curl --aws-sigv4 aws:amz:us-east-1:nimbus --user KEY:SECRET`).
 
@@ -56,6 +57,12 @@ impl Edge {
                     );
                     json_response(StatusCode::OK, &body)
                 }
+                _ if path.starts_with("/_localstack/init") => {
+                    match crate::init::localstack_answer(&path["/_localstack/init".len()..]) {
+                        Some(body) => json_response(StatusCode::OK, &body),
+                        None => not_found(),
+                    }
+                }
                 "/_nimbus/docs" => {
                     let mut r = json_response(StatusCode::OK, crate::console::README);
                     r.headers_mut().insert(
@@ -81,6 +88,12 @@ impl Edge {
             crate::log::note_error(&e.code);
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
             return internal_error(status, &e.code, &e.message);
+        }
+        if crate::reset::is_reset_path(path) {
+            crate::log::note(|n| n.operation = Some("Reset".into()));
+            let (status, body) =
+                crate::reset::http_answer(crate::reset::reset_all(&self.services).await);
+            return json_response(status, &body);
         }
         match path {
             // Runs S3 lifecycle rules now, or as of `?at=EPOCH_SECONDS` (for tests of day-based rules).

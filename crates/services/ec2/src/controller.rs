@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 
 /// How long a stopping machine gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// A reset ends every machine at once; test suites wait for it between tests.
+const RESET_GRACE: Duration = Duration::from_secs(2);
 
 /// Resolves an instance profile (name or ARN) of an account to its (ARN, id).
 pub type ProfileResolver =
@@ -367,6 +369,99 @@ impl Ec2 {
     /// running instances come back at the next start).
     pub async fn shutdown(&self) {
         self.machines.runtime.stop_all(Duration::from_secs(3)).await;
+    }
+
+    /// Reset: every record goes (one batch queued under the partition map's lock,
+    /// so a partition made right after is written after it), then every instance's
+    /// machine stops for good and its directory goes, elastic IPs stop answering,
+    /// volume and snapshot files and image layers are removed. The default VPC
+    /// comes back on the next call, as on first use.
+    pub(crate) async fn remove_everything(&self) -> Result<(), AwsError> {
+        let failed = |e: String| {
+            tracing::error!("EC2 reset failed: {e}");
+            AwsError::new("InternalError", "An internal error has occurred").with_status(500)
+        };
+        let store = self.store.clone();
+        let stored = tokio::task::spawn_blocking(move || store.keys(crate::state::PARTITIONS))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+        let (commit, taken) = {
+            let mut partitions = lock(&self.partitions);
+            let taken = std::mem::take(&mut *partitions);
+            let mut batch = nimbus_store::Batch::new();
+            for k in stored {
+                batch.delete(crate::state::PARTITIONS, k);
+            }
+            for (account, region) in taken.keys() {
+                batch.delete(
+                    crate::state::PARTITIONS,
+                    crate::state::partition_key(account, region),
+                );
+            }
+            (self.store.submit(batch), taken)
+        };
+        commit.await.map_err(|e| failed(e.to_string()))?;
+
+        let instances: Vec<&Instance> = taken.values().flat_map(|p| p.instances.values()).collect();
+        {
+            let mut ips = lock(&self.machines.ips);
+            for i in &instances {
+                if let Ok(ip) = i.private_ip.parse::<Ipv4Addr>() {
+                    ips.remove(&ip);
+                }
+            }
+        }
+        for a in taken.values().flat_map(|p| p.addresses.values()) {
+            if let Ok(ip) = a.public_ip.parse::<Ipv4Addr>() {
+                self.machines.allocated().remove(&ip);
+                self.machines.forwarder.remove(ip);
+            }
+        }
+        // Each stop waits for the instance's reconcile step in progress (a start
+        // finishing), so nothing is left running behind the reset.
+        let mut stops = tokio::task::JoinSet::new();
+        if let Some(me) = self.me.upgrade() {
+            for i in &instances {
+                let (me, id) = (me.clone(), i.id.clone());
+                stops.spawn(async move {
+                    let op = me.op_lock(&id);
+                    let _serial = op.lock().await;
+                    me.machines.runtime.stop(&id, RESET_GRACE).await;
+                    let runtime = me.machines.runtime.clone();
+                    let dir_id = id.clone();
+                    let _ = tokio::task::spawn_blocking(move || runtime.remove(&dir_id)).await;
+                    lock(&me.machines.loaded_rules).remove(&id);
+                    lock(&me.machines.ops).remove(&id);
+                });
+            }
+        }
+        while stops.join_next().await.is_some() {}
+        let volumes: Vec<String> = taken
+            .values()
+            .flat_map(|p| p.volumes.keys().cloned())
+            .collect();
+        let snapshots: Vec<String> = taken
+            .values()
+            .flat_map(|p| p.snapshots.keys().cloned())
+            .collect();
+        let disks = self.disks.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for v in &volumes {
+                disks.remove_volume(v);
+            }
+            for s in &snapshots {
+                disks.remove_snapshot(s);
+            }
+        })
+        .await;
+        self.sweep_layers().await;
+        tracing::debug!(
+            "ec2 reset: {} partitions, {} instances",
+            taken.len(),
+            instances.len()
+        );
+        Ok(())
     }
 
     /// CPU time used by an instance's processes (namespace driver).

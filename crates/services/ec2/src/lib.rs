@@ -450,6 +450,10 @@ impl Service for Ec2 {
             }
         })
     }
+
+    fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(self.remove_everything())
+    }
 }
 
 /// A new resource id in EC2's form: prefix, dash, 17 hex digits.

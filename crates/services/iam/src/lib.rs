@@ -572,4 +572,43 @@ impl Service for Iam {
             }
         })
     }
+
+    /// Every role and instance profile of every account goes.
+    fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            let failed = |e: String| {
+                tracing::error!("IAM reset failed: {e}");
+                AwsError::internal(e)
+            };
+            // Read before the swap: what the store holds beyond memory (unreadable records).
+            let store = self.store.clone();
+            let stored = tokio::task::spawn_blocking(move || {
+                Ok::<_, nimbus_store::StoreError>((store.keys(ROLES)?, store.keys(PROFILES)?))
+            })
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+            // Queued under the lock, so a role created right after the reset is written after it.
+            let commit = {
+                let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+                let mut batch = Batch::new();
+                for (account, a) in accounts.drain() {
+                    for name in a.roles.keys() {
+                        batch.delete(ROLES, key(&account, name));
+                    }
+                    for name in a.profiles.keys() {
+                        batch.delete(PROFILES, key(&account, name));
+                    }
+                }
+                for k in stored.0 {
+                    batch.delete(ROLES, k);
+                }
+                for k in stored.1 {
+                    batch.delete(PROFILES, k);
+                }
+                self.store.submit(batch)
+            };
+            commit.await.map_err(|e| failed(e.to_string()))
+        })
+    }
 }

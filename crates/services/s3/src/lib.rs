@@ -310,6 +310,70 @@ fn legacy_region(ctx: &RequestContext) -> std::borrow::Cow<'_, RequestContext> {
     std::borrow::Cow::Owned(ctx)
 }
 
+/// Every bucket goes with its objects, versions, uploads and body files. Records
+/// are deleted in one batch queued under the bucket map's lock (so a bucket made
+/// right after the reset is written after it); the keys the store holds are read
+/// first, so records memory never loaded go too. Bodies are unlinked once the
+/// records naming them are gone (a reader holding one keeps reading it).
+async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
+    let store = inner.store.clone();
+    let tables = [state::BUCKETS, state::OBJECTS, state::UPLOADS, state::PARTS];
+    let stored = tokio::task::spawn_blocking(move || {
+        tables
+            .iter()
+            .map(|t| store.keys(t).map(|keys| (*t, keys)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| AwsError::internal(e.to_string()))?
+    .map_err(errors::store_failed)?;
+    let (commit, taken) = {
+        let mut buckets = inner.buckets.write().unwrap_or_else(|p| p.into_inner());
+        let taken = std::mem::take(&mut *buckets);
+        let mut batch = Batch::new();
+        for (table, keys) in stored {
+            for k in keys {
+                batch.delete(table, k);
+            }
+        }
+        for name in taken.keys() {
+            batch.delete(state::BUCKETS, name.as_bytes().to_vec());
+        }
+        (inner.store.submit(batch), taken)
+    };
+    commit.await.map_err(errors::store_failed)?;
+    // Records written to the old buckets between the key scan and the swap (a
+    // request that was running) go in a second batch; their files with them.
+    let mut batch = Batch::new();
+    let mut files = Vec::new();
+    for (name, bucket) in &taken {
+        let objects = bucket.objects.read().unwrap_or_else(|p| p.into_inner());
+        for versions in objects.values() {
+            for v in versions {
+                batch.delete(state::OBJECTS, state::object_key(name, &v.key, v.seq));
+                files.extend(v.files().iter().map(|(f, _)| f.clone()));
+            }
+        }
+        drop(objects);
+        let uploads = bucket.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, upload) in uploads.iter() {
+            batch.delete(state::UPLOADS, state::upload_key(name, id));
+            for (number, part) in &upload.parts {
+                batch.delete(state::PARTS, state::part_key(id, *number));
+                files.push(part.file.clone());
+            }
+        }
+    }
+    inner.commit(batch).await?;
+    let inner = inner.clone();
+    let removed = files.len();
+    tokio::task::spawn_blocking(move || inner.blobs.remove(&files))
+        .await
+        .map_err(|e| AwsError::internal(e.to_string()))?;
+    tracing::debug!("s3 reset: {} buckets, {removed} body files", taken.len());
+    Ok(())
+}
+
 impl Service for S3 {
     fn name(&self) -> &'static str {
         "s3"
@@ -349,5 +413,9 @@ impl Service for S3 {
 
     fn admits_anonymous(&self) -> bool {
         true
+    }
+
+    fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(reset(&self.inner))
     }
 }

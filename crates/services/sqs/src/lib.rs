@@ -447,6 +447,85 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
     Ok(())
 }
 
+/// Every queue goes with its messages, deduplication ids, move tasks and the
+/// "deleted recently" marks (a queue of the same name can be made at once).
+/// Records are deleted in one batch queued under the queue map's lock (a queue
+/// made right after the reset is written after it); the store's keys are read
+/// first, so records memory never loaded go too. Messages a running request
+/// adds to an old queue meanwhile are orphans, removed at the next start.
+async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
+    let store = inner.store.clone();
+    let tables = [
+        state::QUEUES,
+        state::MESSAGES,
+        state::MESSAGE_STATE,
+        state::DEDUP,
+        state::SEQUENCE,
+        state::DELETED_QUEUES,
+        state::MOVE_TASKS,
+    ];
+    let stored = tokio::task::spawn_blocking(move || {
+        tables
+            .iter()
+            .map(|t| store.keys(t).map(|keys| (*t, keys)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| AwsError::internal(e.to_string()))?
+    .map_err(errors::store_failed)?;
+    let (commit, taken) = {
+        let mut queues = inner.queues.write().unwrap_or_else(|e| e.into_inner());
+        let taken: Vec<Arc<Queue>> = std::mem::take(&mut *queues)
+            .into_values()
+            .flat_map(BTreeMap::into_values)
+            .collect();
+        let mut batch = Batch::new();
+        for (table, keys) in stored {
+            for k in keys {
+                batch.delete(table, k);
+            }
+        }
+        for q in &taken {
+            batch.delete(state::QUEUES, q.key.store_key().into_bytes());
+            batch.delete(state::SEQUENCE, q.id_hex.clone().into_bytes());
+        }
+        for (key, _) in lock(&inner.deleted).drain() {
+            batch.delete(state::DELETED_QUEUES, key.store_key().into_bytes());
+        }
+        for (id, task) in lock(&inner.tasks).drain() {
+            task.halt();
+            batch.delete(state::MOVE_TASKS, id.into_bytes());
+        }
+        lock(&inner.resume).clear();
+        lock(&inner.orphans).clear();
+        inner.has_orphans.store(false, Ordering::Release);
+        (inner.store.submit(batch), taken)
+    };
+    commit.await.map_err(errors::store_failed)?;
+    let mut batch = Batch::new();
+    for q in &taken {
+        q.deleted.store(true, Ordering::SeqCst);
+        // Long pollers on these queues answer now.
+        q.notify.notify_waiters();
+        let st = q.lock();
+        for seq in st.all_seqs() {
+            let k = q.message_key(seq);
+            batch.delete(state::MESSAGES, k.clone());
+            batch.delete(state::MESSAGE_STATE, k);
+        }
+        for d in st.dedup_keys() {
+            batch.delete(state::DEDUP, q.dedup_key(&d));
+        }
+    }
+    inner
+        .store
+        .commit(batch)
+        .await
+        .map_err(errors::store_failed)?;
+    tracing::debug!("sqs reset: {} queues", taken.len());
+    Ok(())
+}
+
 impl Service for Sqs {
     fn name(&self) -> &'static str {
         "sqs"
@@ -495,5 +574,9 @@ impl Service for Sqs {
                 other => Err(AwsError::invalid_action(other, "SQS")),
             }
         })
+    }
+
+    fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(reset(&self.inner))
     }
 }

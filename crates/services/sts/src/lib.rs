@@ -161,6 +161,26 @@ impl Service for Sts {
             }
         })
     }
+
+    /// Forgets every credential STS issued (the root key is not STS's and stays).
+    fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            let store = self.store.clone();
+            let keys = tokio::task::spawn_blocking(move || store.keys(TABLE))
+                .await
+                .map_err(|e| AwsError::internal(e.to_string()))?
+                .map_err(|e| AwsError::internal(e.to_string()))?;
+            let mut batch = Batch::new();
+            for key in keys {
+                self.registry.remove(&String::from_utf8_lossy(&key));
+                batch.delete(TABLE, key);
+            }
+            self.store
+                .commit(batch)
+                .await
+                .map_err(|e| AwsError::internal(e.to_string()))
+        })
+    }
 }
 
 /// The account an access key names by itself: a key of exactly 12 digits is that

@@ -46,8 +46,7 @@ impl MoveTask {
         }
     }
 
-    /// Stops the mover without touching the task's recorded state.
-    #[cfg(test)]
+    /// Stops the mover without touching the task's recorded state (reset, tests).
     pub fn halt(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
         self.wake.notify_waiters();

@@ -1,0 +1,210 @@
+//! Checks of `nimbus serve`'s settings, as clap value parsers: a flag and its
+//! `NIMBUS_*` variable go through the same parser, so a bad value in either is
+//! refused before anything is opened, with clap's message naming the flag and
+//! the value, and exit status 2. Each parser returns the value as the rest of
+//! serve uses it.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+/// `--account-id`: 12 digits, as AWS account ids are.
+pub fn account_id(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err("an account id is exactly 12 digits (e.g. 000000000000)".into())
+    }
+}
+
+/// `--region`: a region name (`us-east-1`, `us-gov-west-1`, `cn-north-1`,
+/// `us-isob-east-1`): two letters, optionally `gov` or `iso...`, a direction
+/// word, a number.
+pub fn region(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let letters = |p: &str, min: usize| p.len() >= min && p.bytes().all(|b| b.is_ascii_lowercase());
+    let ok = match parts.as_slice() {
+        [country, word, number] => {
+            country.len() == 2 && letters(country, 2) && letters(word, 1) && is_number(number)
+        }
+        [country, partition, word, number] => {
+            country.len() == 2
+                && letters(country, 2)
+                && (*partition == "gov" || (partition.starts_with("iso") && letters(partition, 3)))
+                && letters(word, 1)
+                && is_number(number)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("not a region name (e.g. us-east-1, eu-central-2, us-gov-west-1)".into())
+    }
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `--elastic-ip-cidr`: an IPv4 block of at least 4 addresses (`a.b.c.d/len`, len ≤ 30).
+pub fn ipv4_cidr(s: &str) -> Result<String, String> {
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or("not a CIDR block (e.g. 127.100.0.0/16)")?;
+    addr.parse::<Ipv4Addr>()
+        .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
+    match len.parse::<u8>() {
+        Ok(n) if n <= 30 => Ok(s.to_string()),
+        Ok(n) if n <= 32 => Err(format!("/{n} holds fewer than 4 addresses")),
+        _ => Err(format!("{len:?} is not a prefix length (0-30)")),
+    }
+}
+
+/// Credentials: anything but empty.
+pub fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// `--host`: an IP address or a host name (resolved when binding).
+pub fn host(s: &str) -> Result<String, String> {
+    let name_ok = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+        });
+    if s.parse::<std::net::IpAddr>().is_ok() || name_ok {
+        Ok(s.to_string())
+    } else {
+        Err("not an IP address or host name".into())
+    }
+}
+
+/// `--log-level`: a level (error, warn, info, debug, trace, off) or a tracing
+/// filter with targets (`nimbus=debug,warn`). A bare word that is no level is
+/// refused: tracing would take it for a target name and log nothing.
+pub fn log_level(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    let bare = !s.contains(['=', ',', '[', ':']);
+    if bare {
+        return s
+            .parse::<tracing::level_filters::LevelFilter>()
+            .map(|_| s.to_string())
+            .map_err(|_| {
+                "not a level (error, warn, info, debug, trace, off) or a filter such as nimbus=debug"
+                    .into()
+            });
+    }
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not a tracing filter: {e}"))
+}
+
+/// `--init`: an existing directory (its `ready.d` may be missing or empty).
+pub fn init_dir(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err("not a directory".into())
+    }
+}
+
+/// `--data-dir`: a path (created if missing).
+pub fn data_dir(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        Err("must not be empty".into())
+    } else if std::path::Path::new(s).is_file() {
+        Err("is a file, not a directory".into())
+    } else {
+        Ok(PathBuf::from(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "ap-southeast-4",
+            "us-gov-west-1",
+            "cn-north-1",
+            "il-central-1",
+            "me-south-1",
+            "ca-west-1",
+            "us-isob-east-1",
+            "us-iso-east-1",
+            "eu-isoe-west-1",
+            "mx-central-1",
+        ] {
+            assert!(region(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "useast1",
+            "US-EAST-1",
+            "us-east-1a",
+            "usa-east-1",
+            "us--1",
+            "us-foo-west-1",
+            "us-east-1-",
+        ] {
+            assert!(region(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn accounts_cidrs_levels() {
+        assert!(account_id("000000000000").is_ok());
+        for bad in ["", "12345678901", "1234567890123", "12345678901a"] {
+            assert!(account_id(bad).is_err(), "{bad}");
+        }
+        for ok in ["127.100.0.0/16", "10.0.0.0/30", "0.0.0.0/0"] {
+            assert!(ipv4_cidr(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "127.100.0.0",
+            "127.100.0.0/31",
+            "300.1.1.1/8",
+            "1.2.3.4/x",
+            "::1/64",
+        ] {
+            assert!(ipv4_cidr(bad).is_err(), "{bad}");
+        }
+        for ok in [
+            "warn",
+            "INFO",
+            "off",
+            "trace",
+            "nimbus=debug",
+            "warn,nimbus_s3=trace",
+        ] {
+            assert!(log_level(ok).is_ok(), "{ok}");
+        }
+        for bad in ["loud", "warning!", "nimbus=loud", ""] {
+            assert!(log_level(bad).is_err(), "{bad}");
+        }
+        assert!(non_empty("").is_err() && non_empty("test").is_ok());
+        for ok in ["127.0.0.1", "::", "localhost", "my-host.example"] {
+            assert!(host(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "bad host", "-x", "a..b"] {
+            assert!(host(bad).is_err(), "{bad}");
+        }
+    }
+}
