@@ -95,7 +95,9 @@ pub fn run(args: ServeArgs) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(serve(args)) {
+    let result = runtime.block_on(serve(args));
+    crate::log::flush();
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("nimbus: {e}");
@@ -301,6 +303,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             _ = &mut shutdown => break,
         }
     }
+    crate::log::flush();
     eprintln!("nimbus: shutting down");
     ec2.shutdown().await;
     drop(ephemeral_dir);
