@@ -341,41 +341,66 @@ impl Store {
 
     /// Every record of `table` whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
+        self.read_table(table, |table| {
+            let mut out = Vec::new();
+            for entry in table.range(prefix..).map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                out.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs `read` on `table` as of every acknowledged write; a table never
+    /// written reads as empty.
+    fn read_table<T>(
+        &self,
+        table: &str,
+        read: impl FnOnce(
+            &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+        ) -> Result<Vec<T>, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         self.checkpoint_now()?;
         let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
         let txn = self.db.begin_read().map_err(err)?;
-        let table = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(err(e)),
-        };
-        let mut out = Vec::new();
-        for entry in table.range(prefix..).map_err(err)? {
-            let (k, v) = entry.map_err(err)?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            out.push((k.value().to_vec(), v.value().to_vec()));
+        match txn.open_table(def) {
+            Ok(t) => read(&t),
+            Err(TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+            Err(e) => Err(err(e)),
         }
-        Ok(out)
+    }
+
+    /// Every key of each of `tables` (what a service's reset deletes), read on a
+    /// blocking thread so that the async runtime's workers are not held.
+    pub async fn keys_of_tables(
+        &self,
+        tables: &[&'static str],
+    ) -> Result<Vec<(&'static str, Vec<Vec<u8>>)>, StoreError> {
+        let store = self.clone();
+        let tables = tables.to_vec();
+        tokio::task::spawn_blocking(move || {
+            tables
+                .into_iter()
+                .map(|t| store.keys(t).map(|keys| (t, keys)))
+                .collect()
+        })
+        .await
+        .map_err(err)?
     }
 
     /// Every key of `table`, in order (reset deletes them; values are not read).
     pub fn keys(&self, table: &str) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.checkpoint_now()?;
-        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(err(e)),
-        };
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(err)? {
-            let (k, _) = entry.map_err(err)?;
-            out.push(k.value().to_vec());
-        }
-        Ok(out)
+        self.read_table(table, |table| {
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(err)? {
+                let (k, _) = entry.map_err(err)?;
+                out.push(k.value().to_vec());
+            }
+            Ok(out)
+        })
     }
 
     /// Stops the writer without a checkpoint, as if the process were killed

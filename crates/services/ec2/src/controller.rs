@@ -381,11 +381,14 @@ impl Ec2 {
             tracing::error!("EC2 reset failed: {e}");
             AwsError::new("InternalError", "An internal error has occurred").with_status(500)
         };
-        let store = self.store.clone();
-        let stored = tokio::task::spawn_blocking(move || store.keys(crate::state::PARTITIONS))
+        let stored: Vec<Vec<u8>> = self
+            .store
+            .keys_of_tables(&[crate::state::PARTITIONS])
             .await
             .map_err(|e| failed(e.to_string()))?
-            .map_err(|e| failed(e.to_string()))?;
+            .into_iter()
+            .flat_map(|(_, keys)| keys)
+            .collect();
         let (commit, taken) = {
             let mut partitions = lock(&self.partitions);
             let taken = std::mem::take(&mut *partitions);

@@ -581,13 +581,11 @@ impl Service for Iam {
                 AwsError::internal(e)
             };
             // Read before the swap: what the store holds beyond memory (unreadable records).
-            let store = self.store.clone();
-            let stored = tokio::task::spawn_blocking(move || {
-                Ok::<_, nimbus_store::StoreError>((store.keys(ROLES)?, store.keys(PROFILES)?))
-            })
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(|e| failed(e.to_string()))?;
+            let stored = self
+                .store
+                .keys_of_tables(&[ROLES, PROFILES])
+                .await
+                .map_err(|e| failed(e.to_string()))?;
             // Queued under the lock, so a role created right after the reset is written after it.
             let commit = {
                 let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
@@ -600,11 +598,10 @@ impl Service for Iam {
                         batch.delete(PROFILES, key(&account, name));
                     }
                 }
-                for k in stored.0 {
-                    batch.delete(ROLES, k);
-                }
-                for k in stored.1 {
-                    batch.delete(PROFILES, k);
+                for (table, keys) in stored {
+                    for k in keys {
+                        batch.delete(table, k);
+                    }
                 }
                 self.store.submit(batch)
             };

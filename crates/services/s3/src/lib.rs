@@ -316,17 +316,12 @@ fn legacy_region(ctx: &RequestContext) -> std::borrow::Cow<'_, RequestContext> {
 /// first, so records memory never loaded go too. Bodies are unlinked once the
 /// records naming them are gone (a reader holding one keeps reading it).
 async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
-    let store = inner.store.clone();
     let tables = [state::BUCKETS, state::OBJECTS, state::UPLOADS, state::PARTS];
-    let stored = tokio::task::spawn_blocking(move || {
-        tables
-            .iter()
-            .map(|t| store.keys(t).map(|keys| (*t, keys)))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| AwsError::internal(e.to_string()))?
-    .map_err(errors::store_failed)?;
+    let stored = inner
+        .store
+        .keys_of_tables(&tables)
+        .await
+        .map_err(errors::store_failed)?;
     let (commit, taken) = {
         let mut buckets = inner.buckets.write().unwrap_or_else(|p| p.into_inner());
         let taken = std::mem::take(&mut *buckets);

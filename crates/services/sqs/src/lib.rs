@@ -454,7 +454,6 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
 /// first, so records memory never loaded go too. Messages a running request
 /// adds to an old queue meanwhile are orphans, removed at the next start.
 async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
-    let store = inner.store.clone();
     let tables = [
         state::QUEUES,
         state::MESSAGES,
@@ -464,15 +463,11 @@ async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
         state::DELETED_QUEUES,
         state::MOVE_TASKS,
     ];
-    let stored = tokio::task::spawn_blocking(move || {
-        tables
-            .iter()
-            .map(|t| store.keys(t).map(|keys| (*t, keys)))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| AwsError::internal(e.to_string()))?
-    .map_err(errors::store_failed)?;
+    let stored = inner
+        .store
+        .keys_of_tables(&tables)
+        .await
+        .map_err(errors::store_failed)?;
     let (commit, taken) = {
         let mut queues = inner.queues.write().unwrap_or_else(|e| e.into_inner());
         let taken: Vec<Arc<Queue>> = std::mem::take(&mut *queues)

@@ -165,13 +165,13 @@ impl Service for Sts {
     /// Forgets every credential STS issued (the root key is not STS's and stays).
     fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async move {
-            let store = self.store.clone();
-            let keys = tokio::task::spawn_blocking(move || store.keys(TABLE))
+            let stored = self
+                .store
+                .keys_of_tables(&[TABLE])
                 .await
-                .map_err(|e| AwsError::internal(e.to_string()))?
                 .map_err(|e| AwsError::internal(e.to_string()))?;
             let mut batch = Batch::new();
-            for key in keys {
+            for key in stored.into_iter().flat_map(|(_, keys)| keys) {
                 self.registry.remove(&String::from_utf8_lossy(&key));
                 batch.delete(TABLE, key);
             }
