@@ -349,3 +349,22 @@ def test_readme_quick_start_works_as_pasted(endpoint, tmp_path):
     assert "upload: ./cat.jpg to s3://photos/cat.jpg" in p.stdout
     got = make_client(endpoint, "s3").get_object(Bucket="photos", Key="cat.jpg")["Body"].read()
     assert got == b"meow\n"
+
+
+def test_background_work_is_logged():
+    """Instance state changes and a finished boot (process driver: runs anywhere)."""
+    s = Server("--instance-driver", "process").start()
+    try:
+        ec2 = make_client(s.endpoint, "ec2")
+        image = ec2.describe_images()["Images"][0]["ImageId"]
+        iid = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                UserData="#!/bin/bash\necho booted\n")["Instances"][0]["InstanceId"]
+        wait_for_log(s, f"instance {iid} pending -> running", timeout=20)
+        wait_for_log(s, f"instance {iid} finished booting", timeout=30)
+        ec2.stop_instances(InstanceIds=[iid])
+        wait_for_log(s, f"instance {iid} stopping -> stopped", timeout=30)
+        ec2.terminate_instances(InstanceIds=[iid])
+        wait_for_log(s, f"instance {iid} terminated", timeout=30)
+        assert "ec2.RunInstances 200" in s.log()
+    finally:
+        s.stop()
