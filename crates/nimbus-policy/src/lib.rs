@@ -11,7 +11,8 @@
 //! use nimbus_policy::{Decision, Policy, Principal, Request};
 //!
 //! let policy = Policy::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
-//!     "Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#).unwrap();
+//!     "Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#)
+//!     .unwrap(); // ok: a doc example; the literal is a valid policy
 //! let context = BTreeMap::new();
 //! let request = Request {
 //!     principal: Principal::Anonymous,

@@ -4,12 +4,9 @@
 //! and the docs; every other request to `/` (an SDK's signed ListBuckets, an
 //! unsigned `curl`) goes to S3 as on AWS.
 
-use crate::edge::{AuthMode, EdgeConfig};
+use crate::edge::{full, AuthMode, EdgeConfig, HttpBody};
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use http_body_util::BodyExt;
-
-type HttpBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A browser's unsigned request for the page (its Accept names HTML first or at all).
 pub fn wants_first_page(parts: &http::request::Parts) -> bool {
@@ -58,11 +55,7 @@ endpoint (<code>--endpoint-url</code>); auth mode: {auth}; instances run with th
         version = crate::health::VERSION,
         driver = config.instance_driver,
     );
-    let mut response = Response::new(
-        http_body_util::Full::new(Bytes::from(html))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
+    let mut response = Response::new(full(Bytes::from(html)));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -14,7 +14,7 @@ mod post;
 mod s3api;
 mod s3host;
 
-use body::{full, HttpBody};
+pub(crate) use body::{full, HttpBody};
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -126,13 +126,14 @@ impl Edge {
         remote: Option<SocketAddr>,
     ) -> Response<HttpBody> {
         let started = std::time::Instant::now();
+        // Both are reference-counted: the log line costs no copy of them.
         let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        let uri = req.uri().clone();
         let (response, note) = crate::log::scoped(self.answer(req, remote)).await;
         crate::log::request(
             &note,
             method.as_str(),
-            &path,
+            uri.path(),
             response.status().as_u16(),
             started.elapsed(),
         );
@@ -522,26 +523,14 @@ impl Edge {
                 });
             let Some(route) = route else {
                 return Err(match unserved(param("Version").as_deref()) {
-                    Some(entry) => {
-                        let protocol = if entry.model.protocols().contains(&Protocol::Ec2) {
-                            Protocol::Ec2
-                        } else {
-                            Protocol::Query
-                        };
-                        Unrouted::Unserved(entry, protocol)
-                    }
+                    Some(entry) => Unrouted::Unserved(entry, query_protocol(&entry.model)),
                     None => Unrouted::Error(AwsError::new(
                         "InvalidAction",
                         format!("Could not find a service for the action {action}."),
                     )),
                 });
             };
-            let protocol = if route.model.protocols().contains(&Protocol::Ec2) {
-                Protocol::Ec2
-            } else {
-                Protocol::Query
-            };
-            return Ok((route, protocol));
+            return Ok((route, query_protocol(route.model)));
         }
 
         // Everything else is S3's, which clients address by path or bucket host name,
@@ -793,6 +782,15 @@ fn is_json_family(protocol: Protocol) -> bool {
 
 fn target_prefix(model: &ServiceModel) -> Option<&str> {
     model.metadata.target_prefix.as_deref()
+}
+
+/// The form an `Action` request takes for this service: ec2 for EC2, else query.
+fn query_protocol(model: &ServiceModel) -> Protocol {
+    if model.protocols().contains(&Protocol::Ec2) {
+        Protocol::Ec2
+    } else {
+        Protocol::Query
+    }
 }
 
 fn json_protocol(model: &ServiceModel) -> Protocol {

@@ -502,15 +502,7 @@ async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
         q.deleted.store(true, Ordering::SeqCst);
         // Long pollers on these queues answer now.
         q.notify.notify_waiters();
-        let st = q.lock();
-        for seq in st.all_seqs() {
-            let k = q.message_key(seq);
-            batch.delete(state::MESSAGES, k.clone());
-            batch.delete(state::MESSAGE_STATE, k);
-        }
-        for d in st.dedup_keys() {
-            batch.delete(state::DEDUP, q.dedup_key(&d));
-        }
+        q.delete_records(&q.lock(), &mut batch);
     }
     inner
         .store

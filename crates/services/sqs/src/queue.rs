@@ -888,6 +888,19 @@ impl Queue {
         format!("{}/{}", self.id_hex, key).into_bytes()
     }
 
+    /// Adds to `batch` the deletion of every message and deduplication record of
+    /// this queue (DeleteQueue, reset).
+    pub fn delete_records(&self, st: &QueueState, batch: &mut nimbus_store::Batch) {
+        for seq in st.all_seqs() {
+            let k = self.message_key(seq);
+            batch.delete(crate::state::MESSAGES, k.clone());
+            batch.delete(crate::state::MESSAGE_STATE, k);
+        }
+        for d in st.dedup_keys() {
+            batch.delete(crate::state::DEDUP, self.dedup_key(&d));
+        }
+    }
+
     pub fn url(&self, host: &str) -> String {
         crate::names::queue_url(host, &self.key.account, &self.key.name)
     }

@@ -296,14 +296,7 @@ pub async fn delete_queue(
     let mut batch = Batch::new();
     {
         let mut st = q.lock();
-        for seq in st.all_seqs() {
-            let k = q.message_key(seq);
-            batch.delete(state::MESSAGES, k.clone());
-            batch.delete(state::MESSAGE_STATE, k);
-        }
-        for d in st.dedup_keys() {
-            batch.delete(state::DEDUP, q.dedup_key(&d));
-        }
+        q.delete_records(&st, &mut batch);
         Inner::collect_expired(&q, &mut st, &mut batch);
     }
     batch.delete(state::QUEUES, q.key.store_key().into_bytes());
