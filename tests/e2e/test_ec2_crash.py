@@ -114,7 +114,13 @@ try:
                 break
             time.sleep(0.1)
     result["booted"] = booted
-    procs = subprocess.run(["pgrep", "-f", "__instance-init " + data_dir], capture_output=True, text=True).stdout.split()
+    # An init forks for each boot step; a child between fork and exec still reads as
+    # "__instance-init", so the count settles for a moment before it is taken.
+    for _ in range(50):
+        procs = subprocess.run(["pgrep", "-f", "__instance-init " + data_dir], capture_output=True, text=True).stdout.split()
+        if len(procs) == 2 * len(running):
+            break
+        time.sleep(0.1)
     result["init_processes"] = len(procs)
 except Exception:
     result["error"] = traceback.format_exc()
