@@ -10,12 +10,14 @@ pub mod body;
 pub mod checksum;
 mod credentials;
 mod error;
+pub mod save;
 mod service;
 pub mod timestamp;
 
 pub use body::{BodySource, FileSlice, Reply, RequestBody, ResponseBody};
 pub use credentials::{CredentialRecord, CredentialRegistry};
 pub use error::AwsError;
+pub use save::{DeferredRemovals, FileHold};
 pub use service::{BoxFuture, RequestContext, Service, ServiceState};
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -113,4 +113,11 @@ pub trait Service: Send + Sync + 'static {
     fn state(&self) -> ServiceState {
         ServiceState::Running
     }
+
+    /// For a save of the whole cloud: the files this service keeps beside the
+    /// store, held steady until the hold drops (see [`crate::save`]). Services
+    /// whose whole state is in the store keep the default.
+    fn hold_files(&self) -> BoxFuture<'_, Result<crate::FileHold, AwsError>> {
+        Box::pin(async { Ok(crate::FileHold::default()) })
+    }
 }

@@ -14,6 +14,9 @@ pub struct Group {
     dirs: Vec<PathBuf>,
     /// Where CPU time is read (`cpu.stat` on v2, `cpuacct.usage` on v1).
     usage: Option<PathBuf>,
+    /// The group that pauses the instance for a consistent save (the v1 freezer
+    /// hierarchy's, or the unified one's).
+    freezer: Option<PathBuf>,
     unified: bool,
 }
 
@@ -60,6 +63,7 @@ impl Group {
         )?;
         Ok(Group {
             usage: Some(dir.join("cpu.stat")),
+            freezer: Some(dir.clone()),
             dirs: vec![dir],
             unified: true,
         })
@@ -68,7 +72,8 @@ impl Group {
     fn create_split(id: &str, vcpus: u32, memory_mib: u64) -> std::io::Result<Group> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut usage = None;
-        for controller in ["cpu", "cpuacct", "memory"] {
+        let mut freezer = None;
+        for controller in ["cpu", "cpuacct", "memory", "freezer"] {
             let mount = Path::new(ROOT).join(controller);
             // Co-mounted controllers (cpu,cpuacct) are one hierarchy seen twice.
             let Ok(real) = mount.canonicalize() else {
@@ -88,6 +93,7 @@ impl Group {
                     )?;
                 }
                 "cpuacct" => usage = Some(dir.join("cpuacct.usage")),
+                "freezer" => freezer = Some(dir.clone()),
                 _ => write(
                     &dir.join("memory.limit_in_bytes"),
                     &(memory_mib * 1024 * 1024).to_string(),
@@ -100,6 +106,7 @@ impl Group {
         Ok(Group {
             dirs,
             usage,
+            freezer,
             unified: false,
         })
     }
@@ -122,6 +129,35 @@ impl Group {
         } else {
             text.trim().parse().ok()
         }
+    }
+
+    /// Pauses (`true`) or resumes every process of the group, and waits until
+    /// the kernel reports it done (at most two seconds). False without a freezer.
+    pub fn freeze(&self, frozen: bool) -> bool {
+        let Some(dir) = &self.freezer else {
+            return false;
+        };
+        let (file, value, done): (&str, &str, fn(&str) -> bool) = match (self.unified, frozen) {
+            (true, true) => ("cgroup.freeze", "1", |s| s.lines().any(|l| l == "frozen 1")),
+            (true, false) => ("cgroup.freeze", "0", |s| s.lines().any(|l| l == "frozen 0")),
+            (false, true) => ("freezer.state", "FROZEN", |s| s.trim() == "FROZEN"),
+            (false, false) => ("freezer.state", "THAWED", |s| s.trim() == "THAWED"),
+        };
+        if write(&dir.join(file), value).is_err() {
+            return false;
+        }
+        let report = dir.join(if self.unified {
+            "cgroup.events"
+        } else {
+            "freezer.state"
+        });
+        for _ in 0..200 {
+            if std::fs::read_to_string(&report).is_ok_and(|s| done(&s)) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
     }
 
     /// Removes the group once its processes are gone (rmdir fails while any remain).

@@ -322,6 +322,37 @@ impl Runtime {
         })
     }
 
+    /// Pauses every process of a running instance (namespace driver with a cgroup
+    /// freezer), so that its disk holds still while a save copies it. False when
+    /// it cannot be paused (it then keeps running while copied).
+    pub fn freeze(&self, id: &str, frozen: bool) -> bool {
+        let live = self.lock();
+        match live.get(id).and_then(|l| l.cgroup.as_ref()) {
+            Some(group) => group.freeze(frozen),
+            None => false,
+        }
+    }
+
+    /// The directory holding one directory per instance.
+    pub fn instances_dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// The ids of the instances whose processes run now.
+    pub fn running(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// What a save keeps of an instance: its writable layer and its console log
+    /// (the rest of its directory is made again at each start).
+    pub fn saved_paths(&self, id: &str) -> Vec<PathBuf> {
+        [init::UPPER, init::CONSOLE]
+            .iter()
+            .map(|name| self.dir(id).join(name))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
     /// The writable layer of an instance (what CreateImage freezes).
     pub fn upper_dir(&self, id: &str) -> PathBuf {
         self.dir(id).join(init::UPPER)

@@ -50,7 +50,9 @@
 //! older than the live frames and already in redb. The WAL is then truncated
 //! to its header and lsns continue from the highest seen.
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError, TableHandle,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -186,6 +188,8 @@ enum Request {
 pub struct Store {
     db: Arc<Database>,
     writer: mpsc::Sender<Request>,
+    /// The writer thread, for [`Store::close`].
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Store {
@@ -226,11 +230,15 @@ impl Store {
         };
         writer.finish_recovery()?;
         let (sender, queue) = mpsc::channel::<Request>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(queue))
             .map_err(err)?;
-        Ok(Store { db, writer: sender })
+        Ok(Store {
+            db,
+            writer: sender,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        })
     }
 
     /// Whether another process holds the store file at `path` open (its lock),
@@ -403,6 +411,27 @@ impl Store {
         })
     }
 
+    /// Closes the last handle and waits until the writer has checkpointed and
+    /// released the file (dropping a handle releases it a moment later). Waits
+    /// for every other handle to go too: call it on the only one.
+    pub fn close(self) {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(self);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    /// A consistent view of every table as of every write acknowledged before
+    /// this call, for a save of the whole state; later writes go on meanwhile
+    /// and are not in it (redb's read transactions are snapshots).
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.checkpoint_now()?;
+        Ok(Snapshot {
+            txn: self.db.begin_read().map_err(err)?,
+        })
+    }
+
     /// Stops the writer without a checkpoint, as if the process were killed
     /// right after its last acknowledgement.
     #[cfg(test)]
@@ -411,6 +440,47 @@ impl Store {
         if self.writer.send(Request::Halt(done)).is_ok() {
             let _ = wait.recv();
         }
+    }
+}
+
+/// What [`Store::snapshot`] sees: the services' tables (not the store's own
+/// bookkeeping), read on the caller's thread.
+pub struct Snapshot {
+    txn: redb::ReadTransaction,
+}
+
+impl Snapshot {
+    /// The names of the services' tables, sorted.
+    pub fn tables(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self
+            .txn
+            .list_tables()
+            .map_err(err)?
+            .map(|t| t.name().to_string())
+            .filter(|name| name != META.name() && name != WAL_META.name())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Calls `each` with every record of `table` in key order; stops at its
+    /// first error.
+    pub fn for_each<E: From<StoreError>>(
+        &self,
+        table: &str,
+        mut each: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
+        let table = match self.txn.open_table(def) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(err(e).into()),
+        };
+        for entry in table.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            each(k.value(), v.value())?;
+        }
+        Ok(())
     }
 }
 

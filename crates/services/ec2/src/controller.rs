@@ -433,7 +433,11 @@ impl Ec2 {
                     me.machines.runtime.stop(&id, RESET_GRACE).await;
                     let runtime = me.machines.runtime.clone();
                     let dir_id = id.clone();
-                    let _ = tokio::task::spawn_blocking(move || runtime.remove(&dir_id)).await;
+                    let removals = me.disks.removals.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        removals.run_or_defer(move || runtime.remove(&dir_id))
+                    })
+                    .await;
                     lock(&me.machines.loaded_rules).remove(&id);
                     lock(&me.machines.ops).remove(&id);
                 });
@@ -468,6 +472,44 @@ impl Ec2 {
     }
 
     /// CPU time used by an instance's processes (namespace driver).
+    /// For a save of the whole cloud: pauses every running instance (so its disk
+    /// and attached volumes hold still), flushes what they wrote, and defers every
+    /// EC2 file removal until the save ends. Instance disks and volumes are
+    /// archived while paused; snapshots, image layers and the metadata key after.
+    pub(crate) fn hold_files(&self) -> nimbus_core::FileHold {
+        let runtime = self.machines.runtime.clone();
+        let release = self.disks.removals.hold();
+        let frozen: Vec<String> = runtime
+            .running()
+            .into_iter()
+            .filter(|id| runtime.freeze(id, true))
+            .collect();
+        if !frozen.is_empty() {
+            // What paused processes wrote may still sit in the page cache of a mounted
+            // volume's file system: push it down to the volume files before they are read.
+            // SAFETY: sync(2) takes no arguments and cannot fail.
+            unsafe { libc::sync() };
+        }
+        let (volumes, snapshots) = self.disks.dirs();
+        let mut live = vec![volumes];
+        if let Ok(entries) = std::fs::read_dir(runtime.instances_dir()) {
+            for entry in entries.flatten() {
+                live.extend(runtime.saved_paths(&entry.file_name().to_string_lossy()));
+            }
+        }
+        let thawing = runtime.clone();
+        nimbus_core::FileHold {
+            live,
+            settled: vec![snapshots, self.images_dir.clone(), self.metadata_key_path()],
+            thaw: Some(Box::new(nimbus_core::save::OnDrop::new(move || {
+                for id in &frozen {
+                    thawing.freeze(id, false);
+                }
+            }))),
+            release: Some(Box::new(release)),
+        }
+    }
+
     pub fn cpu_usage_ns(&self, id: &str) -> Option<u64> {
         self.machines.runtime.usage(id).map(|u| u.cpu_ns)
     }
@@ -887,7 +929,11 @@ impl Ec2 {
     async fn end(&self, key: &(String, String), id: &str, reason: (&str, String)) {
         let runtime = self.machines.runtime.clone();
         let dir_id = id.to_string();
-        let _ = tokio::task::spawn_blocking(move || runtime.remove(&dir_id)).await;
+        let removals = self.disks.removals.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            removals.run_or_defer(move || runtime.remove(&dir_id))
+        })
+        .await;
         let mut files = Vec::new();
         let mut repoints = Vec::new();
         self.update(key, id, |p| {
@@ -1121,6 +1167,7 @@ impl Ec2 {
                 .collect()
         };
         let dir = self.images_dir.clone();
+        let removals = self.disks.removals.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 return;
@@ -1128,9 +1175,12 @@ impl Ec2 {
             for entry in entries.flatten() {
                 let layer = entry.path().join("layer").display().to_string();
                 if !keep.contains(&layer) {
-                    if let Err(e) = std::fs::remove_dir_all(entry.path()) {
-                        tracing::warn!("cannot remove image layer {layer}: {e}");
-                    }
+                    let path = entry.path();
+                    removals.run_or_defer(move || {
+                        if let Err(e) = std::fs::remove_dir_all(&path) {
+                            tracing::warn!("cannot remove image layer {layer}: {e}");
+                        }
+                    });
                 }
             }
         })

@@ -11,6 +11,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nimbus_core::DeferredRemovals;
 
 pub const GIB: u64 = 1 << 30;
 
@@ -19,6 +22,9 @@ pub struct Disks {
     volumes: PathBuf,
     snapshots: PathBuf,
     durable: bool,
+    /// Every EC2 file removal (volumes, snapshots, instance disks, image layers)
+    /// waits here while a save of the whole cloud reads the files.
+    pub removals: Arc<DeferredRemovals>,
 }
 
 impl Disks {
@@ -41,6 +47,7 @@ impl Disks {
             volumes,
             snapshots,
             durable,
+            removals: Arc::default(),
         })
     }
 
@@ -96,11 +103,22 @@ impl Disks {
     }
 
     pub fn remove_volume(&self, id: &str) {
-        let _ = fs::remove_file(self.volume_path(id));
+        let path = self.volume_path(id);
+        self.removals.run_or_defer(move || {
+            let _ = fs::remove_file(path);
+        });
     }
 
     pub fn remove_snapshot(&self, id: &str) {
-        let _ = fs::remove_file(self.snapshot_path(id));
+        let path = self.snapshot_path(id);
+        self.removals.run_or_defer(move || {
+            let _ = fs::remove_file(path);
+        });
+    }
+
+    /// The volume and snapshot directories (for a save).
+    pub fn dirs(&self) -> (PathBuf, PathBuf) {
+        (self.volumes.clone(), self.snapshots.clone())
     }
 
     fn sync(&self, file: &File, path: &Path) -> io::Result<()> {

@@ -294,3 +294,35 @@ pub fn layer_in_use(p: &Partition, layer: &str) -> bool {
             .values()
             .any(|img| img.layers.iter().any(|l| l == layer))
 }
+
+/// Points image layers recorded under another data directory (a state saved
+/// elsewhere and loaded here) at this one's `images` directory, where the load
+/// put them: layers are recorded as paths, and only the base image's (`/`)
+/// lies outside the data directory.
+pub(crate) fn reroot_layers(p: &mut crate::state::Partition, images_dir: &std::path::Path) {
+    let reroot = |layer: &mut String| {
+        let path = std::path::Path::new(layer.as_str());
+        if path.starts_with(images_dir) || path.exists() {
+            return;
+        }
+        // <somewhere>/ec2/images/<ami>/layer -> <images_dir>/<ami>/layer
+        let mut parts = path.components().rev();
+        let (Some(last), Some(ami), Some(images)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        if last.as_os_str() == "layer" && images.as_os_str() == "images" {
+            *layer = images_dir
+                .join(ami.as_os_str())
+                .join("layer")
+                .display()
+                .to_string();
+        }
+    };
+    for image in p.images.values_mut() {
+        image.layers.iter_mut().for_each(reroot);
+    }
+    for instance in p.instances.values_mut() {
+        instance.image_layers.iter_mut().for_each(reroot);
+    }
+}

@@ -42,6 +42,8 @@ pub struct Ec2 {
     machines: controller::Machines,
     /// Frozen image layers, one directory per image (`<ec2>/images/<ami>/layer`).
     images_dir: std::path::PathBuf,
+    /// `<data dir>/ec2`.
+    root: std::path::PathBuf,
 }
 
 pub use controller::{InstanceMeta, ProfileResolver};
@@ -72,6 +74,9 @@ impl Ec2 {
                 Err(e) => tracing::warn!("skipping an unreadable EC2 partition: {e}"),
             }
         }
+        for p in partitions.values_mut() {
+            images::reroot_layers(p, &root.join("images"));
+        }
         let referenced = volumes::referenced_files(&partitions.values().collect::<Vec<_>>());
         let disks = Arc::new(disks::Disks::open(root, durable, &referenced)?);
         let metadata_key = controller::metadata_key(&root.join("metadata.key"))?;
@@ -84,9 +89,14 @@ impl Ec2 {
             disks,
             machines,
             images_dir: root.join("images"),
+            root: root.to_path_buf(),
         });
         ec2.clone().watch_exits(exits);
         Ok(ec2)
+    }
+
+    fn metadata_key_path(&self) -> std::path::PathBuf {
+        self.root.join("metadata.key")
     }
 
     /// Runs blocking file work (volume and snapshot files) off the async threads.
@@ -453,6 +463,19 @@ impl Service for Ec2 {
 
     fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(self.remove_everything())
+    }
+
+    fn hold_files(&self) -> BoxFuture<'_, Result<nimbus_core::FileHold, AwsError>> {
+        Box::pin(async move {
+            let me = self
+                .me
+                .upgrade()
+                .ok_or_else(|| AwsError::internal("EC2 is shutting down"))?;
+            // Freezing waits on the kernel, and sync(2) on the disks: off the async workers.
+            tokio::task::spawn_blocking(move || me.hold_files())
+                .await
+                .map_err(|e| AwsError::internal(e.to_string()))
+        })
     }
 }
 

@@ -8,11 +8,12 @@
 //! reader that already opened a file keeps reading the body it asked for, and
 //! a copy of a whole object is a hard link.
 
-use nimbus_core::AwsError;
+use nimbus_core::{AwsError, DeferredRemovals, FileHold};
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Bodies are gathered into writes of this size: large enough that syscalls
 /// do not dominate, small enough to keep memory per upload low.
@@ -24,6 +25,8 @@ pub struct Blobs {
     tmp: PathBuf,
     /// False under `--ephemeral`-like tests that do not need fsync; always true in serve.
     durable: bool,
+    /// Unlinks wait while a save of the whole cloud reads the bodies.
+    removals: Arc<DeferredRemovals>,
 }
 
 impl Blobs {
@@ -58,6 +61,7 @@ impl Blobs {
             objects,
             tmp,
             durable,
+            removals: Arc::default(),
         })
     }
 
@@ -110,10 +114,22 @@ impl Blobs {
         Ok(new_id)
     }
 
-    /// Removes stored bodies no record names any more.
+    /// Removes stored bodies no record names any more (once no save holds them).
     pub fn remove(&self, ids: &[String]) {
-        for id in ids {
-            let _ = fs::remove_file(self.path(id));
+        let paths: Vec<PathBuf> = ids.iter().map(|id| self.path(id)).collect();
+        self.removals.run_or_defer(move || {
+            for path in paths {
+                let _ = fs::remove_file(path);
+            }
+        });
+    }
+
+    /// Every stored body, held until the returned hold drops (for a save).
+    pub fn hold(&self) -> FileHold {
+        FileHold {
+            settled: vec![self.objects.clone()],
+            release: Some(Box::new(self.removals.hold())),
+            ..FileHold::default()
         }
     }
 }

@@ -413,4 +413,8 @@ impl Service for S3 {
     fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(reset(&self.inner))
     }
+
+    fn hold_files(&self) -> BoxFuture<'_, Result<nimbus_core::FileHold, AwsError>> {
+        Box::pin(async { Ok(self.inner.blobs.hold()) })
+    }
 }
