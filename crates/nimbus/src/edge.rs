@@ -8,7 +8,7 @@
 //! service. The edge knows how AWS clients address services, never what a
 //! service means.
 
-mod body;
+pub(crate) mod body;
 mod internal;
 mod post;
 mod s3api;
@@ -75,6 +75,8 @@ pub struct Edge {
     credentials: Arc<CredentialRegistry>,
     /// S3 also answers outside its API (website endpoints, browser uploads, CORS preflight).
     s3: Option<Arc<nimbus_s3::S3>>,
+    /// Save and load of the whole state (`/_nimbus/state/...`).
+    state: Option<Arc<crate::state::Plane>>,
 }
 
 /// A request after the body is read (or set aside for streaming): everything later steps look at.
@@ -116,7 +118,14 @@ impl Edge {
             routes,
             credentials,
             s3,
+            state: None,
         }
+    }
+
+    /// Serves `/_nimbus/state/save` and `/load` through `plane`.
+    pub fn with_state(mut self, plane: Arc<crate::state::Plane>) -> Edge {
+        self.state = Some(plane);
+        self
     }
 
     /// Answers one request and writes its line in the request log.

@@ -9,6 +9,14 @@ use std::time::Duration;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// When this start of nimbus began serving (ms since the epoch): tells a client
+/// that a restart in place (after a state load) has happened.
+static STARTED_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+pub fn mark_started() {
+    let _ = STARTED_MS.set(nimbus_core::now_millis());
+}
+
 /// `{"version", "edition", "services": {name: state}, ...}`: LocalStack's shape, which
 /// existing wait-for-ready scripts parse, plus nimbus's own fields.
 pub fn document(
@@ -31,6 +39,7 @@ pub fn document(
         "auth": auth,
         "instance_driver": instance_driver,
         "init": crate::init::health(),
+        "started_ms": STARTED_MS.get().copied().unwrap_or(0),
     })
     .to_string()
 }

@@ -1,5 +1,5 @@
 //! The `nimbus` command: `serve` runs the cloud, `status` asks a running one
-//! for its health, `reset` empties it, `bench` measures any AWS endpoint, `wire` exposes the codec
+//! for its health, `reset` empties it, `state` saves or loads all of it, `bench` measures any AWS endpoint, `wire` exposes the codec
 //! to the protocol test-suite. This file only parses the command line and
 //! hands over; each command lives in its own module.
 
@@ -15,6 +15,7 @@ mod init;
 mod log;
 mod reset;
 mod serve;
+mod state;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +44,8 @@ enum Command {
     Status(health::StatusArgs),
     /// Remove every resource of every service of a running nimbus (as test suites do between tests).
     Reset(reset::ResetArgs),
+    /// Save the whole state of a running nimbus to a file, or load one into it.
+    State(state::StateArgs),
     /// Drive an AWS endpoint (nimbus or a peer) with signed requests and report throughput and latency.
     Bench(bench::BenchArgs),
     /// Decode requests / encode responses with the model-driven codec (JSON lines on stdin; for protocol tests).
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Status(args) => health::status(args),
         Command::Reset(args) => reset::command(args),
+        Command::State(args) => state::command(args),
         Command::Bench(args) => bench::run(args),
         Command::Wire { args } => nimbus_wire::tool::main(&args),
         Command::InstanceInit { args } => nimbus_runtime::init::main(&args),

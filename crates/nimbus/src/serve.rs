@@ -69,6 +69,23 @@ pub struct ServeArgs {
     /// order once nimbus is ready, with AWS_ENDPOINT_URL and the root credentials set.
     #[arg(long = "init", value_name = "DIR", env = "NIMBUS_INIT_DIR", value_parser = crate::flags::init_dir)]
     init_dir: Option<PathBuf>,
+    /// Start from a state archive (`nimbus state save`): into a data directory
+    /// without state, or with --ephemeral. Instances that were running boot again.
+    #[arg(long, value_name = "FILE", env = "NIMBUS_LOAD")]
+    load: Option<PathBuf>,
+    /// The ephemeral directory of the start this one replaces (a restart on a loaded state).
+    #[arg(long, hide = true, requires = "ephemeral")]
+    reuse_ephemeral_dir: Option<PathBuf>,
+}
+
+/// The `--ephemeral` data directory, removed when serve returns. A restart in
+/// place (after a state load) execs without returning, so it survives that.
+struct EphemeralDir(PathBuf);
+
+impl Drop for EphemeralDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub fn run(args: ServeArgs) -> i32 {
@@ -118,21 +135,27 @@ fn default_data_dir() -> PathBuf {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     // Held until serve returns: dropping it removes the ephemeral directory.
-    let ephemeral_dir = if args.ephemeral {
-        Some(
+    let ephemeral_dir = match (&args.reuse_ephemeral_dir, args.ephemeral) {
+        (Some(dir), true) if dir.is_dir() => Some(EphemeralDir(dir.clone())),
+        (_, true) => Some(EphemeralDir(
             tempfile::Builder::new()
                 .prefix("nimbus-")
                 .tempdir()
-                .map_err(|e| format!("cannot create a temporary data directory: {e}"))?,
-        )
-    } else {
-        None
+                .map_err(|e| format!("cannot create a temporary data directory: {e}"))?
+                .keep(),
+        )),
+        (_, false) => None,
     };
     let data_dir = match &ephemeral_dir {
-        Some(dir) => dir.path().to_path_buf(),
+        Some(dir) => dir.0.clone(),
         None => args.data_dir.clone().unwrap_or_else(default_data_dir),
     };
     crate::datadir::prepare(&data_dir)?;
+    crate::state::clean_leftovers(&data_dir);
+    if let Some(file) = &args.load {
+        crate::state::load_at_start(file, &data_dir)?;
+    }
+    crate::health::mark_started();
     let store = nimbus_store::Store::open(&data_dir.join("state.redb"))
         .map_err(|e| crate::datadir::store_error(&data_dir, &e))?;
 
@@ -215,6 +238,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .cloned()
             .ok_or("the STS service is missing")?,
     ));
+    let (plane, mut restart) =
+        crate::state::Plane::new(store.clone(), data_dir.clone(), services.clone());
     let edge = Arc::new(Edge::new(
         EdgeConfig {
             auth: args.auth,
@@ -228,7 +253,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         services,
         credentials,
         Some(s3),
-    ));
+    )
+    .with_state(plane.clone()));
 
     // Found before "Ready.", so that the health document never shows an init that has
     // completed before its scripts were even listed.
@@ -301,11 +327,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 });
             }
             _ = &mut shutdown => break,
+            _ = restart.changed() => break,
         }
     }
     crate::log::flush();
-    eprintln!("nimbus: shutting down");
+    let restarting = *restart.borrow();
+    eprintln!(
+        "nimbus: {}",
+        if restarting { "restarting on the loaded state" } else { "shutting down" }
+    );
     ec2.shutdown().await;
+    if restarting {
+        // The store stays open until exec: its handles are many, and exec closes
+        // every file; acknowledged writes are in its log, and the state is replaced.
+        plane.install_staged()?;
+        return Err(crate::state::restart_in_place(
+            ephemeral_dir.as_ref().map(|d| d.0.as_path()),
+        ));
+    }
     drop(ephemeral_dir);
     Ok(())
 }

@@ -74,6 +74,11 @@ impl Edge {
                 _ => not_found(),
             };
         }
+        if let (Some(plane), "/_nimbus/state/save" | "/_nimbus/state/load") =
+            (&self.state, path.trim_end_matches('/'))
+        {
+            return self.state_endpoint(plane, parts, body, path).await;
+        }
         let body = match Limited::new(body, MAX_INTERNAL_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(_) => {
@@ -123,12 +128,80 @@ impl Edge {
             .collect()
     }
 
+    /// Save and load of the whole state. Their bodies are archives, too large to
+    /// collect first: a load's signature covers its claimed payload hash, which the
+    /// streamed body must then match (a save's body is empty).
+    async fn state_endpoint(
+        &self,
+        plane: &crate::state::Plane,
+        parts: &http::request::Parts,
+        body: hyper::body::Incoming,
+        path: &str,
+    ) -> Response<HttpBody> {
+        let load = path.trim_end_matches('/') == "/_nimbus/state/load";
+        crate::log::note(|n| {
+            n.operation = Some(if load { "LoadState" } else { "SaveState" }.into())
+        });
+        let claimed = parts
+            .headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let enforce = self.config.auth == AuthMode::Enforce;
+        let checked = match (&claimed, load) {
+            (Some(hash), true) if hash.len() == 64 => self.require_root_hash(parts, &[], hash),
+            (_, true) if enforce => Err(AwsError::new(
+                "MissingContentSha256",
+                "A state load must sign its body's SHA-256 in x-amz-content-sha256.",
+            )
+            .with_status(400)),
+            (_, true) => Ok(()),
+            (_, false) => self.require_root(parts, &[]),
+        };
+        if let Err(e) = checked {
+            crate::log::note_error(&e.code);
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
+            return internal_error(status, &e.code, &e.message);
+        }
+        let result = if load {
+            let signed = if enforce { claimed } else { None };
+            plane
+                .load(body, signed)
+                .await
+                .map(|answer| json_response(StatusCode::OK, &answer.to_string()))
+        } else {
+            drop(body);
+            plane.save().await
+        };
+        result.unwrap_or_else(|(status, message)| {
+            let code = if status == StatusCode::BAD_REQUEST {
+                "InvalidStateArchive"
+            } else {
+                "InternalError"
+            };
+            crate::log::note_error(code);
+            internal_error(status, code, &message)
+        })
+    }
+
     /// Under `--auth enforce`, nimbus's own state-changing endpoints answer only a
     /// request signed with the root credentials (any SigV4 scope; the body is signed).
     fn require_root(&self, parts: &http::request::Parts, body: &[u8]) -> Result<(), AwsError> {
+        self.require_root_hash(parts, body, &hex::encode(Sha256::digest(body)))
+    }
+
+    /// [`Self::require_root`] with the payload hash given: the body's own, or for a
+    /// streamed body the hash it claims (checked against the body as it arrives).
+    fn require_root_hash(
+        &self,
+        parts: &http::request::Parts,
+        form_body: &[u8],
+        payload_sha256: &str,
+    ) -> Result<(), AwsError> {
         if self.config.auth != AuthMode::Enforce {
             return Ok(());
         }
+        let body = form_body;
         let form = form_params(&parts.headers, body);
         let http_parts = HttpParts {
             method: parts.method.as_str(),
@@ -155,7 +228,7 @@ impl Edge {
             &claim,
             &http_parts,
             &form,
-            &hex::encode(Sha256::digest(body)),
+            payload_sha256,
             &record.secret_access_key,
             now_secs,
         )
