@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 pub const CONSOLE: &str = "console.log";
 pub const UPPER: &str = "upper";
 const WORK: &str = "work";
-const ROOT: &str = "root";
+pub(crate) const ROOT: &str = "root";
 const BOOT: &str = "boot.json";
 const USER_DATA: &str = "user-data";
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

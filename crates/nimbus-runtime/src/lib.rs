@@ -343,10 +343,17 @@ impl Runtime {
         self.lock().keys().cloned().collect()
     }
 
-    /// What a save keeps of an instance: its writable layer and its console log
-    /// (the rest of its directory is made again at each start).
+    /// What a save keeps of an instance: its disk and its console log (the rest
+    /// of its directory is made again at each start). The disk is the overlay's
+    /// writable layer under the namespace driver (`root` is then the mounted
+    /// overlay, never to be read as files), and the `root` directory itself
+    /// under the process driver.
     pub fn saved_paths(&self, id: &str) -> Vec<PathBuf> {
-        [init::UPPER, init::CONSOLE]
+        let disk = match self.kind {
+            DriverKind::Namespace => init::UPPER,
+            DriverKind::Process => init::ROOT,
+        };
+        [disk, init::CONSOLE]
             .iter()
             .map(|name| self.dir(id).join(name))
             .filter(|p| p.exists())

@@ -302,6 +302,8 @@ struct ReadSum {
     /// The newest bytes read, not yet summed (at most one block once settled).
     held: Vec<u8>,
     read: u64,
+    /// The input ended (a read returned nothing for a non-empty buffer).
+    ended: bool,
 }
 
 struct SummingReader<R> {
@@ -313,6 +315,7 @@ impl<R: Read> Read for SummingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let mut sum = self.sum.borrow_mut();
+        sum.ended |= n == 0 && !buf.is_empty();
         sum.read += n as u64;
         sum.held.extend_from_slice(&buf[..n]);
         if sum.held.len() > BLOCK {
@@ -463,9 +466,14 @@ fn load_into<R: Read>(input: R, staging: &Path) -> Result<Loaded, String> {
                 None
             };
             // unpack_in keeps every entry (and every link it makes) inside `staging`.
-            let inside = entry
-                .unpack_in(staging)
-                .map_err(|e| format!("cannot unpack {name}: {e}"))?;
+            let inside = entry.unpack_in(staging).map_err(|e| {
+                // An archive that ends inside a file's bytes is truncated, not unwritable.
+                if sum.borrow().ended {
+                    corrupt(format!("{name} ends early"))
+                } else {
+                    format!("cannot unpack {name}: {e}")
+                }
+            })?;
             if !inside {
                 return Err(corrupt(format!("unsafe path {name:?}")));
             }

@@ -153,7 +153,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     crate::datadir::prepare(&data_dir)?;
     crate::state::clean_leftovers(&data_dir);
     if let Some(file) = &args.load {
-        crate::state::load_at_start(file, &data_dir)?;
+        // The store's writer answers commits over a channel the loader waits on:
+        // the load runs off the runtime's threads.
+        let (file, dir) = (file.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || crate::state::load_at_start(&file, &dir))
+            .await
+            .map_err(|e| format!("the load stopped: {e}"))??;
     }
     crate::health::mark_started();
     let store = nimbus_store::Store::open(&data_dir.join("state.redb"))
@@ -240,21 +245,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     ));
     let (plane, mut restart) =
         crate::state::Plane::new(store.clone(), data_dir.clone(), services.clone());
-    let edge = Arc::new(Edge::new(
-        EdgeConfig {
-            auth: args.auth,
-            default_account: args.account_id.clone(),
-            default_region: args.region.clone(),
-            data_dir: data_dir.display().to_string(),
-            durable: ephemeral_dir.is_none(),
-            instance_driver: ec2.instance_driver(),
-            root_access_key_id: args.root_access_key_id.clone(),
-        },
-        services,
-        credentials,
-        Some(s3),
-    )
-    .with_state(plane.clone()));
+    let edge = Arc::new(
+        Edge::new(
+            EdgeConfig {
+                auth: args.auth,
+                default_account: args.account_id.clone(),
+                default_region: args.region.clone(),
+                data_dir: data_dir.display().to_string(),
+                durable: ephemeral_dir.is_none(),
+                instance_driver: ec2.instance_driver(),
+                root_access_key_id: args.root_access_key_id.clone(),
+            },
+            services,
+            credentials,
+            Some(s3),
+        )
+        .with_state(plane.clone()),
+    );
 
     // Found before "Ready.", so that the health document never shows an init that has
     // completed before its scripts were even listed.
@@ -334,7 +341,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let restarting = *restart.borrow();
     eprintln!(
         "nimbus: {}",
-        if restarting { "restarting on the loaded state" } else { "shutting down" }
+        if restarting {
+            "restarting on the loaded state"
+        } else {
+            "shutting down"
+        }
     );
     ec2.shutdown().await;
     if restarting {

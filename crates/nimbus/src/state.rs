@@ -158,7 +158,11 @@ impl Plane {
                 }
             }
         }
-        let _ = tx.send(if body_failed { None } else { Some(Bytes::new()) });
+        let _ = tx.send(if body_failed {
+            None
+        } else {
+            Some(Bytes::new())
+        });
         drop(tx);
         let (loaded, digest, cut) = reading
             .await
@@ -176,7 +180,12 @@ impl Plane {
         }
         let loaded = match loaded {
             Ok(l) => l,
-            Err(why) => return refuse(StatusCode::BAD_REQUEST, format!("{why}; nothing was loaded")),
+            Err(why) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("{why}; nothing was loaded"),
+                )
+            }
         };
         if let Some(signed) = payload_sha256 {
             if !signed.eq_ignore_ascii_case(&digest) {
@@ -218,12 +227,7 @@ impl Plane {
     /// After the serve loop stopped for a load: the old state goes, the staged
     /// one moves in. Returns false when nothing was staged.
     pub fn install_staged(&self) -> Result<bool, String> {
-        let Some(staging) = self
-            .staged
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
+        let Some(staging) = self.staged.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return Ok(false);
         };
         replace_state(&self.data_dir, &staging)?;
@@ -283,8 +287,8 @@ pub fn load_at_start(file: &Path, data_dir: &Path) -> Result<(), String> {
         ));
     }
     let started = Instant::now();
-    let input = std::fs::File::open(file)
-        .map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let input =
+        std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
     let staging = data_dir.join(format!(
         "{LOADING_PREFIX}{}",
         nimbus_core::random_string(b"0123456789abcdef", 12)
@@ -479,8 +483,7 @@ type Client = hyper_util::client::legacy::Client<
 >;
 
 fn client() -> Client {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http()
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
 /// A signed POST to one of the state endpoints; the payload hash is given, as
@@ -500,7 +503,10 @@ fn signed_post(
         .to_string();
     let mut headers = vec![
         ("host".to_string(), authority.clone()),
-        ("x-amz-content-sha256".to_string(), payload_sha256.to_string()),
+        (
+            "x-amz-content-sha256".to_string(),
+            payload_sha256.to_string(),
+        ),
     ];
     let params = nimbus_auth::SigningParams {
         access_key_id: &t.root_access_key_id,
@@ -543,8 +549,15 @@ async fn save_command(t: TransferArgs) -> Result<String, String> {
     let status = response.status();
     let mut body = response.into_body();
     if status != StatusCode::OK {
-        let text = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-        return Err(format!("{status}: {}", String::from_utf8_lossy(&text).trim()));
+        let text = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        return Err(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&text).trim()
+        ));
     }
     let partial = t.file.with_extension("partial");
     let mut out = std::fs::File::create(&partial)
@@ -563,7 +576,10 @@ async fn save_command(t: TransferArgs) -> Result<String, String> {
     .await;
     if let Err(e) = copied {
         let _ = std::fs::remove_file(&partial);
-        return Err(format!("{e}; see nimbus's log (nothing was written to {})", t.file.display()));
+        return Err(format!(
+            "{e}; see nimbus's log (nothing was written to {})",
+            t.file.display()
+        ));
     }
     std::fs::rename(&partial, &t.file)
         .map_err(|e| format!("cannot rename to {}: {e}", t.file.display()))?;
@@ -596,8 +612,8 @@ async fn load_command(t: TransferArgs) -> Result<String, String> {
     })
     .await
     .map_err(|e| e.to_string())??;
-    let before = started_ms(&t.endpoint)
-        .ok_or_else(|| format!("no nimbus answers at {}", t.endpoint))?;
+    let before =
+        started_ms(&t.endpoint).ok_or_else(|| format!("no nimbus answers at {}", t.endpoint))?;
     let file = tokio::fs::File::open(&t.file)
         .await
         .map_err(|e| format!("cannot open {}: {e}", t.file.display()))?;
@@ -616,7 +632,10 @@ async fn load_command(t: TransferArgs) -> Result<String, String> {
         .map(|c| c.to_bytes())
         .unwrap_or_default();
     if status != StatusCode::OK {
-        return Err(format!("{status}: {}", String::from_utf8_lossy(&text).trim()));
+        return Err(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&text).trim()
+        ));
     }
     let answer: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
     // The server restarts on the loaded state: wait until the new start answers.
