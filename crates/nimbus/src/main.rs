@@ -3,7 +3,6 @@
 //! to the protocol test-suite. This file only parses the command line and
 //! hands over; each command lives in its own module.
 
-mod bench;
 mod console;
 mod datadir;
 mod edge;
@@ -47,7 +46,7 @@ enum Command {
     /// Save the whole state of a running nimbus to a file, or load one into it.
     State(state::StateArgs),
     /// Drive an AWS endpoint (nimbus or a peer) with signed requests and report throughput and latency.
-    Bench(bench::BenchArgs),
+    Bench(nimbus_bench::BenchArgs),
     /// Decode requests / encode responses with the model-driven codec (JSON lines on stdin; for protocol tests).
     #[command(hide = true)]
     Wire {
@@ -69,7 +68,7 @@ fn main() -> ExitCode {
         Command::Status(args) => health::status(args),
         Command::Reset(args) => reset::command(args),
         Command::State(args) => state::command(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => nimbus_bench::run(args),
         Command::Wire { args } => nimbus_wire::tool::main(&args),
         Command::InstanceInit { args } => nimbus_runtime::init::main(&args),
     };

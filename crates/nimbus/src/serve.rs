@@ -78,6 +78,9 @@ pub struct ServeArgs {
     reuse_ephemeral_dir: Option<PathBuf>,
 }
 
+/// How long a restart after a state load waits for the answers in flight.
+const RESTART_GRACE: Duration = Duration::from_secs(2);
+
 /// The `--ephemeral` data directory, removed when serve returns. A restart in
 /// place (after a state load) execs without returning, so it survives that.
 struct EphemeralDir(PathBuf);
@@ -301,6 +304,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }));
     }
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    // Lets a restart after a state load finish the answers in flight (the
+    // load's own among them) before the process is replaced.
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -316,6 +322,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 let _ = stream.set_nodelay(true);
                 let edge = edge.clone();
                 let builder = builder.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     // hyper's header timeout starts once it knows the HTTP version, which
                     // takes the first bytes: a silent client is dropped here instead.
@@ -328,7 +335,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                         let edge = edge.clone();
                         async move { Ok::<_, std::convert::Infallible>(edge.handle(req, Some(remote)).await) }
                     });
-                    if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!("connection ended: {e}");
                     }
                 });
@@ -337,8 +345,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             _ = restart.changed() => break,
         }
     }
-    crate::log::flush();
     let restarting = *restart.borrow();
+    if restarting {
+        drop(listener);
+        let _ = tokio::time::timeout(RESTART_GRACE, graceful.shutdown()).await;
+    }
+    crate::log::flush();
     eprintln!(
         "nimbus: {}",
         if restarting {

@@ -211,12 +211,8 @@ impl Plane {
         if let Some(old) = previous {
             let _ = std::fs::remove_dir_all(old);
         }
-        // A moment for this answer to reach the client before the listener closes.
-        let restart = self.restart.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let _ = restart.send(true);
-        });
+        // The serve loop stops accepting and lets this answer finish before it restarts.
+        let _ = self.restart.send(true);
         let mut answer = loaded.summary.to_json();
         answer["status"] = "loaded".into();
         answer["written_by"] = loaded.written_by.into();
@@ -647,7 +643,7 @@ async fn load_command(t: TransferArgs) -> Result<String, String> {
         if Instant::now() > deadline {
             return Err("nimbus did not come back after the load; see its log".into());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(format!(
         "loaded {} ({} records, {} files) in {:.2} s; nimbus restarted on it",

@@ -165,7 +165,7 @@ fn xml_unescape(s: &str) -> String {
 impl Target<'_> {
     /// CreateBucket; with `reuse`, a bucket we already own is fine too
     /// (us-east-1 answers 200 for it, other regions 409 BucketAlreadyOwnedByYou).
-    async fn s3_create_bucket(
+    pub(crate) async fn s3_create_bucket(
         &self,
         bucket: &str,
         reuse: bool,
@@ -419,7 +419,7 @@ async fn get_run(
             let body = RepeatBody::repeat(body_chunk(size), size);
             let fill = prefill(
                 target,
-                cfg,
+                cfg.request_timeout,
                 &bucket,
                 &wanted,
                 &body,
@@ -482,10 +482,10 @@ async fn get_run(
 }
 
 /// What a pre-fill achieved.
-struct Fill {
+pub(crate) struct Fill {
     written: Vec<u64>,
-    failures: u64,
-    first_error: Option<String>,
+    pub failures: u64,
+    pub first_error: Option<String>,
     /// Whether progress lines were printed (the run's summary then needs a line of its own).
     reported: bool,
 }
@@ -493,9 +493,9 @@ struct Fill {
 /// Writes the objects numbered `wanted` with `concurrency` workers, untimed,
 /// printing progress on long fills. It gives up once failures pass 1% (at
 /// least 100), so that a broken server does not keep it busy for hours.
-async fn prefill(
+pub(crate) async fn prefill(
     target: &Target<'_>,
-    cfg: &RunConfig,
+    timeout: Duration,
     bucket: &str,
     wanted: &[u64],
     body: &RepeatBody,
@@ -519,7 +519,7 @@ async fn prefill(
             }
             next.set(n + 1);
             match target
-                .s3_put(bucket, wanted[n], body.clone(), cfg.request_timeout)
+                .s3_put(bucket, wanted[n], body.clone(), timeout)
                 .await
             {
                 Ok(()) => written.borrow_mut().push(wanted[n]),
@@ -588,7 +588,7 @@ async fn list_run(target: &Target<'_>, cfg: &RunConfig, rss_before: Option<u64>)
     if reuse {
         // CreateBucket cannot tell a new bucket from an old one in us-east-1,
         // so the bucket is listed either way; a new one is a single page.
-        let found = scan_keys(target, cfg, &bucket, &mut present).await?;
+        let found = scan_keys(target, cfg.request_timeout, &bucket, &mut present).await?;
         eprint!("\n  bucket {bucket} holds {found} of the {n} keys wanted");
     }
     let mut printed = reuse;
@@ -600,7 +600,7 @@ async fn list_run(target: &Target<'_>, cfg: &RunConfig, rss_before: Option<u64>)
         let body = RepeatBody::once(Bytes::from_static(b"x"));
         let fill = prefill(
             target,
-            cfg,
+            cfg.request_timeout,
             &bucket,
             &missing,
             &body,
@@ -678,9 +678,9 @@ async fn list_run(target: &Target<'_>, cfg: &RunConfig, rss_before: Option<u64>)
 
 /// Marks which of the wanted keys an existing bucket holds, by listing it
 /// all (untimed); returns how many it found.
-async fn scan_keys(
+pub(crate) async fn scan_keys(
     target: &Target<'_>,
-    cfg: &RunConfig,
+    timeout: Duration,
     bucket: &str,
     present: &mut [bool],
 ) -> Result<u64, String> {
@@ -692,9 +692,9 @@ async fn scan_keys(
             params += &format!("&continuation-token={}", client::uri_encode(t));
         }
         let page = target
-            .s3_list(bucket, &params, true, cfg.request_timeout)
+            .s3_list(bucket, &params, true, timeout)
             .await
-            .map_err(|e| format!("listing the existing bucket {bucket}: {e}"))?;
+            .map_err(|e| format!("listing the bucket {bucket}: {e}"))?;
         for k in &page.keys {
             if let Some(slot) = key_index(k).and_then(|i| present.get_mut(i as usize)) {
                 if !*slot {

@@ -63,7 +63,7 @@ pub async fn run(
     result
 }
 
-async fn call(
+pub(crate) async fn call(
     ep: &Endpoint,
     signer: &Signer,
     http: &HttpClient,
@@ -97,7 +97,7 @@ async fn call(
 
 /// Every text between `<tag>` and `</tag>`, in order (the answers are small and flat
 /// enough that this is all the XML reading the bench needs).
-fn values_of(xml: &str, tag: &str) -> Vec<String> {
+pub(crate) fn values_of(xml: &str, tag: &str) -> Vec<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let mut out = Vec::new();

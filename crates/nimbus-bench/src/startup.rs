@@ -84,7 +84,7 @@ pub async fn run(binary: Option<PathBuf>, runs: u32) -> StartupResult {
 }
 
 /// A loopback port that is free right now (the OS picks it).
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| format!("finding a free port: {e}"))?;
     l.local_addr()
@@ -113,7 +113,7 @@ async fn one_start(binary: &PathBuf, http: &HttpClient) -> Result<(Duration, Opt
         .spawn()
         .map_err(|e| format!("spawning {}: {e}", binary.display()))?;
 
-    let outcome = wait_healthy(&mut child, http, &authority, started).await;
+    let outcome = wait_healthy(&mut child, http, &authority, started, START_TIMEOUT).await;
     let outcome = match outcome {
         Ok(elapsed) => {
             tokio::time::sleep(SETTLE).await;
@@ -126,18 +126,19 @@ async fn one_start(binary: &PathBuf, http: &HttpClient) -> Result<(Duration, Opt
     outcome.map_err(|e| format!("{e}{}", log_tail(&mut log)))
 }
 
-async fn wait_healthy(
+pub(crate) async fn wait_healthy(
     child: &mut Child,
     http: &HttpClient,
     authority: &str,
     started: Instant,
+    timeout: Duration,
 ) -> Result<Duration, String> {
     let mut last = String::from("no answer yet");
     loop {
-        if started.elapsed() > START_TIMEOUT {
+        if started.elapsed() > timeout {
             return Err(format!(
                 "not healthy within {} s (last: {last})",
-                START_TIMEOUT.as_secs()
+                timeout.as_secs()
             ));
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -154,7 +155,7 @@ async fn wait_healthy(
 }
 
 /// SIGTERM, then SIGKILL if the server has not exited within 5 s.
-async fn stop(child: &mut Child) {
+pub(crate) async fn stop(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         // SAFETY: kill(2) with a pid we spawned and have not reaped yet.
         unsafe {
@@ -173,7 +174,7 @@ async fn stop(child: &mut Child) {
 }
 
 /// The last lines the server printed, to explain a failed start.
-fn log_tail(log: &mut std::fs::File) -> String {
+pub(crate) fn log_tail(log: &mut std::fs::File) -> String {
     let mut text = String::new();
     if log.seek(SeekFrom::Start(0)).is_err() || log.read_to_string(&mut text).is_err() {
         return String::new();

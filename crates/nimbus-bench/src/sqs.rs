@@ -41,6 +41,8 @@ pub enum Workload {
     Dd,
     /// The first endpoint only: RunInstances to user data done, N at a time.
     Ec2Launch,
+    /// Its own nimbus: `nimbus state save` and `load` of a filled cloud against tar.
+    StateSave,
 }
 
 impl Workload {
@@ -71,6 +73,7 @@ impl Workload {
             Workload::Startup => "startup",
             Workload::Dd => "dd",
             Workload::Ec2Launch => "ec2-launch",
+            Workload::StateSave => "state-save",
         }
     }
 
@@ -80,7 +83,10 @@ impl Workload {
 
     /// Whether the workload drives an endpoint (`startup` and `dd` measure this machine).
     pub fn uses_endpoint(self) -> bool {
-        !matches!(self, Workload::Startup | Workload::Dd | Workload::Ec2Launch)
+        !matches!(
+            self,
+            Workload::Startup | Workload::Dd | Workload::Ec2Launch | Workload::StateSave
+        )
     }
 
     /// Parses `--workload` values (each may be a comma list); `all` means the
@@ -104,6 +110,7 @@ impl Workload {
                 "startup" => push(Workload::Startup, &mut out),
                 "dd" => push(Workload::Dd, &mut out),
                 "ec2-launch" => push(Workload::Ec2Launch, &mut out),
+                "state-save" => push(Workload::StateSave, &mut out),
                 name => match Workload::SQS
                     .iter()
                     .chain(&Workload::S3)
@@ -113,7 +120,7 @@ impl Workload {
                     None => {
                         return Err(format!(
                         "unknown workload {name:?} (known: sqs-send, sqs-send-batch, sqs-cycle, \
-                         s3-put, s3-get, s3-list, s3-put-large, s3-get-large, startup, dd, ec2-launch, \
+                         s3-put, s3-get, s3-list, s3-put-large, s3-get-large, startup, dd, ec2-launch, state-save, \
                          all = the SQS ones, s3 = the S3 ones)"
                     ))
                     }
@@ -340,7 +347,12 @@ impl Target<'_> {
     }
 
     /// A call whose answer must be 2xx JSON.
-    async fn call_json(&self, op: &str, body: &Value, timeout: Duration) -> Result<Value, String> {
+    pub(crate) async fn call_json(
+        &self,
+        op: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, String> {
         let reply = self
             .call(op, Bytes::from(body.to_string()), timeout)
             .await?;

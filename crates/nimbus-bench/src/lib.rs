@@ -24,6 +24,10 @@
 //! `--workload ec2-launch` times RunInstances to user data done for batches of
 //! instances on the first endpoint (a nimbus), against bash doing the same
 //! work on the host, and reads the memory per running instance.
+//!
+//! `--workload state-save` starts a nimbus of its own, fills it, and times
+//! `nimbus state save` and `nimbus state load` against `tar` of the same data
+//! directory.
 
 mod client;
 mod ec2;
@@ -32,6 +36,7 @@ mod report;
 mod s3;
 mod sqs;
 mod startup;
+mod state_save;
 
 use client::{Endpoint, S3Client, Signer};
 use report::EndpointInfo;
@@ -54,7 +59,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "[NAME=]URL")]
     compare: Vec<String>,
     /// Workloads to run: sqs-send, sqs-send-batch, sqs-cycle, s3-put, s3-get,
-    /// s3-list, s3-put-large, s3-get-large, startup, dd; all (the three SQS
+    /// s3-list, s3-put-large, s3-get-large, startup, dd, ec2-launch, state-save; all (the three SQS
     /// ones, the default) or s3 (the five S3 ones). Repeatable or a comma list.
     /// s3-put-large brings dd along, as its baseline.
     #[arg(long = "workload", value_name = "LIST")]
@@ -129,6 +134,18 @@ pub struct BenchArgs {
     /// ec2-launch: calls per batch size.
     #[arg(long, default_value_t = 5)]
     launch_rounds: u32,
+    /// state-save: small objects (of --object-size) in the saved cloud.
+    #[arg(long, default_value_t = 100_000)]
+    state_objects: u64,
+    /// state-save: queued messages (of --message-size) in the saved cloud.
+    #[arg(long, default_value_t = 100_000)]
+    state_messages: u64,
+    /// state-save: stopped instances in the saved cloud.
+    #[arg(long, default_value_t = 5)]
+    state_instances: usize,
+    /// state-save: timed rounds of save and load (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    state_rounds: u32,
 }
 
 /// Parses a byte size: a plain number, or one with a unit (KiB, MiB, GiB and
@@ -201,6 +218,7 @@ struct Plan {
     startup_bin: Option<PathBuf>,
     launch_counts: Vec<usize>,
     launch_rounds: u32,
+    state: state_save::StateSaveConfig,
 }
 
 impl Plan {
@@ -263,6 +281,7 @@ impl Plan {
                 return Err(format!("--s3-list-bucket {b:?}: not a valid bucket name"));
             }
         }
+        let disk_dir = a.disk_dir.unwrap_or_else(std::env::temp_dir);
         Ok(Plan {
             endpoints,
             workloads,
@@ -279,7 +298,7 @@ impl Plan {
                 large_size: a.large_size,
                 large_ops: a.large_ops,
                 large_concurrency: a.large_concurrency,
-                disk_dir: a.disk_dir.unwrap_or_else(std::env::temp_dir),
+                disk_dir: disk_dir.clone(),
             },
             signer: Signer {
                 access_key: a.access_key,
@@ -291,6 +310,17 @@ impl Plan {
             startup_bin: a.startup_bin,
             launch_counts: a.launch_counts,
             launch_rounds: a.launch_rounds,
+            state: state_save::StateSaveConfig {
+                objects: a.state_objects,
+                object_size: a.object_size as usize,
+                messages: a.state_messages,
+                message_size: a.message_size,
+                instances: a.state_instances,
+                rounds: a.state_rounds.max(1),
+                concurrency: a.concurrency,
+                request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+                dir: disk_dir,
+            },
         })
     }
 
@@ -382,6 +412,15 @@ impl Plan {
             None
         };
 
+        let state = if self.workloads.contains(&Workload::StateSave) {
+            eprint!("state-save: ");
+            let r = state_save::run(self.startup_bin.clone(), &self.state, &self.signer).await;
+            eprintln!();
+            Some(r)
+        } else {
+            None
+        };
+
         let mut text = report::text(
             &self.cfg,
             &self.endpoints,
@@ -393,6 +432,9 @@ impl Plan {
         if let Some(l) = &launch {
             text += &ec2::text(l);
         }
+        if let Some(r) = &state {
+            text += &state_save::text(r);
+        }
         if self.json {
             eprintln!("\n{text}");
             let mut doc = report::json(
@@ -402,8 +444,13 @@ impl Plan {
                 startup.as_ref(),
                 disk.as_ref(),
             );
-            if let (Some(l), Some(map)) = (&launch, doc.as_object_mut()) {
-                map.insert("ec2_launch".into(), ec2::json(l));
+            if let Some(map) = doc.as_object_mut() {
+                if let Some(l) = &launch {
+                    map.insert("ec2_launch".into(), ec2::json(l));
+                }
+                if let Some(r) = &state {
+                    map.insert("state_save".into(), state_save::json(r));
+                }
             }
             match serde_json::to_string_pretty(&doc) {
                 Ok(s) => println!("{s}"),
@@ -419,7 +466,8 @@ impl Plan {
         let failed = results.iter().any(|r| r.failure.is_some() || r.errors > 0)
             || startup.as_ref().is_some_and(|s| !s.failures.is_empty())
             || disk.as_ref().is_some_and(|d| !d.failures.is_empty())
-            || launch.as_ref().is_some_and(|l| !l.failures.is_empty());
+            || launch.as_ref().is_some_and(|l| !l.failures.is_empty())
+            || state.as_ref().is_some_and(|r| !r.failures.is_empty());
         i32::from(failed)
     }
 }

@@ -559,7 +559,7 @@ pub fn json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::sqs::ServerFigures;
+    use crate::sqs::ServerFigures;
     use std::time::Duration;
 
     fn result(endpoint: &str, ops_per_sec: u64, p50: u32, cpu: f64) -> RunResult {
