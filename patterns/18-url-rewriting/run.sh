@@ -146,6 +146,7 @@ fi
 step "5. old paths: the bucket's routing rules answer as S3"
 for pair in "photos 301" "drafts 302"; do
   read -r prefix want <<<"$pair"
+  rm -f "$WORK/rule.body" "$WORK/rule.head"
   r=$(c -o "$WORK/rule.body" -D "$WORK/rule.head" -w '%{http_code} %{redirect_url}' "$WEBSITE/$prefix/cat.png" 2>/dev/null || echo 000)
   len=$(stat -c %s "$WORK/rule.body" 2>/dev/null || echo '?')
   if [ "$r" = "$want $WEBSITE/images/cat.png" ] && [ "$len" = 0 ] && grep -qi '^x-amz-request-id: ' "$WORK/rule.head"; then

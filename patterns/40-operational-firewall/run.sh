@@ -132,14 +132,14 @@ while read -r iid ip; do
 done <<<"$out"
 # client b has two instances: a client's group covers all of its machines
 CLIENTS=()
-declare -A CL_ID CL_IP
+declare -A CL_IP
 for o in "${ORGS[@]}"; do
   n=1; [ "$o" = "$CHANGED" ] && n=2
   out=$(launch_many "client-$o" "$n" --security-group-ids "${CLIENT_SG[$o]}" --user-data "file://$WORK/client.sh")
   k=0
   while read -r iid ip; do
     k=$((k + 1)); cl="$o$k"; made instance "$iid"
-    CLIENTS+=("$cl"); CL_ID[$cl]=$iid; CL_IP[$cl]=$ip
+    CLIENTS+=("$cl"); CL_IP[$cl]=$ip
     echo "client instance $cl: $iid $ip"
   done <<<"$out"
 done

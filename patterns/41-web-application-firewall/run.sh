@@ -20,14 +20,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib/instances.sh
 source "$HERE/../lib/instances.sh"
-# one request with curl: "STATUS" line, then the headers we care about, then the body
 ask() {  # ask URL [curl arguments...]: prints "STATUS|X-WAF|X-WAF-Rule|X-Served-By|X-Client-Address" and keeps the body in $WORK/body
   local url=$1; shift
+  rm -f "$WORK/body" "$WORK/head"
   curl -s --noproxy '*' -m 5 -o "$WORK/body" -D "$WORK/head" "$@" "$url" >/dev/null 2>&1 || true
   local status; status=$(awk 'NR == 1 { print $2 }' "$WORK/head" 2>/dev/null)
   printf '%s|%s|%s|%s|%s' "${status:-000}" "$(hdr X-WAF)" "$(hdr X-WAF-Rule)" "$(hdr X-Served-By)" "$(hdr X-Client-Address)"
 }
-hdr() { awk -v h="$(tr 'A-Z' 'a-z' <<<"$1"):" 'tolower($1) == h { sub(/^[^:]*: */, ""); sub(/\r$/, ""); print; exit }' "$WORK/head" 2>/dev/null; }
+hdr() { awk -v h="$1:" 'tolower($1) == tolower(h) { sub(/^[^:]*: */, ""); sub(/\r$/, ""); print; exit }' "$WORK/head" 2>/dev/null; }
 body() { tr -d '\r' < "$WORK/body" 2>/dev/null | paste -sd ';' | cut -c1-160; }
 
 step "1. security groups: the proxy open to all, the web tier only to the proxy's group"
