@@ -149,7 +149,8 @@ awsc ec2 authorize-security-group-ingress --group-id "$WORKER_SG" --ip-permissio
 # -- two instances. The user data (first boot only) writes files to the instance's disk:
 # a token it draws itself (a rerun would draw another), a random blob, and for web the
 # configuration fetched from the bucket with the role's credentials; it installs a
-# per-boot script (every boot) that logs the boot and serves /srv/dev on port 80.
+# per-boot script (every boot) that logs the boot, serves /srv/dev on ports 80 and 9000 and,
+# on web, logs who the instance is to AWS (its role's session, from the metadata service).
 user_data() {  # user_data NAME FETCH(0|1)
   echo '#!/bin/bash'
   echo "export PATH=$AWS_DIR:\$PATH"
@@ -161,11 +162,15 @@ cat /proc/sys/kernel/random/uuid > /srv/dev/token.txt
 head -c 65536 /dev/urandom > /srv/dev/blob.bin
 sha256sum /srv/dev/blob.bin | cut -d' ' -f1 > /srv/dev/blob.sha256
 if [ "$FETCH" = 1 ]; then aws s3 cp "$CONFIG" /srv/dev/app.json --only-show-errors; fi
-cat > /var/lib/cloud/scripts/per-boot/50-serve <<'BOOT'
-#!/bin/bash
+{ echo '#!/bin/bash'; echo "export PATH=$PATH"; cat <<'BOOT'
 echo "boot at $(date +%s)" >> /srv/dev/boots.log
 nohup python3 -m http.server 80 --directory /srv/dev >/dev/null 2>&1 &
+nohup python3 -m http.server 9000 --directory /srv/dev >/dev/null 2>&1 &
+if [ -f /srv/dev/app.json ]; then  # web: who it is at this boot, with its role's credentials
+  (aws sts get-caller-identity --query Arn --output text >> /srv/dev/identity.log 2>&1 &)
+fi
 BOOT
+} > /var/lib/cloud/scripts/per-boot/50-serve
 chmod +x /var/lib/cloud/scripts/per-boot/50-serve
 /var/lib/cloud/scripts/per-boot/50-serve
 echo "p44 $NAME: wrote token $(cat /srv/dev/token.txt), blob $(cat /srv/dev/blob.sha256)"
@@ -173,6 +178,7 @@ UD
 }
 user_data web 1 > "$WORK/web.sh"
 user_data worker 0 > "$WORK/worker.sh"
+LAUNCHED=$EPOCHREALTIME
 out=$(launch web "" --image-id "$BASE_IMAGE" --security-group-ids "$WEB_SG" \
   --iam-instance-profile "Name=$PROFILE" --user-data "file://$WORK/web.sh")
 read -r WEB_ID WEB_IP <<<"$out"; made instance "$WEB_ID"
@@ -190,6 +196,7 @@ for pair in "web $WEB_IP" "worker $WORKER_IP"; do
     q ec2 get-console-output --instance-id "$([ "$name" = web ] && echo "$WEB_ID" || echo "$WORKER_ID")" --query Output | tail -n 20 >&2 || true
   fi
 done
+say "both serve their disks $(since "$LAUNCHED" "$EPOCHREALTIME" | tr -d +) s after the first RunInstances"
 timing up "$(took)"
 ok "up in $(took) s: role + instance profile, bucket with ${#OBJECTS[@]} objects, 2 queues with 8 messages, 2 groups with 4 rules, 2 instances serving their disks"
 
@@ -200,6 +207,22 @@ else
   bad "web's /srv/dev/app.json: ${cfg:-nothing} (expected the bucket's config/app.json)"
 fi
 for name in web worker; do say "$name's disk: token ${TOKEN[$name]}, blob sha256 ${BLOBSUM[$name]}"; done
+if who=$(wait_get "http://$WEB_IP/identity.log" 30 "assumed-role/$ROLE/$WEB_ID"); then
+  ok "web works as its role: $who"
+else
+  bad "web's identity.log: ${who:-nothing} (expected assumed-role/$ROLE/$WEB_ID)"
+fi
+reach() {  # reach URL: the HTTP status, or "dropped" (no answer in 3 s) or "refused"
+  local rc=0 status
+  status=$(curl -s --noproxy '*' -m 3 -o /dev/null -w '%{http_code}' "$1") || rc=$?
+  case $rc in 0) echo "$status" ;; 28) echo dropped ;; 7) echo refused ;; *) echo "curl error $rc" ;; esac
+}
+firewall() {  # what this machine gets from worker's ports 80 (open to all) and 9000 (web group only)
+  echo "worker:80 -> $(reach "http://$1/token.txt"), worker:9000 -> $(reach "http://$1:9000/token.txt")"
+}
+r=$(firewall "$WORKER_IP")
+[ "$r" = "worker:80 -> 200, worker:9000 -> dropped" ] && ok "the worker group is enforced: from this machine $r" \
+  || bad "from this machine $r (expected worker:80 -> 200, worker:9000 -> dropped)"
 RULES=$(rules_of "$WEB_SG" "$WORKER_SG")
 while read -r line; do say "$line"; done <<<"$RULES"
 # Two workers take a job each. One fails and gives its job back (visible again, received
@@ -329,6 +352,19 @@ for pair in "web $WEB_ID" "worker $WORKER_ID"; do
     q ec2 get-console-output --instance-id "$id" --query Output | tail -n 20 >&2 || true
   fi
 done
+r=$(firewall "${IP[$WORKER_ID]:-none}")
+[ "$r" = "worker:80 -> 200, worker:9000 -> dropped" ] && ok "the worker group is enforced again: from this machine $r" \
+  || bad "from this machine after the load $r (expected worker:80 -> 200, worker:9000 -> dropped)"
+end=$((SECONDS + 30))
+while who=$(get "http://${IP[$WEB_ID]:-none}/identity.log" || true); [ "$(grep -c "assumed-role/$ROLE/$WEB_ID" <<<"$who")" -lt 2 ]; do
+  [ "$SECONDS" -ge "$end" ] && break
+  sleep 0.5
+done
+if [ "$(grep -c "assumed-role/$ROLE/$WEB_ID" <<<"$who")" = 2 ]; then
+  ok "web works as its role again after its second boot: $(tail -n 1 <<<"$who")"
+else
+  bad "web's identity.log after the load: $(paste -sd '|' - <<<"$who") (expected a second assumed-role/$ROLE/$WEB_ID)"
+fi
 cfg=$(get "http://$WEB_IP/app.json" || true)
 [ "$cfg" = "$(cat "$WORK/up/config/app.json")" ] && ok "web's fetched config is still on its disk" || bad "web's app.json after the load: ${cfg:-nothing}"
 console=$(q ec2 get-console-output --instance-id "$WORKER_ID" --query Output 2>/dev/null || true)

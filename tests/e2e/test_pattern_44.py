@@ -199,6 +199,9 @@ def test_pattern_44_temporary_development_environments(tmp_path):
                   r"^  ok    both instances are running again$",
                   r"^  ok    web i-\S+ \(\S+\) serves its disk as saved: token \S+, blob sha256 \S+, booted twice$",
                   r"^  ok    worker i-\S+ \(\S+\) serves its disk as saved: token \S+, blob sha256 \S+, booted twice$",
+                  r"^  ok    the worker group is enforced: from this machine worker:80 -> 200, worker:9000 -> dropped$",
+                  r"^  ok    the worker group is enforced again: from this machine worker:80 -> 200, worker:9000 -> dropped$",
+                  r"^  ok    web works as its role again after its second boot: arn:aws:sts::\d+:assumed-role/",
                   r"^  ok    job-\d: still hidden at -[\d.]+ s, visible at [-+][\d.]+ s from the end of its \d+ s timeout$",
                   r"^  ok    job-\d received again: receive count 2 "):
         line(out, f"({words})")
