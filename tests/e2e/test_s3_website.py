@@ -305,6 +305,11 @@ def test_routing_rule_key_prefix(endpoint, s3, site):
     assert r.headers["Location"] == f"http://{host}/documents/index.html"
     # Other keys are untouched.
     assert web(endpoint, site, "/page.html").content == PAGE
+    # Through the path form, the rewritten URL stays on the path form.
+    r = web_path(endpoint, site, "/docs/intro.html")
+    assert r.status_code == 301
+    netloc = endpoint.split("://", 1)[1]
+    assert r.headers["Location"] == f"http://{netloc}/_nimbus/website/{site}/documents/intro.html"
 
 
 def test_routing_rule_on_404(endpoint, s3, site):

@@ -181,8 +181,8 @@ impl Edge {
         let answer = s3.website(&ctx, bucket, parts.method.as_str(), path).await;
         let mut builder = Response::builder().status(answer.status);
         for (name, value) in &answer.headers {
-            if name.eq_ignore_ascii_case("location") && value.starts_with('/') {
-                builder = builder.header(name.as_str(), format!("{mount}{value}"));
+            if name.eq_ignore_ascii_case("location") && !mount.is_empty() {
+                builder = builder.header(name.as_str(), mounted_location(value, host, mount));
             } else {
                 builder = builder.header(name.as_str(), value.as_str());
             }
@@ -249,5 +249,48 @@ impl Edge {
             }
             Err(e) => error(&e),
         }
+    }
+}
+
+/// A website answer's `Location` as seen through the path form: a same-site
+/// target (a relative path, or an absolute URL on the request's own host, as
+/// routing rules without `HostName` give) keeps the `mount` prefix.
+fn mounted_location(value: &str, host: &str, mount: &str) -> String {
+    if value.starts_with('/') {
+        return format!("{mount}{value}");
+    }
+    for scheme in ["http://", "https://"] {
+        if let Some(path) = value
+            .strip_prefix(scheme)
+            .and_then(|rest| rest.strip_prefix(host))
+            .filter(|path| path.starts_with('/'))
+        {
+            return format!("{scheme}{host}{mount}{path}");
+        }
+    }
+    value.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mounted_location;
+
+    #[test]
+    fn same_site_locations_keep_the_mount() {
+        let m = "/_nimbus/website/b";
+        assert_eq!(
+            mounted_location("/docs/", "h:1", m),
+            "/_nimbus/website/b/docs/"
+        );
+        assert_eq!(
+            mounted_location("http://h:1/new/k", "h:1", m),
+            "http://h:1/_nimbus/website/b/new/k"
+        );
+        // Another host (a rule's HostName) and look-alike hosts are left alone.
+        assert_eq!(
+            mounted_location("https://e.org/k", "h:1", m),
+            "https://e.org/k"
+        );
+        assert_eq!(mounted_location("http://h:10/k", "h:1", m), "http://h:10/k");
     }
 }
