@@ -84,6 +84,8 @@ mkdir -p /srv/uploads /var/lib/uploads
 printf 'IID=%s\nBUCKET=%s\nPERIOD=%s\n' "$IID" "$BUCKET" "$PERIOD" > /etc/uploads.env
 ARN=$(aws sts get-caller-identity --query Arn --output text)
 echo "$ARN" > /var/lib/uploads/arn
+# where the aws CLI finds its credentials (the last column of its access_key line)
+aws configure list | awk '$1 == "access_key" { print $NF }' > /var/lib/uploads/source
 echo "write-proxy: $IID syncs /srv/uploads with s3://$BUCKET/uploads/ every $PERIOD s as $ARN"
 
 # Both directions, again and again: new uploads go up, new objects come down.
@@ -105,7 +107,7 @@ nohup /usr/local/bin/upload-sync >/var/log/upload-sync.log 2>&1 &
 # how the instance is doing (and which key id its role session has: an id, not a secret).
 cat > /usr/local/bin/upload-server <<'PY'
 #!/usr/bin/env python3
-import http.server, json, os, subprocess, urllib.request
+import http.server, json, os, urllib.request
 
 ENV = dict(line.strip().split("=", 1) for line in open("/etc/uploads.env") if "=" in line)
 ROOT, STATE = "/srv/uploads", "/var/lib/uploads"
@@ -121,13 +123,6 @@ def session_key_id():
     no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     role = no_proxy.open(IMDS, timeout=2).read().decode().split()[0]
     return json.load(no_proxy.open(IMDS + role, timeout=2))["AccessKeyId"]
-
-def credential_source():
-    out = subprocess.run(["aws", "configure", "list"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if line.split()[:1] == ["access_key"]:
-            return line.split()[-1]
-    return ""
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     def __init__(self, *a, **kw):
@@ -149,7 +144,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             return super().do_GET()
         self.answer(200, json.dumps({
             "instance": ENV["IID"], "bucket": ENV["BUCKET"], "period": int(ENV["PERIOD"]),
-            "caller": read("arn"), "credential_source": credential_source(),
+            "caller": read("arn"), "credential_source": read("source"),
             "access_key_id": session_key_id(), "syncs": int(read("syncs") or 0),
             "files": sorted(f for f in os.listdir(ROOT) if not f.startswith(".")),
         }) + "\n", "application/json")
@@ -184,7 +179,7 @@ else
   [ -z "$hits" ] && ok "the user data (DescribeInstanceAttribute userData, $(wc -c < "$WORK/user-data.txt") bytes) holds no access key" \
     || bad "the user data holds a key: $hits"
 fi
-if st=$(wait_get "http://$IP/_status" 40 '"syncs": [1-9]'); then
+if st=$(GET_TIMEOUT=5 wait_get "http://$IP/_status" 60 '"syncs": [1-9]'); then
   caller=$(json_field "$st" caller); source=$(json_field "$st" credential_source); KEY_ID=$(json_field "$st" access_key_id)
   case $caller in
     *":assumed-role/$ROLE/$ID") ok "the instance syncs as $caller" ;;
