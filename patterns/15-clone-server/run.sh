@@ -24,13 +24,13 @@ case $PERIOD in
   *) echo "P15_PERIOD must divide 60 (seconds between copies), not '$PERIOD'" >&2; exit 2 ;;
 esac
 for tool in /usr/sbin/sshd /usr/sbin/cron; do
-  if [ ! -x "$tool" ]; then
+  if [ ! -x "$tool" ] && ! [[ " $* " =~ " -h "|" --help " ]]; then
     echo "this example runs $tool inside the instances, whose base image is this machine's /:" >&2
     echo "install openssh-server and cron (apt-get install openssh-server cron)" >&2
     exit 2
   fi
 done
-command -v ssh >/dev/null || { echo "this example needs the ssh client (openssh-client)" >&2; exit 2; }
+command -v ssh >/dev/null || [[ " $* " =~ " -h "|" --help " ]] || { echo "this example needs the ssh client (openssh-client)" >&2; exit 2; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib/instances.sh

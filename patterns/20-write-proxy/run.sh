@@ -33,17 +33,17 @@ json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get(s
 # What an access key looks like where it should not be: a key id (long-term AKIA..., or a
 # session's ASIA...), or an entry of an aws credentials file.
 KEY_RE='(AKIA|ASIA)[A-Z0-9]{16}|aws_secret_access_key|aws_session_token'
-# The named values too, where they are long enough to be real keys (test/test is not).
 AS_ROOT=()  # how to read nimbus's data directory (below)
-key_hits() {  # key_hits PATH...: "FILE:WHAT" for each file that holds a key
+key_hits() {  # key_hits PATH...: "FILE:WHAT" for each file (binary ones too) that holds a key
   local v
-  "${AS_ROOT[@]}" grep -rIEoH "$KEY_RE" "$@" 2>/dev/null | sort -u || true
+  "${AS_ROOT[@]}" grep -raEoH "$KEY_RE" "$@" 2>/dev/null | sort -u || true
   for v in "${EXACT[@]}"; do
     if [ "${#v}" -ge 16 ]; then
-      "${AS_ROOT[@]}" grep -rIFl -- "$v" "$@" 2>/dev/null | sed 's/$/: a key of this run/' || true
+      "${AS_ROOT[@]}" grep -raFl -- "$v" "$@" 2>/dev/null | sed 's/$/: a key of this run/' || true
     fi
   done
 }
+# The named values too, where they are long enough to be real keys (test/test is not).
 EXACT=("$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY")
 
 step "1. the bucket, and a role for the instance in an instance profile"
