@@ -82,7 +82,7 @@ fi
 # --- what this run makes, and how it goes away again -----------------------------------------
 RUN="$PATTERN_ID-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 WORK=$(mktemp -d)
-INSTANCES=(); VOLUMES=(); SNAPSHOTS=(); IMAGES=(); SGS=(); ADDRESSES=(); BUCKETS=(); PROFILES=(); ROLES=()
+INSTANCES=(); VOLUMES=(); SNAPSHOTS=(); IMAGES=(); SGS=(); ADDRESSES=(); BUCKETS=(); PROFILES=(); ROLES=(); KEYPAIRS=()
 made() {  # made KIND ID: says so, and remembers it for the clean-up
   printf '  made: %s %s\n' "$1" "$2"
   case $1 in
@@ -95,6 +95,7 @@ made() {  # made KIND ID: says so, and remembers it for the clean-up
     bucket) BUCKETS+=("$2") ;;
     instance-profile) PROFILES+=("$2") ;;
     role) ROLES+=("$2") ;;
+    key-pair) KEYPAIRS+=("$2") ;;
   esac
 }
 cleanup() {
@@ -139,6 +140,7 @@ cleanup() {
     done
     awsc iam delete-role --role-name "$r" >/dev/null 2>&1
   done
+  for a in "${KEYPAIRS[@]}"; do awsc ec2 delete-key-pair --key-name "$a" >/dev/null 2>&1; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
