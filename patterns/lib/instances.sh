@@ -82,7 +82,7 @@ fi
 # --- what this run makes, and how it goes away again -----------------------------------------
 RUN="$PATTERN_ID-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 WORK=$(mktemp -d)
-INSTANCES=(); VOLUMES=(); SNAPSHOTS=(); IMAGES=(); SGS=(); ADDRESSES=(); BUCKETS=(); PROFILES=(); ROLES=(); KEYPAIRS=()
+INSTANCES=(); VOLUMES=(); SNAPSHOTS=(); IMAGES=(); SGS=(); ADDRESSES=(); BUCKETS=(); PROFILES=(); ROLES=(); KEYPAIRS=(); QUEUES=()
 made() {  # made KIND ID: says so, and remembers it for the clean-up
   printf '  made: %s %s\n' "$1" "$2"
   case $1 in
@@ -96,6 +96,7 @@ made() {  # made KIND ID: says so, and remembers it for the clean-up
     instance-profile) PROFILES+=("$2") ;;
     role) ROLES+=("$2") ;;
     key-pair) KEYPAIRS+=("$2") ;;
+    queue) QUEUES+=("$2") ;;  # its URL
   esac
 }
 cleanup() {
@@ -128,6 +129,7 @@ cleanup() {
     awsc ec2 delete-security-group --group-id "${SGS[n]}" >/dev/null 2>&1
   done
   for a in "${BUCKETS[@]}"; do awsc s3 rb "s3://$a" --force >/dev/null 2>&1; done
+  for a in "${QUEUES[@]}"; do awsc sqs delete-queue --queue-url "$a" >/dev/null 2>&1; done
   for p in "${PROFILES[@]}"; do
     for r in "${ROLES[@]}"; do
       awsc iam remove-role-from-instance-profile --instance-profile-name "$p" --role-name "$r" >/dev/null 2>&1
