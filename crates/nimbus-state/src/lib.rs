@@ -440,8 +440,10 @@ fn load_into<R: Read>(input: R, staging: &Path) -> Result<Loaded, String> {
                 .read_to_end(&mut chunk)
                 .map_err(|e| corrupt(e.to_string()))?;
             let batch = records(&chunk, &mut summary.records).map_err(corrupt)?;
+            // Straight into the new store, not through its log: a failed load
+            // throws the whole store away, so only the end needs to be durable.
             store
-                .commit_blocking(batch)
+                .import(batch)
                 .map_err(|e| format!("cannot write the store: {e}"))?;
             continue;
         }
@@ -494,7 +496,10 @@ fn load_into<R: Read>(input: R, staging: &Path) -> Result<Loaded, String> {
     if !ended {
         return Err(corrupt("it ends before its end marker".into()));
     }
-    // Closing checkpoints the store: it is whole on disk, and its file free, after this.
+    store
+        .finish_import()
+        .map_err(|e| format!("cannot write the store: {e}"))?;
+    // Closing frees its file for the restart.
     store.close();
     let (written_by, created_ms) = manifest.unwrap_or_default();
     Ok(Loaded {
