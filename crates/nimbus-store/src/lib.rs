@@ -149,6 +149,9 @@ impl Batch {
     }
 }
 
+/// A services' table as redb opens it in a write transaction.
+type BytesTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
+
 /// One record as stored: key and value bytes.
 pub type Record = (Vec<u8>, Vec<u8>);
 
@@ -431,7 +434,7 @@ impl Store {
         txn.set_durability(Durability::None).map_err(err)?;
         {
             // Records come table by table: each table is opened once per run of them.
-            let mut open: Option<(String, redb::Table<&[u8], &[u8]>)> = None;
+            let mut open: Option<(String, BytesTable)> = None;
             for op in batch.ops {
                 let (table, key, value) = match op {
                     Op::Put { table, key, value } => (table, key, Some(value)),
