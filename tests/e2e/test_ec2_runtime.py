@@ -24,7 +24,9 @@ inside an instance, observed from inside it and from the host:
    kill -9 leaves no instance process behind; after either, the instance runs again
    at the same address without rerunning its user data. This one runs a nimbus of
    its own in a fresh network namespace (`unshare --net`), since one nimbus per
-   network namespace owns the VPC bridge.
+   network namespace owns the VPC bridge. A clean stop also takes the bridge, its
+   lock file and the instance's cgroups away (a kill -9 cannot: the next start adopts
+   the bridge it left, and its clean stop removes it).
 
 How the tests look inside: the user data (`boot_script`) installs a per-boot script
 that starts `python3 -m http.server 80` on /srv/www and a small command agent on
@@ -908,6 +910,22 @@ def instance_processes(iid):
     return found
 
 
+def host_side(iid):
+    """What the namespace driver sets up on the host for instances: this network
+    namespace's devices (the nimbus0 bridge, a veth per instance), the bridge's lock
+    file, the instance's cgroups."""
+    with open("/proc/net/dev") as f:
+        links = sorted(l.split(":")[0].strip() for l in f.readlines()[2:])
+    netns = os.stat("/proc/self/ns/net").st_ino
+    cgroups = [d for d in [f"/sys/fs/cgroup/nimbus/{iid}"] + [f"/sys/fs/cgroup/{c}/nimbus/{iid}"
+               for c in ("cpu", "cpuacct", "memory", "freezer")] if os.path.isdir(d)]
+    with open("/proc/self/mountinfo") as f:
+        # none under `ip netns exec`, which mounts a sysfs of its own over /sys
+        cgroupfs = any(l.split(" - ")[1].startswith(("cgroup ", "cgroup2 ")) for l in f)
+    return {"links": links, "lock": os.path.exists(f"/run/nimbus-bridge-{netns}.lock"), "cgroups": cgroups,
+            "cgroupfs": cgroupfs}
+
+
 def state(ec2, iid):
     return ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"]
 
@@ -956,11 +974,13 @@ try:
     result["served_before"] = served(ip)
     result["processes_while_running"] = instance_processes(iid)
     result["counts_before"] = counts(ip)
+    result["host_while_running"] = host_side(iid)
 
-    # graceful stop: the instance stops with nimbus
+    # graceful stop: the instance stops with nimbus, which takes its bridge away
     proc.send_signal(signal.SIGINT)
     result["graceful_rc"] = proc.wait(timeout=30)
     result["processes_after_graceful_stop"] = instance_processes(iid)
+    result["host_after_graceful_stop"] = host_side(iid)
     result["served_while_down"] = get(f"http://{ip}/index.txt")
 
     # start again on the same data directory: the instance comes back
@@ -992,6 +1012,8 @@ try:
     proc.send_signal(signal.SIGINT)
     result["final_rc"] = proc.wait(timeout=30)
     result["processes_at_end"] = instance_processes(iid)
+    # the bridge a kill -9 left was adopted by the next start, and goes with its stop
+    result["host_at_end"] = host_side(iid)
 except Exception:
     result["error"] = traceback.format_exc()
     try:
@@ -1041,6 +1063,13 @@ def test_restart_brings_instances_back(tmp_path):
     assert r["graceful_rc"] == 0
     assert r["processes_after_graceful_stop"] == []
     assert r["served_while_down"] is None
+    # and nothing of it is left on the host: no bridge, no veth, no lock file, no cgroup
+    running = r["host_while_running"]
+    assert "nimbus0" in running["links"] and running["lock"], running
+    assert [l for l in running["links"] if l.startswith("nbh")], running
+    assert running["cgroups"] or not running["cgroupfs"], running
+    for seen in (r["host_after_graceful_stop"], r["host_at_end"]):
+        assert (seen["links"], seen["lock"], seen["cgroups"]) == (["lo"], False, []), seen
     # back after the restart, same address, user data not run again (one more boot)
     assert r["state_after_restart"] == "running"
     assert r["ip_after_restart"] == r["ip"]

@@ -2,7 +2,10 @@
 //! vCPUs x 100 ms per 100 ms, memory limit of its memory) and its CPU time
 //! for the metrics. Works on the unified hierarchy (v2) and on the split one
 //! (v1: cpu, cpuacct and memory controllers, possibly co-mounted). Groups live
-//! under `nimbus/<instance id>` in each hierarchy.
+//! under `nimbus/<instance id>` in each hierarchy; the `nimbus` parents go at a
+//! clean stop once empty ([`remove_parents`]): every nimbus on the host (one per
+//! network namespace) shares them, and the kernel refuses to remove a cgroup that
+//! still has children, so the last one out removes them.
 
 use std::path::{Path, PathBuf};
 
@@ -28,11 +31,19 @@ impl Group {
     /// Makes the group with the limits; None when cgroups cannot be used here
     /// (the instance then runs without limits, which is logged).
     pub fn create(id: &str, vcpus: u32, memory_mib: u64) -> Option<Group> {
-        let made = if Path::new(ROOT).join("cgroup.controllers").exists() {
-            Self::create_unified(id, vcpus, memory_mib)
-        } else {
-            Self::create_split(id, vcpus, memory_mib)
-        };
+        let mut made = Err(std::io::Error::other("not tried"));
+        // Another nimbus that stops may remove the empty parent between our mkdir
+        // and our writes (files then go missing): make it again.
+        for _ in 0..3 {
+            made = if Path::new(ROOT).join("cgroup.controllers").exists() {
+                Self::create_unified(id, vcpus, memory_mib)
+            } else {
+                Self::create_split(id, vcpus, memory_mib)
+            };
+            if !matches!(&made, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+                break;
+            }
+        }
         match made {
             Ok(g) => Some(g),
             Err(e) => {
@@ -174,6 +185,35 @@ impl Group {
     }
 }
 
+/// Removes the `nimbus` parent group of each hierarchy under `root` if it is
+/// empty (no instance of any nimbus in it); one in use stays. Returns the ones
+/// removed.
+pub fn remove_parents_in(root: &Path) -> Vec<PathBuf> {
+    let mut parents: Vec<PathBuf> = Vec::new();
+    if root.join("cgroup.controllers").exists() {
+        parents.push(root.join("nimbus"));
+    } else {
+        for controller in ["cpu", "cpuacct", "memory", "freezer"] {
+            if let Ok(real) = root.join(controller).canonicalize() {
+                let parent = real.join("nimbus");
+                if !parents.contains(&parent) {
+                    parents.push(parent);
+                }
+            }
+        }
+    }
+    parents
+        .into_iter()
+        // rmdir only: it fails on a group that has child groups.
+        .filter(|p| std::fs::remove_dir(p).is_ok())
+        .collect()
+}
+
+/// [`remove_parents_in`] the host's cgroup hierarchies.
+pub fn remove_parents() -> Vec<PathBuf> {
+    remove_parents_in(Path::new(ROOT))
+}
+
 /// A cgroup directory, 0755 as cgroups usually are: nimbus's umask (077) would
 /// hide the instance's limits from its unprivileged users.
 fn make_dir(dir: &Path) -> std::io::Result<()> {
@@ -181,4 +221,43 @@ fn make_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_parents_in;
+    use std::fs;
+
+    #[test]
+    fn removes_only_empty_parents_unified() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("cgroup.controllers"), "cpu memory").unwrap();
+        // Another nimbus's instance still in the tree: the parent stays.
+        fs::create_dir_all(root.path().join("nimbus/i-0123456789abcdef0")).unwrap();
+        assert!(remove_parents_in(root.path()).is_empty());
+        assert!(root.path().join("nimbus/i-0123456789abcdef0").is_dir());
+        // The last one gone: the parent goes too.
+        fs::remove_dir(root.path().join("nimbus/i-0123456789abcdef0")).unwrap();
+        assert_eq!(
+            remove_parents_in(root.path()),
+            vec![root.path().join("nimbus")]
+        );
+        assert!(!root.path().join("nimbus").exists());
+        // Nothing to remove: nothing happens.
+        assert!(remove_parents_in(root.path()).is_empty());
+    }
+
+    #[test]
+    fn removes_only_empty_parents_split() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        // cpu and cpuacct co-mounted (one hierarchy seen twice), memory on its own.
+        fs::create_dir_all(r.join("cpu,cpuacct/nimbus")).unwrap();
+        std::os::unix::fs::symlink("cpu,cpuacct", r.join("cpu")).unwrap();
+        std::os::unix::fs::symlink("cpu,cpuacct", r.join("cpuacct")).unwrap();
+        fs::create_dir_all(r.join("memory/nimbus/i-1")).unwrap();
+        let real = r.canonicalize().unwrap();
+        assert_eq!(remove_parents_in(r), vec![real.join("cpu,cpuacct/nimbus")]);
+        assert!(r.join("memory/nimbus/i-1").is_dir());
+    }
 }

@@ -124,6 +124,9 @@ pub struct Runtime {
     /// The VPC bridge (namespace driver), set up on first launch.
     bridge: tokio::sync::OnceCell<Arc<netlink::Bridge>>,
     bridge_gateways: Vec<(Ipv4Addr, u8)>,
+    /// Whether an instance of this run got a cgroup (namespace driver): the shared
+    /// `nimbus` parents are then ours to remove at shutdown once empty.
+    used_cgroups: std::sync::atomic::AtomicBool,
     exits: mpsc::UnboundedSender<String>,
 }
 
@@ -167,6 +170,7 @@ impl Runtime {
                 live: Mutex::new(HashMap::new()),
                 bridge: tokio::sync::OnceCell::new(),
                 bridge_gateways: gateways,
+                used_cgroups: std::sync::atomic::AtomicBool::new(false),
                 exits: tx,
             }),
             rx,
@@ -235,6 +239,10 @@ impl Runtime {
             }
         };
         tracing::debug!("instance {id} started in {:?}", t0.elapsed());
+        if cgroup.is_some() {
+            self.used_cgroups
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let (tx, rx) = tokio::sync::watch::channel(false);
         self.lock().insert(
             id.clone(),
@@ -296,6 +304,27 @@ impl Runtime {
         let ids: Vec<String> = self.lock().keys().cloned().collect();
         let stops = ids.iter().map(|id| self.stop(id, grace));
         futures_util::future::join_all(stops).await;
+    }
+
+    /// nimbus is stopping (or restarting in place): stops every instance, then
+    /// takes away what this run set up on the host for them (namespace driver):
+    /// the `nimbus0` bridge and its lock file, and the shared `nimbus` parent
+    /// cgroups if no instance of any nimbus is left in them. A clean stop leaves
+    /// no process, network device or cgroup behind; the next start (a restarted
+    /// process included) makes them again at its first instance.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop_all(grace).await;
+        if let Some(bridge) = self.bridge.get() {
+            bridge.remove().await;
+        }
+        if self.used_cgroups.load(std::sync::atomic::Ordering::Relaxed) {
+            let removed = tokio::task::spawn_blocking(cgroup::remove_parents)
+                .await
+                .unwrap_or_default();
+            for dir in removed {
+                tracing::debug!("removed cgroup {}", dir.display());
+            }
+        }
     }
 
     /// Removes a terminated instance's disk (its writable layer and logs).

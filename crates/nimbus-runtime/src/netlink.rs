@@ -5,7 +5,8 @@
 //! address, a default route via its subnet's gateway and the whole VPC on-link
 //! (so instances of different subnets reach each other without the host
 //! forwarding packets). One nimbus per network namespace owns the bridge (a
-//! lock file), as two would hand out the same addresses.
+//! lock file), as two would hand out the same addresses; at a clean stop it
+//! removes both ([`Bridge::remove`]), so nothing of it stays on the host.
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
@@ -38,6 +39,7 @@ pub struct Bridge {
     handle: Handle,
     /// Held for the life of the process: the bridge is ours while it is.
     _lock: std::fs::File,
+    lock_path: String,
 }
 
 fn exists(e: &rtnetlink::Error) -> bool {
@@ -81,6 +83,36 @@ async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>, String> {
     }
 }
 
+/// Opens and locks the bridge's lock file, without waiting: an error names the
+/// nimbus that holds it. The lock counts only while `path` still names the locked
+/// file: a stopping nimbus unlinks it, and whoever opened it before that must open
+/// the new one (or two nimbus would each hold a lock, on different files).
+fn take_lock(path: &str) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::MetadataExt as _;
+    for _ in 0..10 {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(format!(
+                "another nimbus on this host is running instances on the {BRIDGE} bridge"
+            ));
+        }
+        let held = lock.metadata().map(|m| (m.dev(), m.ino()));
+        let named = std::fs::metadata(path).map(|m| (m.dev(), m.ino()));
+        if let (Ok(held), Ok(named)) = (held, named) {
+            if held == named {
+                return Ok(lock);
+            }
+        }
+    }
+    Err(format!("cannot lock {path}: it keeps being replaced"))
+}
+
 impl Bridge {
     /// Takes the host lock, then creates the bridge (or adopts the one a previous
     /// run left) and gives it the gateways and the metadata address.
@@ -90,18 +122,7 @@ impl Bridge {
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
             .unwrap_or(0);
         let path = format!("{LOCK_PREFIX}{netns}.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {path}: {e}"))?;
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(format!(
-                "another nimbus on this host is running instances on the {BRIDGE} bridge"
-            ));
-        }
+        let lock = take_lock(&path)?;
         let handle = connect()?;
         let index = match index_of(&handle, BRIDGE).await? {
             Some(i) => i,
@@ -145,7 +166,31 @@ impl Bridge {
             index,
             handle,
             _lock: lock,
+            lock_path: path,
         })
+    }
+
+    /// nimbus is stopping (its instances have): deletes the bridge, which takes
+    /// its addresses, neighbour entries and any veth left on it along, then the
+    /// lock file. The lock is held until the process ends (or execs, on a restart
+    /// in place, whose new process makes both again), so no other nimbus can take
+    /// the bridge in between; one that opened the old file meanwhile sees it
+    /// unlinked and tries again (see [`take_lock`]).
+    pub async fn remove(&self) {
+        match index_of(&self.handle, BRIDGE).await {
+            Ok(Some(index)) if index == self.index => {
+                if let Err(e) = self.handle.link().del(index).execute().await {
+                    tracing::warn!("cannot remove bridge {BRIDGE}: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+        if let Err(e) = std::fs::remove_file(&self.lock_path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove {}: {e}", self.lock_path);
+            }
+        }
     }
 
     /// Plugs the instance whose outer init is `pid` into the bridge and configures
@@ -289,5 +334,25 @@ mod tests {
         );
         assert_eq!(super::parse_mac("02:4a"), None);
         assert_eq!(super::parse_mac("02:4a:a0:ab:b8:c1:00"), None);
+    }
+
+    #[test]
+    fn the_bridge_lock_is_exclusive_and_removable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nimbus-bridge-1.lock");
+        let path = path.to_str().unwrap();
+        let first = super::take_lock(path).unwrap();
+        // Held: a second nimbus is refused, without waiting.
+        assert!(super::take_lock(path)
+            .unwrap_err()
+            .contains("another nimbus"));
+        // A clean stop unlinks it while still holding it; the next nimbus makes a new one.
+        std::fs::remove_file(path).unwrap();
+        let second = super::take_lock(path).unwrap();
+        drop(first);
+        assert!(super::take_lock(path).is_err());
+        drop(second);
+        let third = super::take_lock(path).unwrap();
+        drop(third);
     }
 }

@@ -366,9 +366,10 @@ impl Ec2 {
     }
 
     /// Stops every machine, leaving the records as they are (nimbus is exiting;
-    /// running instances come back at the next start).
+    /// running instances come back at the next start), and takes down the host
+    /// side of their network and cgroups (see `Runtime::shutdown`).
     pub async fn shutdown(&self) {
-        self.machines.runtime.stop_all(Duration::from_secs(3)).await;
+        self.machines.runtime.shutdown(Duration::from_secs(3)).await;
     }
 
     /// Reset: every record goes (one batch queued under the partition map's lock,
