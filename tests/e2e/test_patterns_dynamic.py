@@ -20,123 +20,24 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 
 import pytest
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import ClientError
 
-from conftest import REGION, ROOT, make_client
 from test_patterns_ec2 import HTTP, has_ok, http_get, instance, value
 
-FAST = {"Delay": 1, "MaxAttempts": 60}
 # an access key where it should not be: a key id (AKIA... long-term, ASIA... a session's)
 # or an entry of an aws credentials file
 KEY_RE = re.compile(rb"(AKIA|ASIA)[A-Z0-9]{16}|aws_secret_access_key|aws_session_token")
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("NIMBUS_E2E_ENDPOINT")),
-                                reason="these patterns need the session's own nimbus (NIMBUS_E2E_ENDPOINT is set)")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def health(endpoint):
-    """The server's health document; skips the module unless its instances really run."""
-    try:
-        with HTTP.open(endpoint + "/_nimbus/health", timeout=5) as r:
-            doc = json.loads(r.read())
-    except (OSError, ValueError) as e:
-        pytest.skip(f"no nimbus health document at {endpoint}: {e}")
-    if doc.get("instance_driver") != "namespace":
-        pytest.skip(f"instances do not really run here (instance_driver {doc.get('instance_driver')!r})")
-    return doc
-
-
-@pytest.fixture(scope="module")
-def ec2(endpoint):
-    return make_client(endpoint, "ec2")
-
-
-@pytest.fixture(scope="module")
-def s3(endpoint):
-    return make_client(endpoint, "s3")
-
-
-@pytest.fixture(scope="module")
-def iam(endpoint):
-    return make_client(endpoint, "iam")
-
-
-def quietly(fn, **kw):
-    try:
-        fn(**kw)
-    except ClientError:
-        pass
-
-
-@pytest.fixture
-def made(ec2, s3, iam):
-    """What run.sh --keep listed as made, removed after the test."""
-    items = []
-    yield items
-    of = lambda kind: [i for k, i in items if k == kind]  # noqa: E731
-    if of("instance"):
-        quietly(ec2.terminate_instances, InstanceIds=of("instance"))
-        try:
-            ec2.get_waiter("instance_terminated").wait(InstanceIds=of("instance"), WaiterConfig=FAST)
-        except (WaiterError, ClientError):
-            pass
-    for gid in reversed(of("security-group")):
-        quietly(ec2.delete_security_group, GroupId=gid)
-    for name in of("key-pair"):
-        quietly(ec2.delete_key_pair, KeyName=name)
-    for bucket in of("bucket"):
-        try:
-            for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=o["Key"])
-            s3.delete_bucket(Bucket=bucket)
-        except ClientError:
-            pass
-    for profile in of("instance-profile"):
-        for role in of("role"):
-            quietly(iam.remove_role_from_instance_profile, InstanceProfileName=profile, RoleName=role)
-        quietly(iam.delete_instance_profile, InstanceProfileName=profile)
-    for role in of("role"):
-        try:
-            for pol in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-                quietly(iam.delete_role_policy, RoleName=role, PolicyName=pol)
-        except ClientError:
-            pass
-        quietly(iam.delete_role, RoleName=role)
-
-
-def run_pattern(folder, endpoint, made, timeout, **env_extra):
-    """Runs patterns/<folder>/run.sh --keep as a user would; adds its "made:" lines to
-    `made` (also when it times out, so the fixture removes them) and returns its stdout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "NIMBUS_ENDPOINT": endpoint,
-        **env_extra,
-    })
-    try:
-        p = subprocess.run(["bash", os.path.join(ROOT, "patterns", folder, "run.sh"), "--keep"],
-                           capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        made.extend(re.findall(r"^  made: (\S+) (\S+)$", stdout, re.M))
-        raise AssertionError(f"{folder}/run.sh still ran after {timeout} s:\n{stdout}") from None
-    made.extend(re.findall(r"^  made: (\S+) (\S+)$", p.stdout, re.M))
-    out = p.stdout + p.stderr
-    assert p.returncode == 0, f"{folder}/run.sh exited {p.returncode}:\n{out}"
-    assert "FAIL" not in p.stdout, out
-    return p.stdout
+# the shared machinery of the EC2 pattern tests: running a script, the module's skip
+# conditions (namespace_driver is the server's health document) and the clean-up
+from test_patterns_ec2 import (  # noqa: F401  (fixtures are used by name)
+    ec2, s3, iam, sqs, made, namespace_driver, pytestmark, run_pattern,
+)
 
 
 def http_put(url, body, timeout=10):
@@ -245,7 +146,7 @@ def key_hits(root, exact):
     return hits
 
 
-def test_pattern_20_write_proxy(endpoint, health, ec2, s3, made):
+def test_pattern_20_write_proxy(endpoint, namespace_driver, ec2, s3, made):
     out = run_pattern("20-write-proxy", endpoint, made, timeout=200)
     assert "pattern 20: all observations hold" in out
     bucket = value(out, "bucket")
@@ -289,7 +190,7 @@ def test_pattern_20_write_proxy(endpoint, health, ec2, s3, made):
     # no key in the user data, none on the instance's disk (its writable layer)
     ud = base64.b64decode(ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")["UserData"]["Value"])
     assert b"aws s3 sync" in ud and not KEY_RE.search(ud) and key_id.encode() not in ud
-    assert disk == os.path.join(health["data_dir"], "ec2", "instances", iid, "upper")
+    assert disk == os.path.join(namespace_driver["data_dir"], "ec2", "instances", iid, "upper")
     assert os.path.isfile(os.path.join(disk, "srv", "uploads", up))
     assert os.path.isfile(os.path.join(disk, "srv", "uploads", down))
     assert key_hits(disk, [key_id]) == []

@@ -65,11 +65,17 @@ def iam(endpoint):
     return make_client(endpoint, "iam")
 
 
+@pytest.fixture(scope="module")
+def sqs(endpoint):
+    return make_client(endpoint, "sqs")
+
+
 # --- running a script ---------------------------------------------------------------------
 
-def run_pattern(folder, endpoint, made, timeout=240):
-    """Runs patterns/<folder>/run.sh --keep; adds its "made:" lines to `made` (before any
-    assertion, so the fixture removes them either way) and returns its stdout."""
+def run_pattern(folder, endpoint, made, timeout=240, **env_extra):
+    """Runs patterns/<folder>/run.sh --keep as a user would; adds its "made:" lines to
+    `made` (before any assertion, and also when it times out, so the fixture removes
+    them either way) and returns its stdout. `env_extra` sets variables of the script."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
@@ -79,9 +85,15 @@ def run_pattern(folder, endpoint, made, timeout=240):
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "NIMBUS_ENDPOINT": endpoint,
+        **env_extra,
     })
-    p = subprocess.run(["bash", os.path.join(PATTERNS, folder, "run.sh"), "--keep"],
-                       capture_output=True, text=True, env=env, timeout=timeout)
+    try:
+        p = subprocess.run(["bash", os.path.join(PATTERNS, folder, "run.sh"), "--keep"],
+                           capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        made.extend(re.findall(r"^  made: (\S+) (\S+)$", stdout, re.M))
+        raise AssertionError(f"{folder}/run.sh still ran after {timeout} s:\n{stdout}") from None
     out = p.stdout + p.stderr
     made.extend(re.findall(r"^  made: (\S+) (\S+)$", p.stdout, re.M))
     assert p.returncode == 0, f"{folder}/run.sh exited {p.returncode}:\n{out}"
@@ -135,7 +147,8 @@ def quietly(fn, **kw):
 
 
 @pytest.fixture
-def made(ec2, s3, iam):
+def made(ec2, s3, iam, sqs):
+    """What run.sh --keep listed as made ("made: KIND ID"), removed after the test."""
     items = []
     yield items
     of = lambda kind: [i for k, i in items if k == kind]  # noqa: E731
@@ -161,6 +174,10 @@ def made(ec2, s3, iam):
         quietly(ec2.delete_snapshot, SnapshotId=snap)
     for gid in reversed(of("security-group")):
         quietly(ec2.delete_security_group, GroupId=gid)
+    for name in of("key-pair"):
+        quietly(ec2.delete_key_pair, KeyName=name)
+    for url in of("queue"):
+        quietly(sqs.delete_queue, QueueUrl=url)
     for bucket in of("bucket"):
         try:
             for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
@@ -173,6 +190,11 @@ def made(ec2, s3, iam):
             quietly(iam.remove_role_from_instance_profile, InstanceProfileName=profile, RoleName=role)
         quietly(iam.delete_instance_profile, InstanceProfileName=profile)
     for role in of("role"):
+        try:
+            for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+                quietly(iam.delete_role_policy, RoleName=role, PolicyName=name)
+        except ClientError:
+            pass
         quietly(iam.delete_role, RoleName=role)
 
 

@@ -15,122 +15,13 @@ and its instance profile), whether the test passed or not.
 
 Runs only against a nimbus whose instances use the namespace driver (Linux, root).
 """
-import json
-import os
 import re
-import subprocess
-import sys
-import urllib.request
 
-import pytest
-from botocore.exceptions import ClientError, WaiterError
-
-from conftest import REGION, ROOT, make_client
-
-PATTERNS = os.path.join(ROOT, "patterns")
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-FAST = {"Delay": 1, "MaxAttempts": 60}
-
-pytestmark = pytest.mark.skipif(bool(os.environ.get("NIMBUS_E2E_ENDPOINT")),
-                                reason="the queue patterns need the session's own nimbus (NIMBUS_E2E_ENDPOINT is set)")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def namespace_driver(endpoint):
-    """Skips the module unless the server's instances really run (namespace driver)."""
-    try:
-        with HTTP.open(endpoint + "/_nimbus/health", timeout=5) as r:
-            doc = json.loads(r.read())
-    except (OSError, ValueError) as e:
-        pytest.skip(f"no nimbus health document at {endpoint}: {e}")
-    if doc.get("instance_driver") != "namespace":
-        pytest.skip(f"instances do not really run here (instance_driver {doc.get('instance_driver')!r})")
-    return doc
-
-
-@pytest.fixture(scope="module")
-def ec2(endpoint):
-    return make_client(endpoint, "ec2")
-
-
-@pytest.fixture(scope="module")
-def sqs(endpoint):
-    return make_client(endpoint, "sqs")
-
-
-@pytest.fixture(scope="module")
-def iam(endpoint):
-    return make_client(endpoint, "iam")
-
-
-def quietly(fn, **kw):
-    try:
-        fn(**kw)
-    except ClientError:
-        pass
-
-
-@pytest.fixture
-def made(ec2, sqs, iam):
-    items = []
-    yield items
-    of = lambda kind: [i for k, i in items if k == kind]  # noqa: E731
-    if of("instance"):
-        quietly(ec2.terminate_instances, InstanceIds=of("instance"))
-        try:
-            ec2.get_waiter("instance_terminated").wait(InstanceIds=of("instance"), WaiterConfig=FAST)
-        except (WaiterError, ClientError):
-            pass
-    for url in of("queue"):
-        quietly(sqs.delete_queue, QueueUrl=url)
-    for profile in of("instance-profile"):
-        for role in of("role"):
-            quietly(iam.remove_role_from_instance_profile, InstanceProfileName=profile, RoleName=role)
-        quietly(iam.delete_instance_profile, InstanceProfileName=profile)
-    for role in of("role"):
-        try:
-            for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-                iam.delete_role_policy(RoleName=role, PolicyName=name)
-        except ClientError:
-            pass
-        quietly(iam.delete_role, RoleName=role)
-
-
-def run_pattern(folder, endpoint, made, timeout=180):
-    """Runs patterns/<folder>/run.sh --keep; adds its "made:" lines to `made` (before any
-    assertion, so the fixture removes them either way) and returns its stdout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "NIMBUS_ENDPOINT": endpoint,
-    })
-    p = subprocess.run(["bash", os.path.join(PATTERNS, folder, "run.sh"), "--keep"],
-                       capture_output=True, text=True, env=env, timeout=timeout)
-    out = p.stdout + p.stderr
-    made.extend(re.findall(r"^  made: (\S+) (\S+)$", p.stdout, re.M))
-    assert p.returncode == 0, f"{folder}/run.sh exited {p.returncode}:\n{out}"
-    assert "FAIL" not in p.stdout, out
-    return p.stdout
-
-
-def ok_lines(out):
-    return [line.strip()[len("ok"):].strip() for line in out.splitlines() if line.strip().startswith("ok ")]
-
-
-def has_ok(out, start):
-    return any(o.startswith(start) for o in ok_lines(out))
-
-
-def value(out, label):
-    """The rest of the line `label: ...` the script printed."""
-    m = re.search(rf"^{re.escape(label)}: (.+)$", out, re.M)
-    assert m, f"no '{label}:' line in:\n{out}"
-    return m.group(1).strip()
+# the shared machinery of the EC2 pattern tests: running a script, reading its output,
+# the module's skip conditions and the clean-up of what a script made
+from test_patterns_ec2 import (  # noqa: F401  (fixtures are used by name)
+    ec2, s3, iam, sqs, made, namespace_driver, pytestmark, run_pattern, has_ok, ok_lines, value,
+)
 
 
 def depth(sqs, url):

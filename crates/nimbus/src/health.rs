@@ -128,3 +128,22 @@ pub(crate) fn http_call(
     }
     Ok(body.to_string())
 }
+
+/// How a command reaches a running nimbus as its root user (`reset`, `state`).
+#[derive(clap::Args)]
+pub struct RootClientArgs {
+    /// Endpoint of the running nimbus.
+    #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
+    pub endpoint: String,
+    /// Root access key id to sign with (what `serve --auth enforce` requires).
+    #[arg(long, default_value = "test", env = "NIMBUS_ROOT_ACCESS_KEY_ID")]
+    pub root_access_key_id: String,
+    /// Root secret access key to sign with.
+    #[arg(
+        long,
+        default_value = "test",
+        env = "NIMBUS_ROOT_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub root_secret_access_key: String,
+}

@@ -79,36 +79,29 @@ pub fn is_moto_request(parts: &http::request::Parts) -> bool {
 
 #[derive(clap::Args)]
 pub struct ResetArgs {
-    /// Endpoint of the nimbus to reset.
-    #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
-    endpoint: String,
-    /// Root access key id to sign with (what `serve --auth enforce` requires).
-    #[arg(long, default_value = "test", env = "NIMBUS_ROOT_ACCESS_KEY_ID")]
-    root_access_key_id: String,
-    /// Root secret access key to sign with.
-    #[arg(
-        long,
-        default_value = "test",
-        env = "NIMBUS_ROOT_SECRET_ACCESS_KEY",
-        hide_env_values = true
-    )]
-    root_secret_access_key: String,
+    #[command(flatten)]
+    root: crate::health::RootClientArgs,
 }
 
 /// `nimbus reset`: asks a running nimbus to remove every resource; exit code 1
 /// when none answers or the reset failed.
 pub fn command(args: ResetArgs) -> i32 {
     let credentials = (
-        args.root_access_key_id.as_str(),
-        args.root_secret_access_key.as_str(),
+        args.root.root_access_key_id.as_str(),
+        args.root.root_secret_access_key.as_str(),
     );
-    match crate::health::http_call(&args.endpoint, "POST", "/_nimbus/reset", Some(credentials)) {
+    match crate::health::http_call(
+        &args.root.endpoint,
+        "POST",
+        "/_nimbus/reset",
+        Some(credentials),
+    ) {
         Ok(body) => {
             println!("{body}");
             0
         }
         Err(e) => {
-            eprintln!("nimbus reset: {}: {e}", args.endpoint);
+            eprintln!("nimbus reset: {}: {e}", args.root.endpoint);
             1
         }
     }

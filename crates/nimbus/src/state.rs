@@ -429,20 +429,8 @@ enum StateAction {
 struct TransferArgs {
     /// The archive.
     file: PathBuf,
-    /// Endpoint of the nimbus.
-    #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
-    endpoint: String,
-    /// Root access key id to sign with (what `serve --auth enforce` requires).
-    #[arg(long, default_value = "test", env = "NIMBUS_ROOT_ACCESS_KEY_ID")]
-    root_access_key_id: String,
-    /// Root secret access key to sign with.
-    #[arg(
-        long,
-        default_value = "test",
-        env = "NIMBUS_ROOT_SECRET_ACCESS_KEY",
-        hide_env_values = true
-    )]
-    root_secret_access_key: String,
+    #[command(flatten)]
+    root: crate::health::RootClientArgs,
 }
 
 /// `nimbus state save|load FILE`.
@@ -492,6 +480,7 @@ fn signed_post(
     length: u64,
 ) -> Result<http::Request<HttpBody>, String> {
     let authority = t
+        .root
         .endpoint
         .strip_prefix("http://")
         .ok_or("only http:// endpoints are supported")?
@@ -505,8 +494,8 @@ fn signed_post(
         ),
     ];
     let params = nimbus_auth::SigningParams {
-        access_key_id: &t.root_access_key_id,
-        secret_access_key: &t.root_secret_access_key,
+        access_key_id: &t.root.root_access_key_id,
+        secret_access_key: &t.root.root_secret_access_key,
         session_token: None,
         region: "us-east-1",
         service: "nimbus",
@@ -541,7 +530,7 @@ async fn save_command(t: TransferArgs) -> Result<String, String> {
     let response = client()
         .request(request)
         .await
-        .map_err(|e| format!("{}: {e}", t.endpoint))?;
+        .map_err(|e| format!("{}: {e}", t.root.endpoint))?;
     let status = response.status();
     let mut body = response.into_body();
     if status != StatusCode::OK {
@@ -608,8 +597,8 @@ async fn load_command(t: TransferArgs) -> Result<String, String> {
     })
     .await
     .map_err(|e| e.to_string())??;
-    let before =
-        started_ms(&t.endpoint).ok_or_else(|| format!("no nimbus answers at {}", t.endpoint))?;
+    let before = started_ms(&t.root.endpoint)
+        .ok_or_else(|| format!("no nimbus answers at {}", t.root.endpoint))?;
     let file = tokio::fs::File::open(&t.file)
         .await
         .map_err(|e| format!("cannot open {}: {e}", t.file.display()))?;
@@ -619,7 +608,7 @@ async fn load_command(t: TransferArgs) -> Result<String, String> {
     let response = client()
         .request(request)
         .await
-        .map_err(|e| format!("{}: {e}", t.endpoint))?;
+        .map_err(|e| format!("{}: {e}", t.root.endpoint))?;
     let status = response.status();
     let text = response
         .into_body()
@@ -637,7 +626,7 @@ async fn load_command(t: TransferArgs) -> Result<String, String> {
     // The server restarts on the loaded state: wait until the new start answers.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if started_ms(&t.endpoint).is_some_and(|now| now != before) {
+        if started_ms(&t.root.endpoint).is_some_and(|now| now != before) {
             break;
         }
         if Instant::now() > deadline {
