@@ -23,7 +23,7 @@ import pytest
 # the shared machinery of the EC2 pattern tests: running a script, reading its output,
 # the module's skip conditions and the clean-up of what a script made
 from test_patterns_ec2 import (  # noqa: F401  (fixtures are used by name)
-    ec2, s3, iam, made, namespace_driver, pytestmark, run_pattern, has_ok, ok_lines, value, http_get, instance,
+    ec2, s3, iam, sqs, made, namespace_driver, pytestmark, run_pattern, has_ok, ok_lines, value, http_get, instance,
 )
 
 
