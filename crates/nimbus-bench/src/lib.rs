@@ -25,6 +25,10 @@
 //! instances on the first endpoint (a nimbus), against bash doing the same
 //! work on the host, and reads the memory per running instance.
 //!
+//! `--workload s3-scale,sqs-backlog` starts a nimbus of its own and compares
+//! small operations on it empty and filled with many objects and messages
+//! (memory, restart to ready, throughput).
+//!
 //! `--workload state-save` starts a nimbus of its own, fills it, and times
 //! `nimbus state save` and `nimbus state load` against `tar` of the same data
 //! directory.
@@ -32,8 +36,10 @@
 mod client;
 mod ec2;
 mod measure;
+mod own_server;
 mod report;
 mod s3;
+mod scale;
 mod sqs;
 mod startup;
 mod state_save;
@@ -146,6 +152,12 @@ pub struct BenchArgs {
     /// state-save: timed rounds of save and load (the median is reported).
     #[arg(long, default_value_t = 3)]
     state_rounds: u32,
+    /// s3-scale: small objects (of --object-size) stored before the filled run.
+    #[arg(long, default_value_t = 1_000_000)]
+    scale_objects: u64,
+    /// sqs-backlog: messages (of --message-size) queued before the filled run.
+    #[arg(long, default_value_t = 2_000_000)]
+    backlog_messages: u64,
 }
 
 /// Parses a byte size: a plain number, or one with a unit (KiB, MiB, GiB and
@@ -219,6 +231,7 @@ struct Plan {
     launch_counts: Vec<usize>,
     launch_rounds: u32,
     state: state_save::StateSaveConfig,
+    scale: scale::ScaleConfig,
 }
 
 impl Plan {
@@ -282,6 +295,16 @@ impl Plan {
             }
         }
         let disk_dir = a.disk_dir.unwrap_or_else(std::env::temp_dir);
+        let scale_objects = if workloads.contains(&Workload::S3Scale) {
+            a.scale_objects
+        } else {
+            0
+        };
+        let backlog_messages = if workloads.contains(&Workload::SqsBacklog) {
+            a.backlog_messages
+        } else {
+            0
+        };
         Ok(Plan {
             endpoints,
             workloads,
@@ -319,6 +342,11 @@ impl Plan {
                 rounds: a.state_rounds.max(1),
                 concurrency: a.concurrency,
                 request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+                dir: disk_dir.clone(),
+            },
+            scale: scale::ScaleConfig {
+                objects: scale_objects,
+                messages: backlog_messages,
                 dir: disk_dir,
             },
         })
@@ -421,6 +449,21 @@ impl Plan {
             None
         };
 
+        let scaled = if self.scale.objects > 0 || self.scale.messages > 0 {
+            eprint!("scale: ");
+            let r = scale::run(
+                self.startup_bin.clone(),
+                &self.cfg,
+                &self.scale,
+                &self.signer,
+            )
+            .await;
+            eprintln!();
+            Some(r)
+        } else {
+            None
+        };
+
         let mut text = report::text(
             &self.cfg,
             &self.endpoints,
@@ -434,6 +477,10 @@ impl Plan {
         }
         if let Some(r) = &state {
             text += &state_save::text(r);
+        }
+        if let Some(r) = &scaled {
+            text += &report::text(&self.cfg, &r.endpoints, &r.results, None, 0, None);
+            text += &scale::text(r);
         }
         if self.json {
             eprintln!("\n{text}");
@@ -451,6 +498,11 @@ impl Plan {
                 if let Some(r) = &state {
                     map.insert("state_save".into(), state_save::json(r));
                 }
+                if let Some(r) = &scaled {
+                    let mut doc = scale::json(r);
+                    doc["runs"] = report::json(&self.cfg, &r.endpoints, &r.results, None, None);
+                    map.insert("scale".into(), doc);
+                }
             }
             match serde_json::to_string_pretty(&doc) {
                 Ok(s) => println!("{s}"),
@@ -467,7 +519,13 @@ impl Plan {
             || startup.as_ref().is_some_and(|s| !s.failures.is_empty())
             || disk.as_ref().is_some_and(|d| !d.failures.is_empty())
             || launch.as_ref().is_some_and(|l| !l.failures.is_empty())
-            || state.as_ref().is_some_and(|r| !r.failures.is_empty());
+            || state.as_ref().is_some_and(|r| !r.failures.is_empty())
+            || scaled.as_ref().is_some_and(|r| {
+                !r.failures.is_empty()
+                    || r.results
+                        .iter()
+                        .any(|x| x.failure.is_some() || x.errors > 0)
+            });
         i32::from(failed)
     }
 }
@@ -578,6 +636,16 @@ mod tests {
             .collect();
         assert_eq!(names, vec![("nimbus", Some(7)), ("localstack", Some(42))]);
         assert_eq!(p.workloads, vec![Workload::SqsSend, Workload::SqsCycle]);
+    }
+
+    #[test]
+    fn scale_workloads_fill_only_what_is_selected() {
+        let p = plan(&["--workload", "s3-scale", "--scale-objects", "500"]).unwrap();
+        assert_eq!(p.workloads, vec![Workload::S3Scale]);
+        assert_eq!((p.scale.objects, p.scale.messages), (500, 0));
+        let p = plan(&["--workload", "sqs-backlog,s3-scale"]).unwrap();
+        assert_eq!((p.scale.objects, p.scale.messages), (1_000_000, 2_000_000));
+        assert_eq!(plan(&[]).unwrap().scale.objects, 0);
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub enum Workload {
     Ec2Launch,
     /// Its own nimbus: `nimbus state save` and `load` of a filled cloud against tar.
     StateSave,
+    /// Its own nimbus: s3-get and s3-list empty, then with many stored objects (after a restart).
+    S3Scale,
+    /// Its own nimbus: sqs-cycle empty, then with a deep backlog queued (after a restart).
+    SqsBacklog,
 }
 
 impl Workload {
@@ -74,6 +78,8 @@ impl Workload {
             Workload::Dd => "dd",
             Workload::Ec2Launch => "ec2-launch",
             Workload::StateSave => "state-save",
+            Workload::S3Scale => "s3-scale",
+            Workload::SqsBacklog => "sqs-backlog",
         }
     }
 
@@ -85,7 +91,12 @@ impl Workload {
     pub fn uses_endpoint(self) -> bool {
         !matches!(
             self,
-            Workload::Startup | Workload::Dd | Workload::Ec2Launch | Workload::StateSave
+            Workload::Startup
+                | Workload::Dd
+                | Workload::Ec2Launch
+                | Workload::StateSave
+                | Workload::S3Scale
+                | Workload::SqsBacklog
         )
     }
 
@@ -111,6 +122,8 @@ impl Workload {
                 "dd" => push(Workload::Dd, &mut out),
                 "ec2-launch" => push(Workload::Ec2Launch, &mut out),
                 "state-save" => push(Workload::StateSave, &mut out),
+                "s3-scale" => push(Workload::S3Scale, &mut out),
+                "sqs-backlog" => push(Workload::SqsBacklog, &mut out),
                 name => match Workload::SQS
                     .iter()
                     .chain(&Workload::S3)
@@ -120,7 +133,7 @@ impl Workload {
                     None => {
                         return Err(format!(
                         "unknown workload {name:?} (known: sqs-send, sqs-send-batch, sqs-cycle, \
-                         s3-put, s3-get, s3-list, s3-put-large, s3-get-large, startup, dd, ec2-launch, state-save, \
+                         s3-put, s3-get, s3-list, s3-put-large, s3-get-large, startup, dd, ec2-launch, state-save, s3-scale, sqs-backlog, \
                          all = the SQS ones, s3 = the S3 ones)"
                     ))
                     }

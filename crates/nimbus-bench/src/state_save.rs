@@ -11,19 +11,19 @@
 //! and messages are all there, so that a fast but lossy load cannot pass.
 
 use super::client::{self, Endpoint, HttpClient, RepeatBody, S3Client, Signer};
+use super::own_server::Server;
 use super::sqs::{self, Target};
-use super::startup;
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BUCKET: &str = "bench-state-save";
 const QUEUE: &str = "bench-state-save";
-/// How long the own nimbus may take to answer after a start or a load.
+/// How long instances may take to reach a state or finish their user data.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What to fill the cloud with.
@@ -111,7 +111,7 @@ pub async fn run(
             return result;
         }
     };
-    let mut server = match Server::start(&binary, dir.path()).await {
+    let mut server = match Server::start(&binary, dir.path(), "nimbus").await {
         Ok(s) => s,
         Err(e) => {
             result.failures.push(e);
@@ -123,74 +123,6 @@ pub async fn run(
     }
     server.stop().await;
     result
-}
-
-/// The nimbus this workload starts and measures.
-struct Server {
-    child: Child,
-    endpoint: Endpoint,
-    data: PathBuf,
-    log: PathBuf,
-    http: HttpClient,
-}
-
-impl Server {
-    async fn start(binary: &Path, dir: &Path) -> Result<Server, String> {
-        let port = startup::free_port()?;
-        let data = dir.join("data");
-        let log = dir.join("nimbus.log");
-        let out = std::fs::File::create(&log).map_err(|e| format!("log file: {e}"))?;
-        let err = out.try_clone().map_err(|e| format!("log file: {e}"))?;
-        let child = Command::new(binary)
-            .args([
-                "serve",
-                "--port",
-                &port.to_string(),
-                "--instance-driver",
-                "process",
-            ])
-            .arg("--data-dir")
-            .arg(&data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .map_err(|e| format!("spawning {}: {e}", binary.display()))?;
-        let mut server = Server {
-            child,
-            endpoint: Endpoint::parse(&format!("nimbus=http://127.0.0.1:{port}"))?,
-            data,
-            log,
-            // No keep-alive: a load restarts the server under any pooled socket.
-            http: client::http_client(0),
-        };
-        let started = Instant::now();
-        if let Err(e) = startup::wait_healthy(
-            &mut server.child,
-            &server.http,
-            &server.endpoint.authority,
-            started,
-            READY_TIMEOUT,
-        )
-        .await
-        {
-            let tail = server.log_tail();
-            server.stop().await;
-            return Err(format!("own nimbus did not start: {e}{tail}"));
-        }
-        Ok(server)
-    }
-
-    fn log_tail(&self) -> String {
-        match std::fs::File::open(&self.log) {
-            Ok(mut f) => startup::log_tail(&mut f),
-            Err(_) => String::new(),
-        }
-    }
-
-    async fn stop(&mut self) {
-        startup::stop(&mut self.child).await;
-    }
 }
 
 async fn measure_all(
@@ -315,7 +247,7 @@ fn timed_allowing(cmd: &mut Command, ok_codes: &[i32]) -> Result<f64, String> {
 }
 
 /// Bytes the files under `dir` take on disk (allocated blocks; sparse files count what they hold).
-fn disk_usage(dir: &Path) -> u64 {
+pub(crate) fn disk_usage(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt as _;
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -361,19 +293,36 @@ async fn fill_objects(target: &Target<'_>, cfg: &StateSaveConfig) -> Result<(), 
 }
 
 async fn fill_messages(target: &Target<'_>, cfg: &StateSaveConfig) -> Result<String, String> {
+    send_messages(
+        target,
+        QUEUE,
+        cfg.messages,
+        cfg.message_size,
+        cfg.concurrency,
+        cfg.request_timeout,
+    )
+    .await
+}
+
+/// Creates `queue` (or finds it) and sends it `count` messages of `size` bytes
+/// with SendMessageBatch, `concurrency` at a time; returns its URL.
+pub(crate) async fn send_messages(
+    target: &Target<'_>,
+    queue: &str,
+    count: u64,
+    size: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> Result<String, String> {
     let created = target
-        .call_json(
-            "CreateQueue",
-            &json!({"QueueName": QUEUE}),
-            cfg.request_timeout,
-        )
+        .call_json("CreateQueue", &json!({"QueueName": queue}), timeout)
         .await?;
     let url = created["QueueUrl"]
         .as_str()
         .ok_or("CreateQueue answered no QueueUrl")?
         .to_string();
-    let body = sqs::message_body(cfg.message_size);
-    let batches = cfg.messages.div_ceil(10);
+    let body = sqs::message_body(size);
+    let batches = count.div_ceil(10);
     let next = Cell::new(0u64);
     let worker = || async {
         loop {
@@ -382,12 +331,12 @@ async fn fill_messages(target: &Target<'_>, cfg: &StateSaveConfig) -> Result<Str
                 return Ok(());
             }
             next.set(b + 1);
-            let n = (cfg.messages - b * 10).min(10) as usize;
+            let n = (count - b * 10).min(10) as usize;
             let answer = target
                 .call_json(
                     "SendMessageBatch",
                     &sqs::send_batch_body(&url, &body, n),
-                    cfg.request_timeout,
+                    timeout,
                 )
                 .await?;
             let (ok, failed) = sqs::batch_outcome(&answer);
@@ -396,7 +345,7 @@ async fn fill_messages(target: &Target<'_>, cfg: &StateSaveConfig) -> Result<Str
             }
         }
     };
-    let mut set: FuturesUnordered<_> = (0..cfg.concurrency.max(1)).map(|_| worker()).collect();
+    let mut set: FuturesUnordered<_> = (0..concurrency.max(1)).map(|_| worker()).collect();
     while let Some(done) = set.next().await {
         done?;
     }

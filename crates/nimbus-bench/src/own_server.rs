@@ -1,0 +1,110 @@
+//! A nimbus the bench starts itself, on a data directory of its own, for the
+//! workloads that must own their server: to fill it, restart it, or load into it
+//! (`state-save`, `s3-scale`, `sqs-backlog`).
+
+use super::client::{self, Endpoint, HttpClient};
+use super::startup;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to answer after a start, a restart or a load.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub struct Server {
+    binary: PathBuf,
+    child: Child,
+    port: u16,
+    pub endpoint: Endpoint,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// Its stdout and stderr.
+    pub log: PathBuf,
+    http: HttpClient,
+}
+
+impl Server {
+    /// Starts `binary serve` (process instance driver, so that it runs anywhere)
+    /// on a free loopback port with its data in `dir/data`; `name` names its endpoint.
+    pub async fn start(binary: &Path, dir: &Path, name: &str) -> Result<Server, String> {
+        let port = startup::free_port()?;
+        let log = dir.join("nimbus.log");
+        let child = spawn(binary, port, &dir.join("data"), &log)?;
+        let mut server = Server {
+            binary: binary.to_path_buf(),
+            child,
+            port,
+            endpoint: Endpoint::parse(&format!("{name}=http://127.0.0.1:{port}"))?,
+            data: dir.join("data"),
+            log,
+            // No keep-alive: a restart or a load replaces the server under any pooled socket.
+            http: client::http_client(0),
+        };
+        if let Err(e) = server.wait_ready(Instant::now()).await {
+            server.stop().await;
+            return Err(format!("own nimbus did not start: {e}"));
+        }
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same port and data;
+    /// returns the time from the new spawn to its first healthy answer.
+    pub async fn restart(&mut self) -> Result<Duration, String> {
+        self.stop().await;
+        let started = Instant::now();
+        self.child = spawn(&self.binary, self.port, &self.data, &self.log)?;
+        self.wait_ready(started).await
+    }
+
+    async fn wait_ready(&mut self, started: Instant) -> Result<Duration, String> {
+        startup::wait_healthy(
+            &mut self.child,
+            &self.http,
+            &self.endpoint.authority,
+            started,
+            READY_TIMEOUT,
+        )
+        .await
+        .map_err(|e| format!("{e}{}", self.log_tail()))
+    }
+
+    /// The last lines of its log, to explain a failure.
+    pub fn log_tail(&self) -> String {
+        match std::fs::File::open(&self.log) {
+            Ok(mut f) => startup::log_tail(&mut f),
+            Err(_) => String::new(),
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        startup::stop(&mut self.child).await;
+    }
+}
+
+fn spawn(binary: &Path, port: u16, data: &Path, log: &Path) -> Result<Child, String> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("log file: {e}"))?;
+    let err = out.try_clone().map_err(|e| format!("log file: {e}"))?;
+    Command::new(binary)
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--instance-driver",
+            "process",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .map_err(|e| format!("spawning {}: {e}", binary.display()))
+}
