@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct Server {
-    binary: PathBuf,
+    pub binary: PathBuf,
     child: Child,
     port: u16,
     pub endpoint: Endpoint,
@@ -45,6 +45,25 @@ impl Server {
             return Err(format!("own nimbus did not start: {e}"));
         }
         Ok(server)
+    }
+
+    /// Starts `binary` (this one when None) on a new temporary directory under
+    /// `parent`, named `prefix...`; the directory goes when the returned guard drops.
+    pub async fn start_fresh(
+        binary: Option<PathBuf>,
+        parent: &Path,
+        prefix: &str,
+        name: &str,
+    ) -> Result<(tempfile::TempDir, Server), String> {
+        let binary = binary
+            .map_or_else(std::env::current_exe, Ok)
+            .map_err(|e| format!("cannot find this binary: {e}"))?;
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(parent)
+            .map_err(|e| format!("cannot make a directory in {}: {e}", parent.display()))?;
+        let server = Server::start(&binary, dir.path(), name).await?;
+        Ok((dir, server))
     }
 
     pub fn pid(&self) -> u32 {

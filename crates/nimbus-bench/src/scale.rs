@@ -57,35 +57,14 @@ pub async fn run(
         messages: scale.messages,
         ..ScaleResult::default()
     };
-    let binary = match binary.map_or_else(std::env::current_exe, Ok) {
-        Ok(b) => b,
-        Err(e) => {
-            result
-                .failures
-                .push(format!("cannot find this binary: {e}"));
-            return result;
-        }
-    };
-    let dir = match tempfile::Builder::new()
-        .prefix("nimbus-bench-scale-")
-        .tempdir_in(&scale.dir)
-    {
-        Ok(d) => d,
-        Err(e) => {
-            result.failures.push(format!(
-                "cannot make a directory in {}: {e}",
-                scale.dir.display()
-            ));
-            return result;
-        }
-    };
-    let mut server = match Server::start(&binary, dir.path(), "empty").await {
-        Ok(s) => s,
-        Err(e) => {
-            result.failures.push(e);
-            return result;
-        }
-    };
+    let (_dir, mut server) =
+        match Server::start_fresh(binary, &scale.dir, "nimbus-bench-scale-", "empty").await {
+            Ok(started) => started,
+            Err(e) => {
+                result.failures.push(e);
+                return result;
+            }
+        };
     if let Err(e) = measure_all(&mut server, cfg, scale, signer, &mut result).await {
         result.failures.push(format!("{e}{}", server.log_tail()));
     }

@@ -89,35 +89,15 @@ pub async fn run(
         instances: cfg.instances,
         ..StateSaveResult::default()
     };
-    let binary = match binary.map_or_else(std::env::current_exe, Ok) {
-        Ok(b) => b,
-        Err(e) => {
-            result
-                .failures
-                .push(format!("cannot find this binary: {e}"));
-            return result;
-        }
-    };
-    let dir = match tempfile::Builder::new()
-        .prefix("nimbus-bench-state-")
-        .tempdir_in(&cfg.dir)
-    {
-        Ok(d) => d,
-        Err(e) => {
-            result.failures.push(format!(
-                "cannot make a directory in {}: {e}",
-                cfg.dir.display()
-            ));
-            return result;
-        }
-    };
-    let mut server = match Server::start(&binary, dir.path(), "nimbus").await {
-        Ok(s) => s,
-        Err(e) => {
-            result.failures.push(e);
-            return result;
-        }
-    };
+    let (dir, mut server) =
+        match Server::start_fresh(binary, &cfg.dir, "nimbus-bench-state-", "nimbus").await {
+            Ok(started) => started,
+            Err(e) => {
+                result.failures.push(e);
+                return result;
+            }
+        };
+    let binary = server.binary.clone();
     if let Err(e) = measure_all(&binary, &server, dir.path(), cfg, signer, &mut result).await {
         result.failures.push(format!("{e}{}", server.log_tail()));
     }
