@@ -784,6 +784,40 @@ fn write_once(dir: &Path, size: u64, buf: &[u8]) -> Result<Duration, String> {
     Ok(started.elapsed())
 }
 
+/// Creates `bucket` (or reuses it) and writes objects 0..`count` of `size` bytes
+/// into it, `concurrency` at a time, untimed: the fill of the workloads that
+/// measure a server holding many objects.
+pub(crate) async fn fill_bucket(
+    target: &Target<'_>,
+    bucket: &str,
+    count: u64,
+    size: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> Result<(), String> {
+    target.s3_create_bucket(bucket, true, timeout).await?;
+    let body = RepeatBody::once(Bytes::from(super::sqs::message_body(size)));
+    let wanted: Vec<u64> = (0..count).collect();
+    let fill = prefill(
+        target,
+        timeout,
+        bucket,
+        &wanted,
+        &body,
+        concurrency,
+        "filling",
+    )
+    .await;
+    if fill.failures > 0 {
+        return Err(format!(
+            "{} PutObject calls failed: {}",
+            fill.failures,
+            fill.first_error.unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

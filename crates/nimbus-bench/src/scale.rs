@@ -7,12 +7,11 @@
 //! again. The filled run is compared with the empty one in the usual ratio
 //! table (endpoints `filled` and `empty`, one server).
 
-use super::client::{self, Endpoint, HttpClient, RepeatBody, S3Client, Signer};
+use super::client::{self, Endpoint, HttpClient, S3Client, Signer};
 use super::measure;
 use super::own_server::Server;
 use super::report::EndpointInfo;
 use super::sqs::{self, RunConfig, RunResult, Target, Workload};
-use bytes::Bytes;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -185,32 +184,19 @@ async fn fill(
     };
     if scale.objects > 0 {
         eprint!("\n  filling {} objects", scale.objects);
-        target
-            .s3_create_bucket(BUCKET, true, cfg.request_timeout)
-            .await?;
-        let body = RepeatBody::once(Bytes::from(sqs::message_body(cfg.object_size)));
-        let wanted: Vec<u64> = (0..scale.objects).collect();
-        let fill = super::s3::prefill(
+        super::s3::fill_bucket(
             &target,
-            cfg.request_timeout,
             BUCKET,
-            &wanted,
-            &body,
+            scale.objects,
+            cfg.object_size,
             cfg.concurrency,
-            "filling",
+            cfg.request_timeout,
         )
-        .await;
-        if fill.failures > 0 {
-            return Err(format!(
-                "{} PutObject calls failed: {}",
-                fill.failures,
-                fill.first_error.unwrap_or_default()
-            ));
-        }
+        .await?;
     }
     if scale.messages > 0 {
         eprint!("\n  queueing {} messages", scale.messages);
-        super::state_save::send_messages(
+        sqs::send_messages(
             &target,
             QUEUE,
             scale.messages,

@@ -891,6 +891,55 @@ async fn cycle_worker(
     }
 }
 
+/// Creates `queue` (or finds it) and sends it `count` messages of `size` bytes
+/// with SendMessageBatch, `concurrency` at a time; returns its URL.
+pub(crate) async fn send_messages(
+    target: &Target<'_>,
+    queue: &str,
+    count: u64,
+    size: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> Result<String, String> {
+    let created = target
+        .call_json("CreateQueue", &json!({"QueueName": queue}), timeout)
+        .await?;
+    let url = created["QueueUrl"]
+        .as_str()
+        .ok_or("CreateQueue answered no QueueUrl")?
+        .to_string();
+    let body = message_body(size);
+    let batches = count.div_ceil(10);
+    let next = Cell::new(0u64);
+    let worker = || async {
+        loop {
+            let b = next.get();
+            if b >= batches {
+                return Ok(());
+            }
+            next.set(b + 1);
+            let n = (count - b * 10).min(10) as usize;
+            let answer = target
+                .call_json(
+                    "SendMessageBatch",
+                    &send_batch_body(&url, &body, n),
+                    timeout,
+                )
+                .await?;
+            let (ok, failed) = batch_outcome(&answer);
+            if ok != n as u64 {
+                return Err(format!("SendMessageBatch: {failed:?}"));
+            }
+        }
+    };
+    let mut set: FuturesUnordered<_> = (0..concurrency.max(1)).map(|_| worker()).collect();
+    while let Some(done) = set.next().await {
+        done?;
+    }
+    drop(set);
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

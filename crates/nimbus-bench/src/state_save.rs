@@ -10,13 +10,10 @@
 //! in place on the loaded state). After the loads it checks that the objects
 //! and messages are all there, so that a fast but lossy load cannot pass.
 
-use super::client::{self, Endpoint, HttpClient, RepeatBody, S3Client, Signer};
+use super::client::{self, Endpoint, HttpClient, S3Client, Signer};
 use super::own_server::Server;
 use super::sqs::{self, Target};
-use bytes::Bytes;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -124,9 +121,25 @@ async fn measure_all(
     };
     let filled = Instant::now();
     eprint!("\n  filling: {} objects", cfg.objects);
-    fill_objects(&target, cfg).await?;
+    super::s3::fill_bucket(
+        &target,
+        BUCKET,
+        cfg.objects,
+        cfg.object_size,
+        cfg.concurrency,
+        cfg.request_timeout,
+    )
+    .await?;
     eprint!(", {} messages", cfg.messages);
-    let queue_url = fill_messages(&target, cfg).await?;
+    let queue_url = sqs::send_messages(
+        &target,
+        QUEUE,
+        cfg.messages,
+        cfg.message_size,
+        cfg.concurrency,
+        cfg.request_timeout,
+    )
+    .await?;
     eprint!(", {} stopped instances", cfg.instances);
     fill_instances(&server.endpoint, signer, &http, cfg.instances).await?;
     result.fill_secs = filled.elapsed().as_secs_f64();
@@ -244,93 +257,6 @@ pub(crate) fn disk_usage(dir: &Path) -> u64 {
         }
     }
     total
-}
-
-async fn fill_objects(target: &Target<'_>, cfg: &StateSaveConfig) -> Result<(), String> {
-    target
-        .s3_create_bucket(BUCKET, true, cfg.request_timeout)
-        .await?;
-    let body = RepeatBody::once(Bytes::from(sqs::message_body(cfg.object_size)));
-    let wanted: Vec<u64> = (0..cfg.objects).collect();
-    let fill = super::s3::prefill(
-        target,
-        cfg.request_timeout,
-        BUCKET,
-        &wanted,
-        &body,
-        cfg.concurrency,
-        "filling",
-    )
-    .await;
-    if fill.failures > 0 {
-        return Err(format!(
-            "{} PutObject calls failed: {}",
-            fill.failures,
-            fill.first_error.unwrap_or_default()
-        ));
-    }
-    Ok(())
-}
-
-async fn fill_messages(target: &Target<'_>, cfg: &StateSaveConfig) -> Result<String, String> {
-    send_messages(
-        target,
-        QUEUE,
-        cfg.messages,
-        cfg.message_size,
-        cfg.concurrency,
-        cfg.request_timeout,
-    )
-    .await
-}
-
-/// Creates `queue` (or finds it) and sends it `count` messages of `size` bytes
-/// with SendMessageBatch, `concurrency` at a time; returns its URL.
-pub(crate) async fn send_messages(
-    target: &Target<'_>,
-    queue: &str,
-    count: u64,
-    size: usize,
-    concurrency: usize,
-    timeout: Duration,
-) -> Result<String, String> {
-    let created = target
-        .call_json("CreateQueue", &json!({"QueueName": queue}), timeout)
-        .await?;
-    let url = created["QueueUrl"]
-        .as_str()
-        .ok_or("CreateQueue answered no QueueUrl")?
-        .to_string();
-    let body = sqs::message_body(size);
-    let batches = count.div_ceil(10);
-    let next = Cell::new(0u64);
-    let worker = || async {
-        loop {
-            let b = next.get();
-            if b >= batches {
-                return Ok(());
-            }
-            next.set(b + 1);
-            let n = (count - b * 10).min(10) as usize;
-            let answer = target
-                .call_json(
-                    "SendMessageBatch",
-                    &sqs::send_batch_body(&url, &body, n),
-                    timeout,
-                )
-                .await?;
-            let (ok, failed) = sqs::batch_outcome(&answer);
-            if ok != n as u64 {
-                return Err(format!("SendMessageBatch: {failed:?}"));
-            }
-        }
-    };
-    let mut set: FuturesUnordered<_> = (0..concurrency.max(1)).map(|_| worker()).collect();
-    while let Some(done) = set.next().await {
-        done?;
-    }
-    drop(set);
-    Ok(url)
 }
 
 /// Launches `count` instances that leave a file on their disks, and stops them.
