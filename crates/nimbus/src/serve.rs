@@ -73,6 +73,11 @@ pub struct ServeArgs {
     /// without state, or with --ephemeral. Instances that were running boot again.
     #[arg(long, value_name = "FILE", env = "NIMBUS_LOAD")]
     load: Option<PathBuf>,
+    /// Memory for the state store's cache of its file (bytes, or with a unit:
+    /// 64MiB, 512MB, 1GiB). Stored objects, messages and records live on disk;
+    /// this is what nimbus keeps of them in memory.
+    #[arg(long, default_value = "64MiB", env = "NIMBUS_CACHE_SIZE", value_parser = crate::flags::byte_size)]
+    cache_size: usize,
     /// The ephemeral directory of the start this one replaces (a restart on a loaded state).
     #[arg(long, hide = true, requires = "ephemeral")]
     reuse_ephemeral_dir: Option<PathBuf>,
@@ -164,7 +169,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("the load stopped: {e}"))??;
     }
     crate::health::mark_started();
-    let store = nimbus_store::Store::open(&data_dir.join("state.redb"))
+    let options = nimbus_store::StoreOptions {
+        cache_bytes: args.cache_size,
+        ..Default::default()
+    };
+    let store = nimbus_store::Store::open_with(&data_dir.join("state.redb"), options)
         .map_err(|e| crate::datadir::store_error(&data_dir, &e))?;
 
     let credentials = Arc::new(CredentialRegistry::new());
@@ -196,12 +205,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(iam) = services.get("iam").cloned() {
         ec2.set_profile_resolver(crate::imds::profile_resolver(iam));
     }
+    let s3_opened = std::time::SystemTime::now();
     let s3 = Arc::new(nimbus_s3::S3::open(
         store.clone(),
         &data_dir.join("s3"),
         ephemeral_dir.is_none(),
     )?);
     services.insert("s3", s3.clone());
+    {
+        let s3 = s3.clone();
+        tokio::spawn(async move { s3.sweep_orphan_bodies(s3_opened).await });
+    }
     if let Some(sqs) = services.get("sqs").cloned() {
         s3.set_event_sink(Arc::new(crate::events::SqsSink::new(
             sqs,

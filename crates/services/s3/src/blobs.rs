@@ -2,8 +2,10 @@
 //! multipart object) is an immutable file `objects/<2 hex>/<id>` under the S3
 //! data directory. A body is written to `tmp/<id>`, synced, renamed into
 //! place and its directory synced before any record names it, so a crash can
-//! leave at most an unnamed file, never a named half file; [`Blobs::open`]
-//! removes unnamed leftovers at the next start. Files are never rewritten:
+//! leave at most an unnamed file, never a named half file. [`Blobs::open`]
+//! clears `tmp/`; files a crash left in `objects/` without a record (renamed
+//! but never named, or a record deleted but not yet unlinked) are found by a
+//! sweep after the start (`S3::sweep_orphan_bodies`). Files are never rewritten:
 //! overwrites and deletes drop the record first and unlink afterwards, so a
 //! reader that already opened a file keeps reading the body it asked for, and
 //! a copy of a whole object is a hard link.
@@ -14,6 +16,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Bodies are gathered into writes of this size: large enough that syscalls
 /// do not dominate, small enough to keep memory per upload low.
@@ -30,9 +33,8 @@ pub struct Blobs {
 }
 
 impl Blobs {
-    /// Opens (creating) the blob directories below `root` and removes every file
-    /// that `is_referenced` does not claim: leftovers of uploads a crash interrupted.
-    pub fn open(root: &Path, durable: bool, referenced: &HashSet<String>) -> Result<Blobs, String> {
+    /// Opens (creating) the blob directories below `root` and empties `tmp/`.
+    pub fn open(root: &Path, durable: bool) -> Result<Blobs, String> {
         let objects = root.join("objects");
         let tmp = root.join("tmp");
         for dir in [&objects, &tmp] {
@@ -42,19 +44,6 @@ impl Blobs {
         if let Ok(entries) = fs::read_dir(&tmp) {
             for entry in entries.flatten() {
                 let _ = fs::remove_file(entry.path());
-            }
-        }
-        if let Ok(shards) = fs::read_dir(&objects) {
-            for shard in shards.flatten() {
-                let Ok(files) = fs::read_dir(shard.path()) else {
-                    continue;
-                };
-                for file in files.flatten() {
-                    let name = file.file_name().to_string_lossy().into_owned();
-                    if !referenced.contains(&name) {
-                        let _ = fs::remove_file(file.path());
-                    }
-                }
             }
         }
         Ok(Blobs {
@@ -114,6 +103,28 @@ impl Blobs {
         Ok(new_id)
     }
 
+    /// The stored bodies whose file existed before `started` (its inode changed
+    /// last before then: a hard link or a rename made later changes it too),
+    /// so that no body written or linked since is among them.
+    pub fn older_than(&self, started: SystemTime) -> HashSet<String> {
+        let mut found = HashSet::new();
+        let Ok(shards) = fs::read_dir(&self.objects) else {
+            return found;
+        };
+        for shard in shards.flatten() {
+            let Ok(files) = fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let changed = file.metadata().ok().and_then(|m| changed_at(&m));
+                if changed.is_some_and(|t| t < started) {
+                    found.insert(file.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        found
+    }
+
     /// Removes stored bodies no record names any more (once no save holds them).
     pub fn remove(&self, ids: &[String]) {
         let paths: Vec<PathBuf> = ids.iter().map(|id| self.path(id)).collect();
@@ -131,6 +142,21 @@ impl Blobs {
             release: Some(Box::new(self.removals.hold())),
             ..FileHold::default()
         }
+    }
+}
+
+/// When a file's inode last changed (ctime), where the platform tells.
+fn changed_at(meta: &fs::Metadata) -> Option<SystemTime> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let secs = u64::try_from(meta.ctime()).ok()?;
+        let nanos = u32::try_from(meta.ctime_nsec()).ok()?;
+        SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
+    }
+    #[cfg(not(unix))]
+    {
+        meta.modified().ok()
     }
 }
 
@@ -300,7 +326,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bodies_of_every_size_come_back_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let blobs = Blobs::open(dir.path(), true, &HashSet::new()).expect("open");
+        let blobs = Blobs::open(dir.path(), true).expect("open");
         for size in [
             0usize,
             1,
@@ -328,9 +354,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn abandoned_and_unreferenced_bodies_are_removed() {
+    async fn abandoned_bodies_go_and_only_bodies_older_than_a_start_are_candidates() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let blobs = Blobs::open(dir.path(), false, &HashSet::new()).expect("open");
+        let blobs = Blobs::open(dir.path(), false).expect("open");
         let mut abandoned = blobs.writer().expect("writer");
         abandoned.write(b"half").await.expect("write");
         drop(abandoned);
@@ -338,15 +364,25 @@ mod tests {
             fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
             0
         );
-        let mut kept = blobs.writer().expect("writer");
-        kept.write(b"kept").await.expect("write");
-        let kept = kept.finish().await.expect("finish");
-        let mut orphan = blobs.writer().expect("writer");
-        orphan.write(b"orphan").await.expect("write");
-        let orphan = orphan.finish().await.expect("finish");
-        let referenced: HashSet<String> = [kept.clone()].into_iter().collect();
-        let reopened = Blobs::open(dir.path(), false, &referenced).expect("reopen");
-        assert!(reopened.path(&kept).exists());
-        assert!(!reopened.path(&orphan).exists());
+        let mut old = blobs.writer().expect("writer");
+        old.write(b"old").await.expect("write");
+        let old = old.finish().await.expect("finish");
+        let mut copied = blobs.writer().expect("writer");
+        copied.write(b"copied").await.expect("write");
+        let copied = copied.finish().await.expect("finish");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let started = SystemTime::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut new = blobs.writer().expect("writer");
+        new.write(b"new").await.expect("write");
+        let new = new.finish().await.expect("finish");
+        // A link made after the start names an old inode, whose change time
+        // moves with it: neither name is a candidate.
+        let linked = blobs.link(&copied).expect("link");
+        let candidates = blobs.older_than(started);
+        assert!(candidates.contains(&old));
+        for young in [&new, &linked, &copied] {
+            assert!(!candidates.contains(young));
+        }
     }
 }

@@ -4,24 +4,27 @@
 //! event notifications, with bodies streamed to disk and every acknowledged
 //! write durable.
 //!
-//! This file owns the service object: [`S3::open`] loads every bucket, object
-//! record and upload from the store, and the [`Service`] implementation
-//! dispatches the model's operations to the handlers. Layout of the crate:
+//! This file owns the service object: [`S3::open`] loads the buckets and the
+//! uploads in progress from the store (object records stay there, see
+//! `catalog`), and the [`Service`] implementation dispatches the model's
+//! operations to the handlers. Layout of the crate:
 //!
 //! - `handlers/` — one function per operation (buckets, bucket settings,
 //!   objects, listings, multipart uploads)
-//! - `state` — record formats and store tables; `blobs` — body files
+//! - `state` — record formats and store tables; `catalog` — a bucket's
+//!   objects read from the store; `blobs` — body files
 //! - `access` — who may do what (policies, ACLs, Block Public Access)
 //! - `website`, `cors`, `lifecycle`, `events` — the documented rules of those features
 //! - `errors` — S3's error vocabulary
 //!
-//! Live state is in memory (a map of buckets, each with a sorted map of keys
-//! to versions); locks are held only for short, await-free sections, and each
-//! change is queued to the store under the bucket's lock, so writes to one key
-//! reach the log in the order they were applied.
+//! Buckets and uploads are in memory; objects are in the store. Locks are
+//! held only for short, await-free sections, and each change is queued to the
+//! store under the bucket's write lock, so writes to one key reach the log in
+//! the order they were decided.
 
 pub mod access;
 mod blobs;
+mod catalog;
 pub mod cors;
 mod errors;
 pub mod events;
@@ -39,7 +42,7 @@ use nimbus_core::{AwsError, BoxFuture, Reply, RequestBody, RequestContext, Servi
 use nimbus_store::{Batch, Store};
 use serde_json::Value;
 use state::{BucketRecord, ObjectMeta, Part, Upload};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -68,9 +71,12 @@ pub(crate) struct UploadState {
 }
 
 pub(crate) struct Bucket {
+    pub name: String,
     pub record: RwLock<BucketRecord>,
-    pub objects: RwLock<BTreeMap<String, Versions>>,
+    /// Orders changes of the bucket's objects (see `catalog`).
+    writes: Mutex<()>,
     pub uploads: Mutex<BTreeMap<String, UploadState>>,
+    store: Store,
 }
 
 pub(crate) struct Inner {
@@ -110,6 +116,16 @@ impl Inner {
 }
 
 impl Bucket {
+    pub fn new(record: BucketRecord, store: Store) -> Bucket {
+        Bucket {
+            name: record.name.clone(),
+            record: RwLock::new(record),
+            writes: Mutex::new(()),
+            uploads: Mutex::new(BTreeMap::new()),
+            store,
+        }
+    }
+
     pub fn record(&self) -> BucketRecord {
         self.record
             .read()
@@ -119,7 +135,8 @@ impl Bucket {
 }
 
 impl S3 {
-    /// Loads every bucket, object and upload; object bodies live in `root` (`<data dir>/s3`).
+    /// Loads the buckets and the uploads in progress; object bodies live in
+    /// `root` (`<data dir>/s3`).
     pub fn open(store: Store, root: &Path, durable: bool) -> Result<S3, String> {
         let err = |e: nimbus_store::StoreError| format!("cannot load S3 state: {e}");
         let mut buckets = BTreeMap::new();
@@ -130,45 +147,8 @@ impl S3 {
             };
             buckets.insert(
                 bucket.name.clone(),
-                Arc::new(Bucket {
-                    record: RwLock::new(bucket),
-                    objects: RwLock::new(BTreeMap::new()),
-                    uploads: Mutex::new(BTreeMap::new()),
-                }),
+                Arc::new(Bucket::new(bucket, store.clone())),
             );
-        }
-        let mut referenced = HashSet::new();
-        let mut max_seq = 0;
-        let mut loaded: HashMap<String, BTreeMap<String, Versions>> = HashMap::new();
-        for record in store.scan_prefix(state::OBJECTS, b"").map_err(err)? {
-            let Some(meta) = ObjectMeta::decode(&record.1) else {
-                tracing::warn!("skipping an unreadable object record");
-                continue;
-            };
-            let bucket = record
-                .0
-                .split(|b| *b == 0)
-                .next()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            max_seq = max_seq.max(meta.seq);
-            for (file, _) in meta.files() {
-                referenced.insert(file.clone());
-            }
-            loaded
-                .entry(bucket)
-                .or_default()
-                .entry(meta.key.clone())
-                .or_default()
-                .push(Arc::new(meta));
-        }
-        for (name, mut objects) in loaded {
-            for versions in objects.values_mut() {
-                versions.sort_by_key(|v| v.seq);
-            }
-            if let Some(bucket) = buckets.get(&name) {
-                *bucket.objects.write().unwrap_or_else(|p| p.into_inner()) = objects;
-            }
         }
         let mut uploads: HashMap<String, UploadState> = HashMap::new();
         for record in store.scan_prefix(state::UPLOADS, b"").map_err(err)? {
@@ -191,7 +171,6 @@ impl S3 {
                     .map(|b| String::from_utf8_lossy(b).into_owned())
                     .unwrap_or_default();
                 if let Some(upload) = uploads.get_mut(&upload_id) {
-                    referenced.insert(part.file.clone());
                     upload.parts.insert(part.number, part);
                 }
             }
@@ -205,8 +184,8 @@ impl S3 {
                     .insert(id, upload);
             }
         }
-        let blobs = Blobs::open(root, durable, &referenced)?;
-        let start_seq = (max_seq + 1).max(nimbus_core::now_millis() * 1000);
+        let blobs = Blobs::open(root, durable)?;
+        let start_seq = state::start_seq(&store).map_err(err)?;
         Ok(S3 {
             inner: Arc::new(Inner {
                 store,
@@ -216,6 +195,64 @@ impl S3 {
                 events: RwLock::new(None),
             }),
         })
+    }
+
+    /// Removes the body files that no record names: leftovers of a crash
+    /// between a body's rename and its record, or between a record's deletion
+    /// and the unlink. Runs once after the start, in the background: it reads
+    /// every object record, which the start itself must not wait for.
+    ///
+    /// Only files older than `started` are candidates, so bodies written or
+    /// linked since are never taken. A candidate still named is found either
+    /// among the uploads' parts or among the object records: parts are read
+    /// first because a completed upload's object record is queued before its
+    /// parts leave memory.
+    pub async fn sweep_orphan_bodies(&self, started: std::time::SystemTime) {
+        let inner = self.inner.clone();
+        let swept = tokio::task::spawn_blocking(move || -> Result<usize, AwsError> {
+            let mut candidates = inner.blobs.older_than(started);
+            if candidates.is_empty() {
+                return Ok(0);
+            }
+            let buckets: Vec<Arc<Bucket>> = inner
+                .buckets
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            for bucket in &buckets {
+                let uploads = bucket.uploads.lock().unwrap_or_else(|p| p.into_inner());
+                for part in uploads.values().flat_map(|u| u.parts.values()) {
+                    candidates.remove(&part.file);
+                }
+            }
+            inner
+                .store
+                .scan(state::OBJECTS, b"", |_, v| {
+                    if let Some(meta) = ObjectMeta::decode(v, false) {
+                        for (file, _) in meta.files() {
+                            candidates.remove(file);
+                        }
+                    }
+                    if candidates.is_empty() {
+                        nimbus_store::Step::Stop
+                    } else {
+                        nimbus_store::Step::Next
+                    }
+                })
+                .map_err(errors::store_failed)?;
+            let orphans: Vec<String> = candidates.into_iter().collect();
+            inner.blobs.remove(&orphans);
+            Ok(orphans.len())
+        })
+        .await;
+        match swept {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!("s3: removed {n} body files no record names"),
+            Ok(Err(e)) => tracing::warn!("s3: sweep of unnamed body files failed: {}", e.message),
+            Err(e) => tracing::warn!("s3: sweep of unnamed body files stopped: {e}"),
+        }
     }
 
     /// Connects event notifications to their destination (the SQS service).
@@ -310,63 +347,87 @@ fn legacy_region(ctx: &RequestContext) -> std::borrow::Cow<'_, RequestContext> {
     std::borrow::Cow::Owned(ctx)
 }
 
-/// Every bucket goes with its objects, versions, uploads and body files. Records
-/// are deleted in one batch queued under the bucket map's lock (so a bucket made
-/// right after the reset is written after it); the keys the store holds are read
-/// first, so records memory never loaded go too. Bodies are unlinked once the
-/// records naming them are gone (a reader holding one keeps reading it).
+/// Every bucket goes with its objects, versions, uploads and body files. The
+/// bucket map is emptied and the bucket records' deletion queued under its
+/// lock (so a bucket made right after the reset is written after it); then
+/// every object, upload and part record the store holds is deleted, in
+/// batches of bounded size, and the bodies they name are unlinked once their
+/// records are gone (a reader holding one keeps reading it).
 async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
-    let tables = [state::BUCKETS, state::OBJECTS, state::UPLOADS, state::PARTS];
-    let stored = inner
-        .store
-        .keys_of_tables(&tables)
-        .await
-        .map_err(errors::store_failed)?;
     let (commit, taken) = {
         let mut buckets = inner.buckets.write().unwrap_or_else(|p| p.into_inner());
         let taken = std::mem::take(&mut *buckets);
         let mut batch = Batch::new();
-        for (table, keys) in stored {
-            for k in keys {
-                batch.delete(table, k);
-            }
-        }
         for name in taken.keys() {
             batch.delete(state::BUCKETS, name.as_bytes().to_vec());
         }
         (inner.store.submit(batch), taken)
     };
     commit.await.map_err(errors::store_failed)?;
-    // Records written to the old buckets between the key scan and the swap (a
-    // request that was running) go in a second batch; their files with them.
-    let mut batch = Batch::new();
-    let mut files = Vec::new();
-    for (name, bucket) in &taken {
-        let objects = bucket.objects.read().unwrap_or_else(|p| p.into_inner());
-        for versions in objects.values() {
-            for v in versions {
-                batch.delete(state::OBJECTS, state::object_key(name, &v.key, v.seq));
-                files.extend(v.files().iter().map(|(f, _)| f.clone()));
+    let (mut records, mut removed) = (0usize, 0usize);
+    for table in [state::BUCKETS, state::OBJECTS, state::UPLOADS, state::PARTS] {
+        let mut from = Vec::new();
+        loop {
+            let store = inner.store.clone();
+            let start = from.clone();
+            let (page, files) =
+                tokio::task::spawn_blocking(move || reset_page(&store, table, &start))
+                    .await
+                    .map_err(|e| AwsError::internal(e.to_string()))??;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            records += page.len();
+            let mut batch = Batch::new();
+            for key in page {
+                batch.delete(table, key);
             }
-        }
-        drop(objects);
-        let uploads = bucket.uploads.lock().unwrap_or_else(|p| p.into_inner());
-        for (id, upload) in uploads.iter() {
-            batch.delete(state::UPLOADS, state::upload_key(name, id));
-            for (number, part) in &upload.parts {
-                batch.delete(state::PARTS, state::part_key(id, *number));
-                files.push(part.file.clone());
-            }
+            inner.commit(batch).await?;
+            removed += files.len();
+            let blobs = inner.clone();
+            tokio::task::spawn_blocking(move || blobs.blobs.remove(&files))
+                .await
+                .map_err(|e| AwsError::internal(e.to_string()))?;
+            from = last;
+            from.push(0);
         }
     }
-    inner.commit(batch).await?;
-    let inner = inner.clone();
-    let removed = files.len();
-    tokio::task::spawn_blocking(move || inner.blobs.remove(&files))
-        .await
-        .map_err(|e| AwsError::internal(e.to_string()))?;
-    tracing::debug!("s3 reset: {} buckets, {removed} body files", taken.len());
+    tracing::debug!(
+        "s3 reset: {} buckets, {records} records, {removed} body files",
+        taken.len()
+    );
     Ok(())
+}
+
+/// Up to a batch's worth of `table`'s keys from `from` on, and the body files
+/// their records name.
+fn reset_page(
+    store: &Store,
+    table: &str,
+    from: &[u8],
+) -> Result<(Vec<Vec<u8>>, Vec<String>), AwsError> {
+    const PAGE: usize = 10_000;
+    let (mut keys, mut files) = (Vec::new(), Vec::new());
+    store
+        .scan(table, from, |k, v| {
+            keys.push(k.to_vec());
+            if table == state::OBJECTS {
+                if let Some(meta) = ObjectMeta::decode(v, false) {
+                    files.extend(meta.files().iter().map(|(f, _)| f.clone()));
+                }
+            } else if table == state::PARTS {
+                if let Ok(part) = serde_json::from_slice::<Part>(v) {
+                    files.push(part.file);
+                }
+            }
+            if keys.len() >= PAGE {
+                nimbus_store::Step::Stop
+            } else {
+                nimbus_store::Step::Next
+            }
+        })
+        .map_err(errors::store_failed)?;
+    Ok((keys, files))
 }
 
 impl Service for S3 {

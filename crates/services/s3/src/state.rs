@@ -10,6 +10,8 @@
 //!   their record, so writing them costs no fsync of their own.
 //! - `s3_uploads`: `bucket \0 upload id` → [`Upload`].
 //! - `s3_parts`: `upload id \0 part number (u32 BE)` → [`Part`].
+//! - `s3_meta`: `seq_floor` → u64 BE, below which no later start hands out
+//!   an [`ObjectMeta::seq`] (see [`start_seq`]).
 //!
 //! Every record carries the format version through the store's own version.
 
@@ -22,9 +24,34 @@ pub const BUCKETS: &str = "s3_buckets";
 pub const OBJECTS: &str = "s3_objects";
 pub const UPLOADS: &str = "s3_uploads";
 pub const PARTS: &str = "s3_parts";
+pub const META: &str = "s3_meta";
+const SEQ_FLOOR: &[u8] = b"seq_floor";
+/// Seqs a start may hand out before the next start's floor.
+const SEQ_BLOCK: u64 = 1 << 40;
 
-/// Bodies up to this size are kept with their record (in the log, in redb and
-/// in memory) instead of in a file of their own.
+/// The first seq of this start: after every seq of earlier starts, without
+/// reading their records. A start reserves [`SEQ_BLOCK`] seqs by storing the
+/// next floor; the reservation is queued before any write of this start, so
+/// it is in the log ahead of every record that uses one of its seqs.
+pub fn start_seq(store: &nimbus_store::Store) -> Result<u64, nimbus_store::StoreError> {
+    let floor = store
+        .get(META, SEQ_FLOOR)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes);
+    let start = floor.max(nimbus_core::now_millis() * 1000);
+    let mut batch = nimbus_store::Batch::new();
+    batch.put(
+        META,
+        SEQ_FLOOR.to_vec(),
+        (start + SEQ_BLOCK).to_be_bytes().to_vec(),
+    );
+    // Not awaited: being first in the log is what matters, not being durable now.
+    drop(store.submit(batch));
+    Ok(start)
+}
+
+/// Bodies up to this size are kept with their record (in the log and in redb)
+/// instead of in a file of their own.
 pub const INLINE_MAX: usize = 4096;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,8 +153,9 @@ pub struct ObjectMeta {
 }
 
 /// A few named values kept as a list. An object carries one to three standard headers
-/// and encryption settings, and every object is in memory: a `BTreeMap` node costs
-/// about a kilobyte, a list of two pairs a fraction of that. Written as a JSON object.
+/// and encryption settings, and a listing decodes a thousand objects: a `BTreeMap`
+/// node costs about a kilobyte, a list of two pairs a fraction of that. Written as a
+/// JSON object.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SmallMap(Vec<(String, Value)>);
 
@@ -220,11 +248,16 @@ impl ObjectMeta {
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<ObjectMeta> {
+    /// Reads a record back; `with_body` copies an inline body too (listings
+    /// need only the metadata).
+    pub fn decode(bytes: &[u8], with_body: bool) -> Option<ObjectMeta> {
         let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
         let json = bytes.get(4..4 + len)?;
         let mut meta: ObjectMeta = serde_json::from_slice(json).ok()?;
-        meta.inline = Bytes::copy_from_slice(bytes.get(4 + len..)?);
+        let body = bytes.get(4 + len..)?;
+        if with_body {
+            meta.inline = Bytes::copy_from_slice(body);
+        }
         Some(meta)
     }
 }
@@ -325,9 +358,9 @@ mod tests {
             restored_until_ms: None,
             inline: Bytes::from_static(b"abc"),
         };
-        let back = ObjectMeta::decode(&meta.encode()).expect("decode");
+        let back = ObjectMeta::decode(&meta.encode(), true).expect("decode");
         assert_eq!(back.inline, Bytes::from_static(b"abc"));
         assert_eq!((back.seq, back.tags.clone()), (7, meta.tags.clone()));
-        assert!(ObjectMeta::decode(b"\x01\x00").is_none());
+        assert!(ObjectMeta::decode(b"\x01\x00", true).is_none());
     }
 }

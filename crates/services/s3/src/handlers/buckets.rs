@@ -9,8 +9,7 @@ use crate::{errors, Bucket, Inner};
 use nimbus_core::{AwsError, RequestContext};
 use nimbus_store::Batch;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 /// S3's bucket naming rules (general purpose buckets).
 pub fn valid_bucket_name(name: &str) -> bool {
@@ -157,11 +156,7 @@ pub async fn create_bucket(
         }
         buckets.insert(
             name.to_string(),
-            Arc::new(Bucket {
-                record: RwLock::new(record),
-                objects: RwLock::new(BTreeMap::new()),
-                uploads: Mutex::new(BTreeMap::new()),
-            }),
+            Arc::new(Bucket::new(record, inner.store.clone())),
         );
         let mut batch = Batch::new();
         batch.put(state::BUCKETS, name.as_bytes(), encoded);
@@ -255,13 +250,10 @@ pub async fn delete_bucket(
         },
     )?;
     let commit = {
+        // Held so that no object is written between the check and the removal.
+        let _objects = bucket.edit();
         let mut buckets = inner.buckets.write().unwrap_or_else(|p| p.into_inner());
-        let empty = bucket
-            .objects
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty();
-        if !empty {
+        if bucket.has_objects()? {
             return Err(AwsError::new(
                 "BucketNotEmpty",
                 "The bucket you tried to delete is not empty",

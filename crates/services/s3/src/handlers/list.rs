@@ -1,15 +1,15 @@
-//! Listings: ListObjects (v1), ListObjectsV2 and ListObjectVersions over a
-//! bucket's sorted key map, with prefixes, delimiters (common prefixes are
+//! Listings: ListObjects (v1), ListObjectsV2 and ListObjectVersions, read in
+//! key order from the store (`catalog`), with prefixes, delimiters (common prefixes are
 //! skipped over in one seek, not walked), markers, continuation tokens,
 //! start-after and URL encoding of keys.
 
 use crate::access::{self, Ask};
+use crate::catalog::KeyStep;
 use crate::input::{bool_of, int_of, required, secs, str_of};
 use crate::{errors, Inner};
 use base64::Engine as _;
 use nimbus_core::{AwsError, RequestContext};
 use serde_json::{json, Map, Value};
-use std::ops::Bound;
 
 /// Characters S3 escapes with `encoding-type=url`: everything but unreserved characters and `/`.
 const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -97,91 +97,83 @@ pub fn list_objects(
     };
     let fetch_owner = !v2 || bool_of(input, "FetchOwner").unwrap_or(false);
 
-    let objects = bucket.objects.read().unwrap_or_else(|p| p.into_inner());
     let mut contents = Vec::new();
     let mut common = Vec::new();
     let mut last_key: Option<String> = None;
     let mut truncated = false;
     let mut owner_cache: Option<(String, Value)> = None;
-    let mut cursor: Bound<String> = match &start_after {
-        Some(s) if s.as_str() >= prefix => Bound::Excluded(s.clone()),
-        _ => Bound::Included(prefix.to_string()),
-    };
-    'scan: loop {
-        let range = objects.range::<String, _>((cursor.clone(), Bound::Unbounded));
-        for (key, versions) in range {
-            if !key.starts_with(prefix) {
-                break 'scan;
-            }
-            let Some(current) = versions.last().filter(|m| !m.delete_marker) else {
-                continue;
-            };
-            if contents.len() + common.len() == max {
-                truncated = true;
-                break 'scan;
-            }
-            if let Some(d) = delimiter {
-                if let Some(pos) = key[prefix.len()..].find(d) {
-                    let common_prefix = &key[..prefix.len() + pos + d.len()];
-                    // A prefix at or before the marker was listed on an earlier page.
-                    if start_after.as_deref().is_none_or(|s| common_prefix > s) {
-                        common.push(common_prefix.to_string());
-                        last_key = Some(common_prefix.to_string());
-                    }
-                    // Jump over every key under this common prefix.
-                    match after_prefix(common_prefix) {
-                        Some(next) => {
-                            cursor = Bound::Included(next);
-                            continue 'scan;
-                        }
-                        None => break 'scan,
-                    }
-                }
-            }
-            // Built member by member: json! goes through serde for every value.
-            let mut entry = Map::with_capacity(8);
-            entry.insert("Key".into(), Value::String(encode(key)));
-            entry.insert("LastModified".into(), secs(current.last_modified_ms));
-            entry.insert("ETag".into(), Value::String(current.etag.clone()));
-            entry.insert("Size".into(), Value::from(current.size));
-            entry.insert(
-                "StorageClass".into(),
-                Value::String(current.storage_class.clone()),
-            );
-            if let Some((alg, _, kind)) = &current.checksum {
-                entry.insert("ChecksumAlgorithm".into(), json!([alg]));
-                entry.insert("ChecksumType".into(), Value::String(kind.clone()));
-            }
-            if fetch_owner {
-                // Objects nearly always share one owner; its canonical id is a hash, so keep it.
-                if owner_cache
-                    .as_ref()
-                    .is_none_or(|(o, _)| *o != current.owner)
-                {
-                    owner_cache =
-                        Some((current.owner.clone(), access::owner_value(&current.owner)));
-                }
-                if let Some((_, owner)) = &owner_cache {
-                    entry.insert("Owner".into(), owner.clone());
-                }
-            }
-            if current.is_archived() {
-                if let Some(until) = current.restored_until_ms {
-                    entry.insert(
-                        "RestoreStatus".into(),
-                        json!({
-                            "IsRestoreInProgress": until == 0,
-                            "RestoreExpiryDate": until / 1000,
-                        }),
-                    );
-                }
-            }
-            let entry = Value::Object(entry);
-            contents.push(entry);
-            last_key = Some(key.clone());
+    // Listing starts after the marker when it is within the prefix's range.
+    let after = start_after.as_deref().filter(|s| *s >= prefix);
+    bucket.scan_keys(after.unwrap_or(prefix), |key, versions| {
+        if after == Some(key) {
+            return KeyStep::Next;
         }
-        break;
-    }
+        if !key.starts_with(prefix) {
+            return KeyStep::Stop;
+        }
+        let Some(current) = versions.last().filter(|m| !m.delete_marker) else {
+            return KeyStep::Next;
+        };
+        if contents.len() + common.len() == max {
+            truncated = true;
+            return KeyStep::Stop;
+        }
+        if let Some(d) = delimiter {
+            if let Some(pos) = key[prefix.len()..].find(d) {
+                let common_prefix = &key[..prefix.len() + pos + d.len()];
+                // A prefix at or before the marker was listed on an earlier page.
+                if start_after.as_deref().is_none_or(|s| common_prefix > s) {
+                    common.push(common_prefix.to_string());
+                    last_key = Some(common_prefix.to_string());
+                }
+                // Jump over every key under this common prefix.
+                return match after_prefix(common_prefix) {
+                    Some(next) => KeyStep::SkipTo(next),
+                    None => KeyStep::Stop,
+                };
+            }
+        }
+        // Built member by member: json! goes through serde for every value.
+        let mut entry = Map::with_capacity(8);
+        entry.insert("Key".into(), Value::String(encode(key)));
+        entry.insert("LastModified".into(), secs(current.last_modified_ms));
+        entry.insert("ETag".into(), Value::String(current.etag.clone()));
+        entry.insert("Size".into(), Value::from(current.size));
+        entry.insert(
+            "StorageClass".into(),
+            Value::String(current.storage_class.clone()),
+        );
+        if let Some((alg, _, kind)) = &current.checksum {
+            entry.insert("ChecksumAlgorithm".into(), json!([alg]));
+            entry.insert("ChecksumType".into(), Value::String(kind.clone()));
+        }
+        if fetch_owner {
+            // Objects nearly always share one owner; its canonical id is a hash, so keep it.
+            if owner_cache
+                .as_ref()
+                .is_none_or(|(o, _)| *o != current.owner)
+            {
+                owner_cache = Some((current.owner.clone(), access::owner_value(&current.owner)));
+            }
+            if let Some((_, owner)) = &owner_cache {
+                entry.insert("Owner".into(), owner.clone());
+            }
+        }
+        if current.is_archived() {
+            if let Some(until) = current.restored_until_ms {
+                entry.insert(
+                    "RestoreStatus".into(),
+                    json!({
+                        "IsRestoreInProgress": until == 0,
+                        "RestoreExpiryDate": until / 1000,
+                    }),
+                );
+            }
+        }
+        contents.push(Value::Object(entry));
+        last_key = Some(key.to_string());
+        KeyStep::Next
+    })?;
     let key_count = contents.len() + common.len();
     let common: Vec<Value> = common
         .iter()
@@ -269,43 +261,40 @@ pub fn list_object_versions(
     let key_marker = str_of(input, "KeyMarker").filter(|k| !k.is_empty());
     let version_marker = str_of(input, "VersionIdMarker").filter(|v| !v.is_empty());
 
-    let objects = bucket.objects.read().unwrap_or_else(|p| p.into_inner());
     let mut versions_out = Vec::new();
     let mut markers_out = Vec::new();
     let mut common = Vec::new();
     let mut count = 0usize;
     let mut truncated = false;
     let mut next: Option<(String, String)> = None;
-    let start: Bound<String> = match key_marker {
-        Some(k) if version_marker.is_some() => Bound::Included(k.to_string()),
-        Some(k) => Bound::Excluded(k.to_string()),
-        None => Bound::Included(prefix.to_string()),
-    };
-    let mut last_common: Option<String> = None;
-    'keys: for (key, versions) in objects.range::<String, _>((start, Bound::Unbounded)) {
+    // Keys before the prefix are never listed, so the scan starts at the later of the two.
+    let from = key_marker.filter(|k| *k > prefix).unwrap_or(prefix);
+    // Without a version marker the key marker's own versions were listed already.
+    let skip = key_marker.filter(|_| version_marker.is_none());
+    bucket.scan_keys(from, |key, versions| {
+        if skip == Some(key) {
+            return KeyStep::Next;
+        }
         if !key.starts_with(prefix) {
-            if key.as_str() > prefix {
-                break;
-            }
-            continue;
+            return KeyStep::Stop;
         }
         if let Some(d) = delimiter {
             if let Some(pos) = key[prefix.len()..].find(d) {
-                let cp = key[..prefix.len() + pos + d.len()].to_string();
-                if last_common.as_deref() != Some(cp.as_str()) {
-                    if count == max {
-                        truncated = true;
-                        break;
-                    }
-                    common.push(json!({"Prefix": encode(&cp)}));
-                    count += 1;
-                    last_common = Some(cp);
+                let cp = &key[..prefix.len() + pos + d.len()];
+                if count == max {
+                    truncated = true;
+                    return KeyStep::Stop;
                 }
-                continue;
+                common.push(json!({"Prefix": encode(cp)}));
+                count += 1;
+                return match after_prefix(cp) {
+                    Some(next) => KeyStep::SkipTo(next),
+                    None => KeyStep::Stop,
+                };
             }
         }
         // Newest first; after a version marker, only versions older than it.
-        let mut skipping = key_marker == Some(key.as_str()) && version_marker.is_some();
+        let mut skipping = key_marker == Some(key) && version_marker.is_some();
         for (i, meta) in versions.iter().enumerate().rev() {
             if skipping {
                 if Some(meta.version_id.as_str()) == version_marker {
@@ -315,7 +304,7 @@ pub fn list_object_versions(
             }
             if count == max {
                 truncated = true;
-                break 'keys;
+                return KeyStep::Stop;
             }
             let latest = i + 1 == versions.len();
             let mut entry = json!({
@@ -334,9 +323,10 @@ pub fn list_object_versions(
                 versions_out.push(entry);
             }
             count += 1;
-            next = Some((key.clone(), meta.version_id.clone()));
+            next = Some((key.to_string(), meta.version_id.clone()));
         }
-    }
+        KeyStep::Next
+    })?;
     let mut out = json!({
         "Name": record.name,
         "Prefix": encode(prefix),

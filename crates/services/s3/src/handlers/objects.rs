@@ -384,14 +384,9 @@ pub async fn write_version_with(
     let versioned = record.config.versioning.as_deref() == Some("Enabled");
     let name = record.name.clone();
     let (commit, dropped) = {
-        let mut objects = bucket.objects.write().unwrap_or_else(|p| p.into_inner());
-        let versions = objects.entry(meta.key.clone()).or_default();
-        if let Err(e) = pre_check(versions.last().map(|v| v.as_ref())) {
-            if versions.is_empty() {
-                objects.remove(&meta.key);
-            }
-            return Err(e);
-        }
+        let mut objects = bucket.edit();
+        let versions = objects.versions(&meta.key)?;
+        pre_check(versions.last().map(|v| v.as_ref()))?;
         meta.seq = inner.next_seq();
         meta.version_id = if versioned {
             new_version_id()
@@ -507,13 +502,9 @@ pub async fn put_object(
         ));
     }
     // Refuse a conditional write early when it is bound to fail; it is checked again at commit.
-    {
-        let objects = bucket.objects.read().unwrap_or_else(|p| p.into_inner());
-        check_write_conditions(
-            input,
-            objects.get(key).and_then(|v| v.last()).map(|m| m.as_ref()),
-            key,
-        )?;
+    if input.get("IfMatch").is_some() || input.get("IfNoneMatch").is_some() {
+        let versions = bucket.versions(key)?;
+        check_write_conditions(input, versions.last().map(|m| m.as_ref()), key)?;
     }
     let stored = store_body(inner, input, body, MAX_PUT).await?;
     let files = stored.files();
@@ -662,10 +653,7 @@ pub fn read_version(
     version_id: Option<&str>,
     method: &str,
 ) -> Result<Arc<ObjectMeta>, AwsError> {
-    let meta = {
-        let objects = bucket.objects.read().unwrap_or_else(|p| p.into_inner());
-        find_version(objects.get(key), key, version_id)?
-    };
+    let meta = find_version(Some(&bucket.versions(key)?), key, version_id)?;
     if meta.delete_marker {
         let error = if version_id.is_some() {
             AwsError::new(
@@ -1116,10 +1104,10 @@ pub async fn delete_one(
     let mut removed_meta: Option<Arc<ObjectMeta>> = None;
     let outcome;
     let commit = {
-        let mut objects = bucket.objects.write().unwrap_or_else(|p| p.into_inner());
+        let mut objects = bucket.edit();
         match version_id {
             Some(id) => {
-                let versions = objects.get_mut(key);
+                let versions = objects.get_mut(key)?;
                 let found = versions
                     .as_ref()
                     .and_then(|v| v.iter().position(|m| m.version_id == id));
@@ -1134,9 +1122,6 @@ pub async fn delete_one(
                             delete_marker: old.delete_marker,
                         };
                         removed_meta = Some(old);
-                        if versions.is_empty() {
-                            objects.remove(key);
-                        }
                     }
                     _ => {
                         if id != "null" && id.len() != 32 {
@@ -1156,7 +1141,7 @@ pub async fn delete_one(
                 }
             }
             None if versioning.is_none() => {
-                if let Some(versions) = objects.remove(key) {
+                if let Some(versions) = objects.remove(key)? {
                     for old in versions {
                         batch.delete(state::OBJECTS, state::object_key(name, key, old.seq));
                         dropped.extend(old.files().iter().map(|(f, _)| f.clone()));
@@ -1171,7 +1156,7 @@ pub async fn delete_one(
             }
             None => {
                 let enabled = versioning.as_deref() == Some("Enabled");
-                let versions = objects.entry(key.to_string()).or_default();
+                let versions = objects.versions(key)?;
                 if !enabled {
                     if let Some(pos) = versions.iter().position(|v| v.version_id == "null") {
                         let old = versions.remove(pos);
@@ -1486,9 +1471,9 @@ async fn update_version(
 ) -> Result<Arc<ObjectMeta>, AwsError> {
     let name = bucket.record().name;
     let commit = {
-        let mut objects = bucket.objects.write().unwrap_or_else(|p| p.into_inner());
+        let mut objects = bucket.edit();
         let versions = objects
-            .get_mut(key)
+            .get_mut(key)?
             .ok_or_else(|| errors::no_such_key(key))?;
         let pos = match version_id {
             Some(id) => versions

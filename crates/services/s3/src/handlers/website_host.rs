@@ -122,11 +122,11 @@ pub async fn serve(
         },
     );
     let lookup = |k: &str| -> Lookup {
+        // A store failure reads as a missing object here; the GET that
+        // follows reports it.
         let current = bucket
-            .objects
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(k)
+            .versions(k)
+            .ok()
             .and_then(|v| v.last().cloned())
             .filter(|m| !m.delete_marker);
         match current {
@@ -180,12 +180,18 @@ pub async fn serve(
             key: object_key,
             status,
         } => {
-            let meta = bucket
-                .objects
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&object_key)
-                .and_then(|v| v.last().cloned());
+            let meta = match bucket.versions(&object_key) {
+                Ok(versions) => versions.last().cloned(),
+                Err(e) => {
+                    return error(
+                        e.status,
+                        &e.code,
+                        &e.message,
+                        Some(&object_key),
+                        &ctx.request_id,
+                    )
+                }
+            };
             let Some(meta) = meta.filter(|m| !m.delete_marker) else {
                 return error(
                     404,
