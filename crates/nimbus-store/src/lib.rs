@@ -293,23 +293,31 @@ impl Store {
     }
 
     fn check_format(db: &Database) -> Result<(), StoreError> {
-        let txn = db.begin_write().map_err(err)?;
-        {
-            let mut table = txn.open_table(META).map_err(err)?;
-            let found = table.get("format").map_err(err)?.map(|v| v.value());
-            match found {
-                None => {
-                    table.insert("format", FORMAT_VERSION).map_err(err)?;
-                }
-                Some(v) if v == FORMAT_VERSION => {}
-                Some(v) => {
-                    return Err(StoreError(format!(
-                        "data format {v} is newer than this nimbus understands ({FORMAT_VERSION})"
-                    )))
-                }
+        // Read first: a start of an existing store then commits nothing (a
+        // commit costs two fsyncs).
+        let found = {
+            let txn = db.begin_read().map_err(err)?;
+            match txn.open_table(META) {
+                Ok(table) => table.get("format").map_err(err)?.map(|v| v.value()),
+                Err(TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(err(e)),
+            }
+        };
+        match found {
+            Some(v) if v == FORMAT_VERSION => Ok(()),
+            Some(v) => Err(StoreError(format!(
+                "data format {v} is newer than this nimbus understands ({FORMAT_VERSION})"
+            ))),
+            None => {
+                let mut txn = db.begin_write().map_err(err)?;
+                txn.set_quick_repair(true);
+                txn.open_table(META)
+                    .map_err(err)?
+                    .insert("format", FORMAT_VERSION)
+                    .map_err(err)?;
+                txn.commit().map_err(err)
             }
         }
-        txn.commit().map_err(err)
     }
 
     /// Makes `batch` durable; returns once it is on disk.
@@ -387,6 +395,14 @@ impl Store {
         wait.recv().map_err(|_| writer_stopped())?
     }
 
+    /// Moves every acknowledged write into redb and empties the log, so that
+    /// the next open replays nothing (serve calls it when it stops: handles
+    /// held by background tasks may outlive it, and their final checkpoint
+    /// would not run).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.checkpoint_now()
+    }
+
     /// The value of `key` in `table` as of every write submitted before this call.
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         // The redb view opens under the overlay's lock: a version that leaves
@@ -424,6 +440,7 @@ impl Store {
         mut visit: impl FnMut(&[u8], &[u8]) -> Step,
     ) -> Result<(), StoreError> {
         type View = Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>;
+        type Guard = redb::AccessGuard<'static, &'static [u8]>;
         let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
         let mut start = Bound::Included(from.to_vec());
         let mut view: Option<(u64, View)> = None;
@@ -454,9 +471,10 @@ impl Store {
                 ),
                 None => None,
             };
-            let mut next_disk = || -> Result<Option<Record>, StoreError> {
+            // redb's records are visited from its pages, not copied.
+            let mut next_disk = || -> Result<Option<(Guard, Guard)>, StoreError> {
                 match disk.as_mut().and_then(Iterator::next) {
-                    Some(Ok((k, v))) => Ok(Some((k.value().to_vec(), v.value().to_vec()))),
+                    Some(Ok(record)) => Ok(Some(record)),
                     Some(Err(e)) => Err(err(e)),
                     None => Ok(None),
                 }
@@ -469,37 +487,42 @@ impl Store {
                     (None, None) => break,
                     (Some(_), None) => false,
                     (None, Some(_)) => true,
-                    (Some((dk, _)), Some((ok, _))) => ok <= dk,
+                    (Some((dk, _)), Some((ok, _))) => ok.as_slice() <= dk.value(),
                 };
-                let (key, value) = if from_overlay {
+                // The step, and whether a seek it asks for goes past the current key.
+                let (step, onward) = if from_overlay {
                     let Some((key, value)) = pending.next() else {
                         break;
                     };
                     // The overlay's version replaces redb's.
-                    if on_disk.as_ref().is_some_and(|(dk, _)| *dk == key) {
+                    if on_disk
+                        .as_ref()
+                        .is_some_and(|(dk, _)| dk.value() == key.as_slice())
+                    {
                         on_disk = next_disk()?;
                     }
-                    match value {
-                        Some(value) => (key, value.to_vec()),
-                        None => continue,
-                    }
+                    let Some(value) = value else {
+                        continue;
+                    };
+                    let step = visit(&key, &value);
+                    let onward = matches!(&step, Step::Seek(to) if to.as_slice() > key.as_slice());
+                    (step, onward)
                 } else {
-                    match on_disk.take() {
-                        Some(record) => {
-                            on_disk = next_disk()?;
-                            record
-                        }
-                        None => break,
-                    }
+                    let Some((k, v)) = on_disk.take() else {
+                        break;
+                    };
+                    on_disk = next_disk()?;
+                    let step = visit(k.value(), v.value());
+                    let onward = matches!(&step, Step::Seek(to) if to.as_slice() > k.value());
+                    (step, onward)
                 };
-                match visit(&key, &value) {
-                    Step::Next => {}
+                match step {
                     Step::Stop => return Ok(()),
-                    Step::Seek(to) if to > key => {
+                    Step::Seek(to) if onward => {
                         seek = Some(to);
                         break;
                     }
-                    Step::Seek(_) => {}
+                    _ => {}
                 }
             }
             start = match (seek, end) {
@@ -606,6 +629,7 @@ impl Store {
     pub fn finish_import(&self) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(err)?;
         txn.set_durability(Durability::Immediate).map_err(err)?;
+        txn.set_quick_repair(true);
         txn.commit().map_err(err)
     }
 
@@ -715,6 +739,10 @@ fn apply<'a, V: AsRef<[u8]> + 'a>(
     let mut txn = db.begin_write().map_err(err)?;
     // The WAL is emptied after this commit, so it must be on disk when it returns.
     txn.set_durability(Durability::Immediate).map_err(err)?;
+    // With the allocator state in every commit, opening after a crash (or an
+    // exit that left handles open) is instant; without it redb walks the whole
+    // file, which costs seconds and its size in memory once the file is large.
+    txn.set_quick_repair(true);
     {
         for (name, records) in tables {
             let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(name);

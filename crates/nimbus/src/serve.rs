@@ -382,6 +382,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             ephemeral_dir.as_ref().map(|d| d.0.as_path()),
         ));
     }
+    let stopping = store.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || stopping.checkpoint()).await {
+        tracing::warn!("final checkpoint failed (the log keeps every write): {e}");
+    }
     drop(ephemeral_dir);
     Ok(())
 }
