@@ -11,7 +11,7 @@
 //! changing them is how a handler keeps track of what its batch will do.
 
 use crate::errors;
-use crate::state::{self, ObjectMeta};
+use crate::state::{self, ObjectMeta, ObjectSummary};
 use crate::{Bucket, Versions};
 use nimbus_core::AwsError;
 use nimbus_store::Step;
@@ -67,23 +67,22 @@ impl Bucket {
     }
 
     /// Calls `visit` with each key from `from` on (at or after it), in key
-    /// order, with its versions oldest first. Versions carry no inline body:
-    /// a listing does not need it, and whatever changes a version re-reads it
-    /// under [`Bucket::edit`].
+    /// order, with the summaries of its versions oldest first (whatever
+    /// changes a version reads it whole under [`Bucket::edit`]).
     pub fn scan_keys(
         &self,
         from: &str,
-        mut visit: impl FnMut(&str, &[Arc<ObjectMeta>]) -> KeyStep,
+        mut visit: impl FnMut(&str, &[ObjectSummary]) -> KeyStep,
     ) -> Result<(), AwsError> {
         let prefix = bucket_prefix(&self.name);
         let mut start = prefix.clone();
         start.extend_from_slice(from.as_bytes());
         let mut key = String::new();
-        let mut versions: Vec<Arc<ObjectMeta>> = Vec::new();
+        let mut versions: Vec<ObjectSummary> = Vec::new();
         let mut stopped = false;
         // A key's versions are consecutive records; the key is visited when
         // the first record of the next key (or the end) shows they are complete.
-        let mut flush = |key: &str, versions: &mut Vec<Arc<ObjectMeta>>| -> Step {
+        let mut flush = |key: &str, versions: &mut Vec<ObjectSummary>| -> Step {
             if versions.is_empty() {
                 return Step::Next;
             }
@@ -126,8 +125,8 @@ impl Bucket {
                     key.clear();
                     key.push_str(this);
                 }
-                match ObjectMeta::decode(v, false) {
-                    Some(meta) => versions.push(Arc::new(meta)),
+                match ObjectSummary::decode(v) {
+                    Some(summary) => versions.push(summary),
                     None => tracing::warn!("skipping an unreadable object record of {this:?}"),
                 }
                 Step::Next

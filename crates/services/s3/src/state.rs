@@ -262,6 +262,41 @@ impl ObjectMeta {
     }
 }
 
+/// What a listing (and a lifecycle run) reads of a version: its record
+/// decoded without the headers, metadata, ACL and body, which a page of a
+/// thousand versions would otherwise build and drop.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ObjectSummary {
+    pub version_id: String,
+    pub seq: u64,
+    #[serde(default)]
+    pub delete_marker: bool,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: u64,
+    pub owner: String,
+    #[serde(default = "standard")]
+    pub storage_class: String,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    #[serde(default)]
+    pub checksum: Option<(String, String, String)>,
+    #[serde(default)]
+    pub restored_until_ms: Option<u64>,
+}
+
+impl ObjectSummary {
+    /// Reads the summary of a record (see [`ObjectMeta::encode`]).
+    pub fn decode(bytes: &[u8]) -> Option<ObjectSummary> {
+        let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        serde_json::from_slice(bytes.get(4..4 + len)?).ok()
+    }
+
+    pub fn is_archived(&self) -> bool {
+        matches!(self.storage_class.as_str(), "GLACIER" | "DEEP_ARCHIVE")
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Upload {
     pub bucket: String,
