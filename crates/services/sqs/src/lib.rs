@@ -2,8 +2,8 @@
 //! polling, delay queues, dead-letter queues and redrive (move tasks),
 //! permissions and tags, with every acknowledged change durable in the store.
 //!
-//! This file owns the service object: [`Sqs::open`] loads every queue and
-//! message from the store, and the [`Service`] implementation dispatches the
+//! This file owns the service object: [`Sqs::open`] loads every queue from
+//! the store (each queue reads its messages at its first use), and the [`Service`] implementation dispatches the
 //! 23 operations of the model to the handlers. Layout of the crate:
 //!
 //! - `handlers/` — one function per operation (queues, messages, move tasks)
@@ -11,8 +11,9 @@
 //! - `state` — record formats and store tables
 //! - `attributes`, `message`, `names`, `errors` — validation and vocabulary
 //!
-//! Live state is kept in memory (per-queue locks, held only for short,
-//! await-free sections) and every change is written as a small record before
+//! Live state is kept in memory as compact entries (per-queue locks, held
+//! only for short, await-free sections; bodies and attributes stay in the
+//! store and are read on delivery) and every change is written as a small record before
 //! the answer leaves: the store group-commits concurrent writers into one
 //! fsync, so durability does not serialize requests.
 
@@ -32,15 +33,13 @@ use handlers::move_tasks::MoveTask;
 use names::QueueKey;
 use nimbus_core::{AwsError, BoxFuture, RequestContext, Service};
 use nimbus_store::{Batch, Store};
-use queue::{CommitTicket, DedupEntry, Loc, Msg, Queue, QueueState};
+use queue::{CommitTicket, DedupEntry, Loc, Msg, MsgHead, Queue, QueueState};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 type Partition = (String, String);
-/// A loaded queue and the messages read for it, before they are indexed.
-type Loading = (Arc<Queue>, Vec<(u64, Msg)>);
 
 /// The SQS service.
 pub struct Sqs {
@@ -186,8 +185,9 @@ impl Inner {
 }
 
 impl Sqs {
-    /// Opens the service on `store`, loading every queue, message, dedup id
-    /// and move task. Running move tasks resume.
+    /// Opens the service on `store`, loading every queue and move task (each
+    /// queue reads its messages and dedup ids at its first use). Running
+    /// move tasks resume.
     pub fn open(store: Store, default_region: &str) -> Result<Sqs, String> {
         let inner = Arc::new(Inner {
             store,
@@ -222,12 +222,159 @@ impl Sqs {
     }
 }
 
+/// Reads one queue's messages, deduplication ids and sequence reservation
+/// into its state: called by [`Queue::lock`] the first time a queue opened
+/// from the store is used. Each message costs a compact entry in memory; its
+/// body and attributes stay in the store. Records that belong to no message
+/// (a state record without its message, expired ids) are deleted with the
+/// queue's next write.
+pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
+    let now = nimbus_core::now_millis();
+    let prefix = format!("{}/", q.id_hex).into_bytes();
+    let seq_of = |key: &[u8]| state::split_key(key).and_then(|(_, seq)| seq.parse::<u64>().ok());
+    let mut states: HashMap<u64, state::StateRecord> = HashMap::new();
+    let read = store.scan(state::MESSAGE_STATE, &prefix, |key, value| {
+        if !key.starts_with(&prefix) {
+            return nimbus_store::Step::Stop;
+        }
+        match (
+            seq_of(key),
+            serde_json::from_slice::<state::StateRecord>(value),
+        ) {
+            (Some(seq), Ok(r)) => {
+                states.insert(seq, r);
+            }
+            _ => st
+                .pending_deletes
+                .push((state::MESSAGE_STATE, key.to_vec())),
+        }
+        nimbus_store::Step::Next
+    });
+    let mut msgs: Vec<(u64, Msg)> = Vec::new();
+    let mut groups: HashMap<String, Arc<str>> = HashMap::new();
+    let read = read.and_then(|()| {
+        store.scan(state::MESSAGES, &prefix, |key, value| {
+            if !key.starts_with(&prefix) {
+                return nimbus_store::Step::Stop;
+            }
+            let Some(seq) = seq_of(key) else {
+                st.pending_deletes.push((state::MESSAGES, key.to_vec()));
+                return nimbus_store::Step::Next;
+            };
+            let rec = match serde_json::from_slice::<state::MessageHeadRecord>(value) {
+                Ok(r) if r.v > state::RECORD_VERSION => {
+                    tracing::error!(
+                        "sqs: message record {}/{seq} has format {}, newer than this nimbus understands; left alone",
+                        q.id_hex, r.v
+                    );
+                    return nimbus_store::Step::Next;
+                }
+                Ok(r) => r,
+                Err(err) => {
+                    tracing::error!("sqs: unreadable message record {}/{seq}: {err}", q.id_hex);
+                    return nimbus_store::Step::Next;
+                }
+            };
+            let (rc, fr, lr, vis) = match states.remove(&seq) {
+                Some(s) => (s.rc, s.fr, s.lr, s.vis),
+                None => (rec.rc, rec.fr, 0, 0),
+            };
+            let loc = if vis > now {
+                Loc::InFlight(vis)
+            } else if rec.du > now {
+                Loc::Delayed(rec.du)
+            } else {
+                Loc::Ready
+            };
+            let mut id = [0u8; 16];
+            if let Ok(u) = uuid::Uuid::parse_str(&rec.d.id) {
+                id = *u.as_bytes();
+            }
+            // One allocation per group, shared by its messages.
+            let group = rec.d.group.map(|g| match groups.get(g.as_str()) {
+                Some(shared) => Arc::clone(shared),
+                None => {
+                    let shared: Arc<str> = Arc::from(g.as_str());
+                    groups.insert(g, shared.clone());
+                    shared
+                }
+            });
+            msgs.push((
+                seq,
+                Msg {
+                    data: MsgHead { id, group },
+                    receive_count: rc,
+                    first_receive_ms: fr,
+                    last_receive_ms: lr,
+                    enqueued_ms: rec.enq,
+                    loc,
+                },
+            ));
+            nimbus_store::Step::Next
+        })
+    });
+    let mut dedups: Vec<(String, state::DedupRecord)> = Vec::new();
+    let read = read.and_then(|()| {
+        store.scan(state::DEDUP, &prefix, |key, value| {
+            if !key.starts_with(&prefix) {
+                return nimbus_store::Step::Stop;
+            }
+            let id = state::split_key(key).map(|(_, d)| d.to_string());
+            match (id, serde_json::from_slice::<state::DedupRecord>(value)) {
+                (Some(d), Ok(r)) if r.exp > now => dedups.push((d, r)),
+                _ => st.pending_deletes.push((state::DEDUP, key.to_vec())),
+            }
+            nimbus_store::Step::Next
+        })
+    });
+    let reserved = read.and_then(|()| store.get(state::SEQUENCE, q.id_hex.as_bytes()));
+    let reserved = match reserved {
+        Ok(v) => v,
+        Err(e) => {
+            // The queue then works on what was read; the error is the store's.
+            tracing::error!("sqs: reading the messages of {} failed: {e}", q.arn);
+            None
+        }
+    };
+    for seq in states.into_keys() {
+        st.pending_deletes
+            .push((state::MESSAGE_STATE, q.message_key(seq)));
+    }
+    // Records are keyed by position, so they arrive in order.
+    for (seq, m) in msgs {
+        st.restore(seq, m);
+    }
+    if let Some(n) = reserved
+        .as_deref()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        st.ensure_next_seq_at_least(n);
+        st.seq_reserved = n;
+    }
+    dedups.sort_by_key(|(_, r)| r.exp);
+    for (k, r) in dedups {
+        st.dedup_insert(
+            k,
+            DedupEntry {
+                message_id: r.id,
+                seq: r.seq,
+                expires_ms: r.exp,
+                ticket: CommitTicket::committed(),
+            },
+        );
+    }
+    st.advance(now);
+    // Messages that expired while nimbus was down go with the next write.
+    let expired = Inner::expired_ops(q, st);
+    st.pending_deletes.extend(expired);
+}
+
 fn load(inner: &Arc<Inner>) -> Result<(), String> {
     let store = &inner.store;
     let now = inner.now();
     let e = |e: nimbus_store::StoreError| e.to_string();
 
-    let mut by_id: HashMap<String, Loading> = HashMap::new();
     for (key, value) in store.scan_prefix(state::QUEUES, b"").map_err(e)? {
         let rec: state::QueueRecord = match serde_json::from_slice::<state::QueueRecord>(&value) {
             Ok(r) if r.v > state::RECORD_VERSION => {
@@ -261,145 +408,15 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
             region: rec.region.clone(),
             name: rec.name.clone(),
         };
-        let q = Arc::new(Queue::new(
-            key,
-            id,
-            rec.fifo,
-            rec.created_s,
-            rec.dedup_by_group,
-            st,
-        ));
-        by_id.insert(q.id_hex.clone(), (q, Vec::new()));
+        // Messages, deduplication ids and sequence reservations are read when
+        // the queue is first used (`load_messages`), not here: a start does
+        // not read what the queues hold.
+        let q = Queue::new(key, id, rec.fifo, rec.created_s, rec.dedup_by_group, st)
+            .with_stored_messages(store.clone());
+        inner.insert_queue(Arc::new(q));
     }
 
-    let mut states: HashMap<(String, u64), state::StateRecord> = HashMap::new();
     let mut orphans: Vec<(&'static str, Vec<u8>)> = Vec::new();
-    for (key, value) in store.scan_prefix(state::MESSAGE_STATE, b"").map_err(e)? {
-        let parsed = state::split_key(&key)
-            .and_then(|(qid, seq)| Some((qid.to_string(), seq.parse::<u64>().ok()?)));
-        match (parsed, serde_json::from_slice::<state::StateRecord>(&value)) {
-            (Some(k), Ok(r)) if by_id.contains_key(&k.0) => {
-                states.insert(k, r);
-            }
-            _ => orphans.push((state::MESSAGE_STATE, key)),
-        }
-    }
-
-    for (key, value) in store.scan_prefix(state::MESSAGES, b"").map_err(e)? {
-        let parsed = state::split_key(&key)
-            .and_then(|(qid, seq)| Some((qid.to_string(), seq.parse::<u64>().ok()?)));
-        let Some((qid, seq)) = parsed else {
-            orphans.push((state::MESSAGES, key));
-            continue;
-        };
-        let Some((_, list)) = by_id.get_mut(&qid) else {
-            orphans.push((state::MESSAGES, key));
-            continue;
-        };
-        let rec = match serde_json::from_slice::<state::MessageRecord>(&value) {
-            Ok(r) if r.v > state::RECORD_VERSION => {
-                return Err(format!(
-                    "message record format {} is newer than this nimbus understands",
-                    r.v
-                ));
-            }
-            Ok(r) => r,
-            Err(err) => {
-                tracing::error!("sqs: unreadable message record {qid}/{seq}: {err}");
-                continue;
-            }
-        };
-        let st = states.remove(&(qid, seq));
-        let (rc, fr, lr, vis) = match &st {
-            Some(s) => (s.rc, s.fr, s.lr, s.vis),
-            None => (rec.rc, rec.fr, 0, 0),
-        };
-        let loc = if vis > now {
-            Loc::InFlight(vis)
-        } else if rec.du > now {
-            Loc::Delayed(rec.du)
-        } else {
-            Loc::Ready
-        };
-        list.push((
-            seq,
-            Msg {
-                data: Arc::new(rec.d),
-                receive_count: rc,
-                first_receive_ms: fr,
-                last_receive_ms: lr,
-                enqueued_ms: rec.enq,
-                loc,
-            },
-        ));
-    }
-    for ((qid, seq), _) in states {
-        orphans.push((
-            state::MESSAGE_STATE,
-            format!("{qid}/{seq:020}").into_bytes(),
-        ));
-    }
-
-    let mut dedups: HashMap<String, Vec<(String, state::DedupRecord)>> = HashMap::new();
-    for (key, value) in store.scan_prefix(state::DEDUP, b"").map_err(e)? {
-        let parsed = state::split_key(&key).map(|(q, d)| (q.to_string(), d.to_string()));
-        match (parsed, serde_json::from_slice::<state::DedupRecord>(&value)) {
-            (Some((qid, d)), Ok(r)) if by_id.contains_key(&qid) => {
-                if r.exp > now {
-                    dedups.entry(qid).or_default().push((d, r));
-                } else {
-                    orphans.push((state::DEDUP, key));
-                }
-            }
-            _ => orphans.push((state::DEDUP, key)),
-        }
-    }
-
-    let mut reserved: HashMap<String, u64> = HashMap::new();
-    for (key, value) in store.scan_prefix(state::SEQUENCE, b"").map_err(e)? {
-        let qid = String::from_utf8_lossy(&key).to_string();
-        if !by_id.contains_key(&qid) {
-            orphans.push((state::SEQUENCE, key));
-            continue;
-        }
-        if let Some(n) = std::str::from_utf8(&value)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            reserved.insert(qid, n);
-        }
-    }
-
-    for (qid, (q, mut msgs)) in by_id {
-        msgs.sort_by_key(|(s, _)| *s);
-        {
-            let mut st = q.lock();
-            for (seq, m) in msgs {
-                st.restore(seq, m);
-            }
-            if let Some(r) = reserved.get(&qid) {
-                st.ensure_next_seq_at_least(*r);
-                st.seq_reserved = *r;
-            }
-            let mut list = dedups.remove(&qid).unwrap_or_default();
-            list.sort_by_key(|(_, r)| r.exp);
-            for (k, r) in list {
-                st.dedup_insert(
-                    k,
-                    DedupEntry {
-                        message_id: r.id,
-                        seq: r.seq,
-                        expires_ms: r.exp,
-                        ticket: CommitTicket::committed(),
-                    },
-                );
-            }
-            st.advance(now);
-            // Messages that expired while nimbus was down go with the next write.
-            orphans.extend(Inner::expired_ops(&q, &mut st));
-        }
-        inner.insert_queue(q);
-    }
 
     for (key, value) in store.scan_prefix(state::DELETED_QUEUES, b"").map_err(e)? {
         let k = String::from_utf8_lossy(&key).to_string();

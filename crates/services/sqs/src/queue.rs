@@ -1,6 +1,8 @@
 //! The live state of one queue, held in memory and mirrored to the store by
-//! the handlers: every message and the indexes that make each operation cost
-//! O(log n) — a ready set in send order (per message group for FIFO queues),
+//! the handlers: a compact entry per message (its id, group, receive count,
+//! times and where it is; bodies and attributes stay in the store and are read
+//! when a message is delivered or moved) and the indexes that make each
+//! operation cost O(log n) — a ready set in send order (per message group for FIFO queues),
 //! the in-flight set ordered by visibility deadline, the delayed set ordered
 //! by ready time, and an age index for retention. Time-driven transitions
 //! (visibility returns, delays ending, retention, dedup window) happen lazily
@@ -103,9 +105,30 @@ pub enum Loc {
     InFlight(u64),
 }
 
+/// What the state machine needs of a message's immutable part; the rest
+/// (body, attributes, digests) is read from the store when needed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MsgHead {
+    pub id: [u8; 16],
+    pub group: Option<Arc<str>>,
+}
+
+impl MsgHead {
+    pub fn of(data: &MsgData) -> MsgHead {
+        MsgHead {
+            id: data.id_bytes(),
+            group: data.group.clone(),
+        }
+    }
+
+    pub fn id_bytes(&self) -> [u8; 16] {
+        self.id
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Msg {
-    pub data: Arc<MsgData>,
+    pub data: MsgHead,
     pub receive_count: u32,
     pub first_receive_ms: u64,
     /// When the current receive began (visibility may not extend past 12 h from it).
@@ -119,7 +142,7 @@ pub struct Msg {
 #[derive(Debug, Clone)]
 pub struct Delivered {
     pub seq: u64,
-    pub data: Arc<MsgData>,
+    pub data: MsgHead,
     pub receive_count: u32,
     pub first_receive_ms: u64,
     pub visible_at: u64,
@@ -450,7 +473,7 @@ impl QueueState {
     /// [`QueueState::finish_pending`]. Returns its position.
     pub fn insert_pending(
         &mut self,
-        data: Arc<MsgData>,
+        data: MsgHead,
         receive_count: u32,
         first_receive_ms: u64,
         enqueued_ms: u64,
@@ -845,6 +868,9 @@ pub struct Queue {
     /// their store commit, so the record on disk is always the latest one.
     pub meta: tokio::sync::Mutex<()>,
     state: Mutex<QueueState>,
+    /// Where the queue's messages are until its first use reads them
+    /// (`None` once read, and for a queue made by this process).
+    unread: Mutex<Option<nimbus_store::Store>>,
 }
 
 impl Queue {
@@ -868,12 +894,25 @@ impl Queue {
             deleted: AtomicBool::new(false),
             meta: tokio::sync::Mutex::new(()),
             state: Mutex::new(state),
+            unread: Mutex::new(None),
         }
     }
 
-    /// The queue's state. Held only for short, await-free sections.
+    /// A queue opened from the store: its messages are read at its first use.
+    pub fn with_stored_messages(self, store: nimbus_store::Store) -> Queue {
+        *self.unread.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
+        self
+    }
+
+    /// The queue's state. Held only for short, await-free sections (the first
+    /// lock of a queue opened from the store reads its messages).
     pub fn lock(&self) -> MutexGuard<'_, QueueState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let unread = self.unread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(store) = unread {
+            crate::load_messages(self, &store, &mut st);
+        }
+        st
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -920,21 +959,11 @@ impl PartialEq for Msg {
 mod tests {
     use super::*;
 
-    fn data(id: u8, group: Option<&str>) -> Arc<MsgData> {
-        Arc::new(MsgData {
-            id: uuid::Uuid::from_bytes([id; 16]).to_string(),
-            body: format!("m{id}"),
-            md5_body: String::new(),
-            attrs: vec![],
-            md5_attrs: None,
-            sys_attrs: vec![],
-            md5_sys: None,
+    fn data(id: u8, group: Option<&str>) -> MsgHead {
+        MsgHead {
+            id: [id; 16],
             group: group.map(Arc::from),
-            dedup_id: None,
-            sent_ms: 0,
-            sender: String::new(),
-            dlq_source_arn: None,
-        })
+        }
     }
 
     fn send(q: &mut QueueState, id: u8, group: Option<&str>) -> u64 {
@@ -944,7 +973,7 @@ mod tests {
     }
 
     fn bodies(d: &[Delivered]) -> Vec<String> {
-        d.iter().map(|x| x.data.body.clone()).collect()
+        d.iter().map(|x| format!("m{}", x.data.id[0])).collect()
     }
 
     #[test]

@@ -69,18 +69,10 @@ pub struct MessageRecordOut<'a> {
     pub fr: u64,
 }
 
+/// What a delivery or a move reads of a message record: the message as sent.
 #[derive(Debug, Deserialize)]
 pub struct MessageRecord {
-    #[serde(default = "v1")]
-    pub v: u32,
     pub d: MsgData,
-    pub enq: u64,
-    #[serde(default)]
-    pub du: u64,
-    #[serde(default)]
-    pub rc: u32,
-    #[serde(default)]
-    pub fr: u64,
 }
 
 /// What a receive (or a visibility change) changed about a message.
@@ -126,6 +118,55 @@ fn is_zero(n: &u64) -> bool {
 
 fn is_zero_u32(n: &u32) -> bool {
     *n == 0
+}
+
+/// What a queue's first use reads of each message record: the message's
+/// id and group and its state fields, not its body and attributes.
+#[derive(Debug, Deserialize)]
+pub struct MessageHeadRecord {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub d: MsgDataHead,
+    pub enq: u64,
+    #[serde(default)]
+    pub du: u64,
+    #[serde(default)]
+    pub rc: u32,
+    #[serde(default)]
+    pub fr: u64,
+}
+
+/// The fields of [`MsgData`] a queue keeps in memory (same names as there).
+#[derive(Debug, Deserialize)]
+pub struct MsgDataHead {
+    pub id: String,
+    #[serde(rename = "g", default)]
+    pub group: Option<String>,
+}
+
+/// A message's immutable part as stored: queues keep only a compact entry per
+/// message in memory, and read this when they deliver or move it. Sees
+/// writes not yet durable too (the store's overlay), so a message can be
+/// delivered the moment its send settles.
+pub fn read_message(
+    store: &nimbus_store::Store,
+    q: &crate::queue::Queue,
+    seq: u64,
+) -> Option<MsgData> {
+    let value = match store.get(MESSAGES, &q.message_key(seq)) {
+        Ok(v) => v?,
+        Err(e) => {
+            tracing::error!("sqs: reading message {seq} of {}: {e}", q.arn);
+            return None;
+        }
+    };
+    match serde_json::from_slice::<MessageRecord>(&value) {
+        Ok(r) => Some(r.d),
+        Err(e) => {
+            tracing::error!("sqs: unreadable message record {seq} of {}: {e}", q.arn);
+            None
+        }
+    }
 }
 
 pub fn to_json<T: Serialize>(v: &T) -> Vec<u8> {

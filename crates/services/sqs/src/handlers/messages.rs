@@ -16,7 +16,7 @@ use crate::input::{opt_int, parse};
 use crate::message::{self, AttrFilter, AttrIn};
 use crate::names::{self, Receipt};
 use crate::queue::{
-    Attempt, CommitTicket, DedupEntry, Delivered, Msg, MsgData, Queue, VisibilityError,
+    Attempt, CommitTicket, DedupEntry, Delivered, Msg, MsgData, MsgHead, Queue, VisibilityError,
     DEDUP_WINDOW_MS,
 };
 use crate::state;
@@ -271,7 +271,7 @@ async fn enqueue(
                     continue;
                 }
             }
-            let seq = st.insert_pending(p.data.clone(), 0, 0, p.enq, p.delay_until);
+            let seq = st.insert_pending(MsgHead::of(&p.data), 0, 0, p.enq, p.delay_until);
             batch.put(state::MESSAGES, q.message_key(seq), p.record);
             if let Some(k) = &p.dedup_key {
                 let expires = now + DEDUP_WINDOW_MS;
@@ -515,11 +515,11 @@ impl SystemSelection {
 fn message_json(
     q: &Queue,
     d: &Delivered,
+    data: &MsgData,
     handle: &str,
     sys: &SystemSelection,
     filter: &AttrFilter,
 ) -> Value {
-    let data = &d.data;
     let mut m = Map::new();
     m.insert("MessageId".into(), json!(data.id));
     m.insert("ReceiptHandle".into(), json!(handle));
@@ -590,6 +590,7 @@ fn state_record(d: &Delivered, now: u64) -> Vec<u8> {
 /// pending, and the batch that deletes them from the source writes them
 /// there. Returns the positions to settle in the DLQ after the commit.
 fn stage_dead_letters(
+    store: &nimbus_store::Store,
     source: &Queue,
     dlq: &Queue,
     dead: Vec<(u64, Msg)>,
@@ -602,13 +603,21 @@ fn stage_dead_letters(
     }
     let mut seqs = Vec::with_capacity(dead.len());
     for (src_seq, m) in dead {
-        let mut data = (*m.data).clone();
+        // Bodies and attributes are in the store, not in the queue's memory.
+        let Some(mut data) = state::read_message(store, source, src_seq) else {
+            continue;
+        };
         data.dlq_source_arn = Some(source.arn.clone());
-        let data = Arc::new(data);
         // A FIFO dead-letter queue restarts the retention clock; a standard
         // one keeps the original enqueue time.
         let enq = if dlq.fifo { now } else { m.enqueued_ms };
-        let seq = st.insert_pending(data.clone(), m.receive_count, m.first_receive_ms, enq, 0);
+        let seq = st.insert_pending(
+            MsgHead::of(&data),
+            m.receive_count,
+            m.first_receive_ms,
+            enq,
+            0,
+        );
         batch.put(
             state::MESSAGES,
             dlq.message_key(seq),
@@ -749,7 +758,7 @@ pub async fn receive_message(
         let mut dlq_seqs = Vec::new();
         if !dead.is_empty() {
             if let Some(dlq) = &dlq {
-                match stage_dead_letters(&q, dlq, dead, now, &mut batch) {
+                match stage_dead_letters(&inner.store, &q, dlq, dead, now, &mut batch) {
                     Ok(s) => dlq_seqs = s,
                     Err(back) => q.lock().put_back(back),
                 }
@@ -767,7 +776,12 @@ pub async fn receive_message(
                 message_id: d.data.id_bytes(),
             }
             .encode();
-            response.push(message_json(&q, d, &handle, &sys, &filter));
+            // Read under no lock: the record is the store's (its overlay has
+            // it even before the send's commit is durable).
+            match state::read_message(&inner.store, &q, d.seq) {
+                Some(data) => response.push(message_json(&q, d, &data, &handle, &sys, &filter)),
+                None => tracing::warn!("sqs: message {} of {} has no record", d.seq, q.arn),
+            }
         }
 
         if !batch.is_empty() {

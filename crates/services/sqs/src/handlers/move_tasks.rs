@@ -11,7 +11,7 @@
 use crate::errors;
 use crate::input::{opt_int, parse, required};
 use crate::names;
-use crate::queue::{Msg, MsgData, Queue};
+use crate::queue::{Msg, MsgData, MsgHead, Queue};
 use crate::state::{self, MoveTaskRecord};
 use crate::Inner;
 use nimbus_core::{AwsError, RequestContext};
@@ -160,12 +160,17 @@ async fn move_chunk(
     taken: Vec<(u64, Msg)>,
     now: u64,
 ) -> Result<(), String> {
+    // Bodies and attributes are in the store, not in the queue's memory.
+    let datas: Vec<Option<MsgData>> = taken
+        .iter()
+        .map(|(seq, _)| state::read_message(&inner.store, src, *seq))
+        .collect();
     let mut dests: HashMap<String, Arc<Queue>> = HashMap::new();
-    for (_, m) in &taken {
+    for data in datas.iter().flatten() {
         let arn = rec
             .destination_arn
             .clone()
-            .or_else(|| m.data.dlq_source_arn.clone())
+            .or_else(|| data.dlq_source_arn.clone())
             .unwrap_or_default();
         if dests.contains_key(&arn) {
             continue;
@@ -182,20 +187,21 @@ async fn move_chunk(
     }
     let mut batch = Batch::new();
     let mut placed: Vec<(Arc<Queue>, u64)> = Vec::with_capacity(taken.len());
-    for (seq, m) in &taken {
+    for ((seq, _), data) in taken.iter().zip(datas) {
+        let Some(mut data) = data else {
+            continue;
+        };
         let arn = rec
             .destination_arn
             .clone()
-            .or_else(|| m.data.dlq_source_arn.clone())
+            .or_else(|| data.dlq_source_arn.clone())
             .unwrap_or_default();
         let Some(dest) = dests.get(&arn) else {
             continue;
         };
-        let mut data: MsgData = (*m.data).clone();
         data.dlq_source_arn = None;
-        let data = Arc::new(data);
         // A redriven message starts over: new receive count, new retention.
-        let new_seq = dest.lock().insert_pending(data.clone(), 0, 0, now, 0);
+        let new_seq = dest.lock().insert_pending(MsgHead::of(&data), 0, 0, now, 0);
         batch.put(
             state::MESSAGES,
             dest.message_key(new_seq),
