@@ -250,7 +250,6 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
         }
         nimbus_store::Step::Next
     });
-    let mut msgs: Vec<(u64, Msg)> = Vec::new();
     let mut groups: HashMap<String, Arc<str>> = HashMap::new();
     let read = read.and_then(|()| {
         store.scan(state::MESSAGES, &prefix, |key, value| {
@@ -299,7 +298,8 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
                     shared
                 }
             });
-            msgs.push((
+            // Records are keyed by position, so they arrive in order.
+            st.restore(
                 seq,
                 Msg {
                     data: MsgHead { id, group },
@@ -309,7 +309,7 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
                     enqueued_ms: rec.enq,
                     loc,
                 },
-            ));
+            );
             nimbus_store::Step::Next
         })
     });
@@ -339,10 +339,6 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
     for seq in states.into_keys() {
         st.pending_deletes
             .push((state::MESSAGE_STATE, q.message_key(seq)));
-    }
-    // Records are keyed by position, so they arrive in order.
-    for (seq, m) in msgs {
-        st.restore(seq, m);
     }
     if let Some(n) = reserved
         .as_deref()
