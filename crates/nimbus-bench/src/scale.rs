@@ -3,8 +3,9 @@
 //! operations on it while it is empty (s3-get, s3-list pages of 1000 and
 //! sqs-cycle), fills it (`--scale-objects` small objects and/or
 //! `--backlog-messages` queued messages), reads its RSS and data directory,
-//! restarts it (restart to ready, RSS after), and times the same operations
-//! again. The filled run is compared with the empty one in the usual ratio
+//! restarts it (restart to ready, RSS after), times the first use of the
+//! deep queue (which reads its messages), times the same operations again and
+//! reads the RSS once more (the working set's cost). The filled run is compared with the empty one in the usual ratio
 //! table (endpoints `filled` and `empty`, one server).
 
 use super::client::{self, Endpoint, HttpClient, S3Client, Signer};
@@ -40,6 +41,10 @@ pub struct ScaleResult {
     pub rss_empty_kib: Option<u64>,
     pub rss_filled_kib: Option<u64>,
     pub rss_restarted_kib: Option<u64>,
+    /// After the filled run: the store's cache warm, the deep queue in use.
+    pub rss_used_kib: Option<u64>,
+    /// The first request to the deep queue after the restart.
+    pub queue_first_use_ms: Option<f64>,
     pub data_dir_bytes: u64,
     pub restart_ms: Option<f64>,
     pub failures: Vec<String>,
@@ -147,7 +152,7 @@ async fn measure_all(
     let mut empty_results = timed_phase(&empty, signer, cfg, scale, pid, false).await;
 
     let started = Instant::now();
-    fill(&empty, signer, cfg, scale).await?;
+    let queue_url = fill(&empty, signer, cfg, scale).await?;
     result.fill_secs = started.elapsed().as_secs_f64();
     // Let the store's checkpoints of the fill settle before the readings.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -160,19 +165,51 @@ async fn measure_all(
     let pid = server.pid();
     result.rss_restarted_kib = rss_kib(pid);
     result.endpoints[0].idle_rss_kib = result.rss_restarted_kib;
+    if let Some(url) = queue_url {
+        result.queue_first_use_ms = Some(first_use(&filled, signer, cfg, &url).await?);
+    }
 
     let mut filled_results = timed_phase(&filled, signer, cfg, scale, pid, true).await;
+    result.rss_used_kib = rss_kib(pid);
     result.results.append(&mut filled_results);
     result.results.append(&mut empty_results);
     Ok(())
 }
 
+/// Times a GetQueueAttributes of the deep queue: its first use after a start.
+async fn first_use(
+    endpoint: &Endpoint,
+    signer: &Signer,
+    cfg: &RunConfig,
+    url: &str,
+) -> Result<f64, String> {
+    let http: HttpClient = client::http_client(1);
+    let s3_http: S3Client = client::http_client(1);
+    let target = Target {
+        endpoint,
+        signer,
+        client: &http,
+        s3_client: &s3_http,
+        server_pid: None,
+    };
+    let started = Instant::now();
+    target
+        .call_json(
+            "GetQueueAttributes",
+            &json!({"QueueUrl": url, "AttributeNames": ["ApproximateNumberOfMessages"]}),
+            cfg.request_timeout,
+        )
+        .await?;
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// Stores the objects and queues the messages; returns the queue's URL.
 async fn fill(
     endpoint: &Endpoint,
     signer: &Signer,
     cfg: &RunConfig,
     scale: &ScaleConfig,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let http: HttpClient = client::http_client(cfg.concurrency);
     let s3_http: S3Client = client::http_client(cfg.concurrency);
     let target = Target {
@@ -196,7 +233,7 @@ async fn fill(
     }
     if scale.messages > 0 {
         eprint!("\n  queueing {} messages", scale.messages);
-        sqs::send_messages(
+        return sqs::send_messages(
             &target,
             QUEUE,
             scale.messages,
@@ -204,9 +241,10 @@ async fn fill(
             cfg.concurrency,
             cfg.request_timeout,
         )
-        .await?;
+        .await
+        .map(Some);
     }
-    Ok(())
+    Ok(None)
 }
 
 pub fn text(r: &ScaleResult) -> String {
@@ -233,10 +271,23 @@ pub fn text(r: &ScaleResult) -> String {
         mib(r.rss_restarted_kib),
         per_item
     );
+    let used = match (r.rss_empty_kib, r.rss_used_kib) {
+        (Some(e), Some(u)) => format!(
+            "{} ({:.0} bytes per stored item)",
+            mib(Some(u)),
+            (u.saturating_sub(e) as f64 * 1024.0) / stored as f64
+        ),
+        _ => "-".into(),
+    };
+    out += &format!("  RSS after the filled run {used}\n");
     out += &format!(
-        "  restart to ready {}\n",
+        "  restart to ready {}",
         r.restart_ms.map_or("-".into(), |ms| format!("{ms:.0} ms"))
     );
+    if let Some(ms) = r.queue_first_use_ms {
+        out += &format!("; first use of the deep queue {ms:.0} ms");
+    }
+    out += "\n";
     for f in &r.failures {
         out += &format!("  FAILED: {f}\n");
     }
@@ -251,6 +302,8 @@ pub fn json(r: &ScaleResult) -> Value {
         "rss_empty_kib": r.rss_empty_kib,
         "rss_filled_kib": r.rss_filled_kib,
         "rss_restarted_kib": r.rss_restarted_kib,
+        "rss_used_kib": r.rss_used_kib,
+        "queue_first_use_ms": r.queue_first_use_ms,
         "data_dir_bytes": r.data_dir_bytes,
         "restart_ms": r.restart_ms,
         "failures": r.failures,

@@ -11,10 +11,11 @@
 //! changing them is how a handler keeps track of what its batch will do.
 
 use crate::errors;
-use crate::state::{self, ObjectMeta, ObjectSummary};
+use crate::state::{self, BodyRef, ObjectMeta, ObjectSummary};
 use crate::{Bucket, Versions};
+use bytes::Bytes;
 use nimbus_core::AwsError;
-use nimbus_store::Step;
+use nimbus_store::{Batch, Step};
 use std::collections::BTreeMap;
 use std::sync::{Arc, MutexGuard};
 
@@ -27,7 +28,8 @@ pub enum KeyStep {
 }
 
 impl Bucket {
-    /// The versions of `key`, oldest first (the last is current).
+    /// The versions of `key`, oldest first (the last is current), without
+    /// their inline bodies (see [`Bucket::with_body`]).
     pub fn versions(&self, key: &str) -> Result<Versions, AwsError> {
         let prefix = key_prefix(&self.name, key);
         let mut versions = Vec::new();
@@ -37,7 +39,7 @@ impl Bucket {
                 if !k.starts_with(&prefix) {
                     return Step::Stop;
                 }
-                match ObjectMeta::decode(v, true) {
+                match ObjectMeta::decode(v, false) {
                     Some(meta) => versions.push(Arc::new(meta)),
                     None => bad = Some(k.to_vec()),
                 }
@@ -51,6 +53,59 @@ impl Bucket {
             );
         }
         Ok(versions)
+    }
+
+    /// `meta` with its inline body, for the reads that send or copy it.
+    pub fn with_body(&self, meta: Arc<ObjectMeta>) -> Result<Arc<ObjectMeta>, AwsError> {
+        if meta.body != BodyRef::Inline || meta.size == 0 || !meta.inline.is_empty() {
+            return Ok(meta);
+        }
+        let mut loaded = (*meta).clone();
+        loaded.inline = self.inline_body(&meta)?;
+        Ok(Arc::new(loaded))
+    }
+
+    fn inline_body(&self, meta: &ObjectMeta) -> Result<Bytes, AwsError> {
+        let key = state::object_key(&self.name, &meta.key, meta.seq);
+        let stored = |table| self.store.get(table, &key).map_err(errors::store_failed);
+        if let Some(body) = stored(state::BODIES)? {
+            return Ok(Bytes::from(body));
+        }
+        // A record of the earlier layout carries its body after its JSON.
+        Ok(stored(state::OBJECTS)?
+            .and_then(|record| ObjectMeta::decode(&record, true))
+            .map(|m| m.inline)
+            .unwrap_or_default())
+    }
+
+    /// Adds the writing of `meta`'s records to `batch`: the metadata, and the
+    /// inline body when it is loaded or still inside a record of the earlier
+    /// layout (which this write replaces).
+    pub fn put_record(&self, batch: &mut Batch, meta: &ObjectMeta) -> Result<(), AwsError> {
+        let key = state::object_key(&self.name, &meta.key, meta.seq);
+        if meta.body == BodyRef::Inline && meta.size > 0 {
+            if !meta.inline.is_empty() {
+                batch.put(state::BODIES, key.clone(), meta.inline.to_vec());
+            } else {
+                let moved = self
+                    .store
+                    .get(state::BODIES, &key)
+                    .map_err(errors::store_failed)?
+                    .is_none();
+                if moved {
+                    batch.put(state::BODIES, key.clone(), self.inline_body(meta)?.to_vec());
+                }
+            }
+        }
+        batch.put(state::OBJECTS, key, meta.encode());
+        Ok(())
+    }
+
+    /// Adds the deletion of a version's records to `batch`.
+    pub fn delete_record(&self, batch: &mut Batch, key: &str, seq: u64) {
+        let key = state::object_key(&self.name, key, seq);
+        batch.delete(state::BODIES, key.clone());
+        batch.delete(state::OBJECTS, key);
     }
 
     /// Whether the bucket holds any object version or delete marker.

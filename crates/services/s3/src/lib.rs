@@ -365,7 +365,13 @@ async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
     };
     commit.await.map_err(errors::store_failed)?;
     let (mut records, mut removed) = (0usize, 0usize);
-    for table in [state::BUCKETS, state::OBJECTS, state::UPLOADS, state::PARTS] {
+    for table in [
+        state::BUCKETS,
+        state::OBJECTS,
+        state::BODIES,
+        state::UPLOADS,
+        state::PARTS,
+    ] {
         let mut from = Vec::new();
         loop {
             let store = inner.store.clone();

@@ -4,10 +4,14 @@
 //!
 //! Store tables (keys are bytes, values JSON unless said otherwise):
 //! - `s3_buckets`: bucket name → [`BucketRecord`].
-//! - `s3_objects`: `bucket \0 key \0 seq (u64 BE)` → [`ObjectMeta`] JSON,
-//!   then for inline bodies the body bytes: the value is `u32 LE json length`,
-//!   the JSON, the body. Small bodies ride in the group-committed log with
-//!   their record, so writing them costs no fsync of their own.
+//! - `s3_objects`: `bucket \0 key \0 seq (u64 BE)` → `u32 LE json length`,
+//!   then the [`ObjectMeta`] JSON. Records written before `s3_bodies` existed
+//!   carry an inline body after the JSON; they are read as they are, and a
+//!   rewrite moves the body to `s3_bodies`.
+//! - `s3_bodies`: the same key → the body of an object kept inline (up to
+//!   [`INLINE_MAX`] bytes). Small bodies ride in the group-committed log with
+//!   their record, so writing them costs no fsync of their own; apart from the
+//!   records, a listing reads a few hundred bytes per key, not the bodies.
 //! - `s3_uploads`: `bucket \0 upload id` → [`Upload`].
 //! - `s3_parts`: `upload id \0 part number (u32 BE)` → [`Part`].
 //! - `s3_meta`: `seq_floor` → u64 BE, below which no later start hands out
@@ -22,6 +26,7 @@ use std::collections::BTreeMap;
 
 pub const BUCKETS: &str = "s3_buckets";
 pub const OBJECTS: &str = "s3_objects";
+pub const BODIES: &str = "s3_bodies";
 pub const UPLOADS: &str = "s3_uploads";
 pub const PARTS: &str = "s3_parts";
 pub const META: &str = "s3_meta";
@@ -239,17 +244,17 @@ impl ObjectMeta {
         !self.is_archived() || self.restored_until_ms.is_some_and(|t| t > now_ms)
     }
 
+    /// The `s3_objects` record: the metadata only (an inline body goes to `s3_bodies`).
     pub fn encode(&self) -> Vec<u8> {
         let json = serde_json::to_vec(self).unwrap_or_default();
-        let mut out = Vec::with_capacity(4 + json.len() + self.inline.len());
+        let mut out = Vec::with_capacity(4 + json.len());
         out.extend_from_slice(&(json.len() as u32).to_le_bytes());
         out.extend_from_slice(&json);
-        out.extend_from_slice(&self.inline);
         out
     }
 
-    /// Reads a record back; `with_body` copies an inline body too (listings
-    /// need only the metadata).
+    /// Reads a record back; `with_body` copies the inline body that a record of
+    /// the earlier layout carries after its JSON.
     pub fn decode(bytes: &[u8], with_body: bool) -> Option<ObjectMeta> {
         let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
         let json = bytes.get(4..4 + len)?;
@@ -393,8 +398,15 @@ mod tests {
             restored_until_ms: None,
             inline: Bytes::from_static(b"abc"),
         };
-        let back = ObjectMeta::decode(&meta.encode(), true).expect("decode");
+        // The earlier layout: the body after the JSON.
+        let mut earlier = meta.encode();
+        earlier.extend_from_slice(&meta.inline);
+        let back = ObjectMeta::decode(&earlier, true).expect("decode");
         assert_eq!(back.inline, Bytes::from_static(b"abc"));
+        assert!(ObjectMeta::decode(&meta.encode(), true)
+            .expect("decode")
+            .inline
+            .is_empty());
         assert_eq!((back.seq, back.tags.clone()), (7, meta.tags.clone()));
         assert!(ObjectMeta::decode(b"\x01\x00", true).is_none());
     }

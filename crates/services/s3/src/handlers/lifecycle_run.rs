@@ -10,7 +10,6 @@ use crate::handlers::config::min_transition_size;
 use crate::handlers::multipart::abort_upload;
 use crate::handlers::objects::delete_one;
 use crate::lifecycle::{self, LifecycleAction, ObjectFacts};
-use crate::state;
 use crate::{Bucket, Inner};
 use nimbus_core::RequestContext;
 use nimbus_store::Batch;
@@ -69,7 +68,7 @@ pub async fn run(inner: &Inner, now_ms: u64) {
                             .map(|_| ())
                     }
                     Due::Transition(key, seq, class) => {
-                        transition(inner, &bucket, &record.name, key, *seq, class).await
+                        transition(inner, &bucket, key, *seq, class).await
                     }
                 };
                 if let Err(e) = result {
@@ -177,7 +176,6 @@ fn due_page(
 async fn transition(
     inner: &Inner,
     bucket: &Bucket,
-    name: &str,
     key: &str,
     seq: u64,
     class: &str,
@@ -194,11 +192,7 @@ async fn transition(
         updated.storage_class = class.to_string();
         updated.restored_until_ms = None;
         let mut batch = Batch::new();
-        batch.put(
-            state::OBJECTS,
-            state::object_key(name, key, seq),
-            updated.encode(),
-        );
+        bucket.put_record(&mut batch, &updated)?;
         *slot = Arc::new(updated);
         inner.store.submit(batch)
     };

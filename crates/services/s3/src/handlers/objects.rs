@@ -7,7 +7,7 @@
 use crate::access::{self, Ask};
 use crate::handlers::config::{acl_from_input, validate_tags};
 use crate::input::{bool_of, int_of, parse_tagging_header, required, secs, str_of, time_ms_of};
-use crate::state::{self, BodyRef, BucketRecord, ObjectMeta, SmallMap, INLINE_MAX};
+use crate::state::{BodyRef, BucketRecord, ObjectMeta, SmallMap, INLINE_MAX};
 use crate::{errors, events, lifecycle, Bucket, Inner, Versions};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -382,7 +382,6 @@ pub async fn write_version_with(
 ) -> Result<Written, AwsError> {
     let record = bucket.record();
     let versioned = record.config.versioning.as_deref() == Some("Enabled");
-    let name = record.name.clone();
     let (commit, dropped) = {
         let mut objects = bucket.edit();
         let versions = objects.versions(&meta.key)?;
@@ -397,15 +396,11 @@ pub async fn write_version_with(
         if !versioned {
             if let Some(pos) = versions.iter().position(|v| v.version_id == "null") {
                 let old = versions.remove(pos);
-                batch.delete(state::OBJECTS, state::object_key(&name, &old.key, old.seq));
+                bucket.delete_record(&mut batch, &old.key, old.seq);
                 dropped.extend(old.files().iter().map(|(id, _)| id.clone()));
             }
         }
-        batch.put(
-            state::OBJECTS,
-            state::object_key(&name, &meta.key, meta.seq),
-            meta.encode(),
-        );
+        bucket.put_record(&mut batch, &meta)?;
         let meta = Arc::new(meta);
         versions.push(meta.clone());
         (committed(inner.store.submit(batch), meta), dropped)
@@ -670,7 +665,7 @@ pub fn read_version(
             .with_header("x-amz-delete-marker", "true")
             .with_header("x-amz-version-id", meta.version_id.clone()));
     }
-    Ok(meta)
+    bucket.with_body(meta)
 }
 
 pub fn get_object(
@@ -1098,7 +1093,6 @@ pub async fn delete_one(
     version_id: Option<&str>,
 ) -> Result<DeleteOutcome, AwsError> {
     let versioning = record.config.versioning.clone();
-    let name = &record.name;
     let mut batch = Batch::new();
     let mut dropped = Vec::new();
     let mut removed_meta: Option<Arc<ObjectMeta>> = None;
@@ -1114,7 +1108,7 @@ pub async fn delete_one(
                 match (versions, found) {
                     (Some(versions), Some(pos)) => {
                         let old = versions.remove(pos);
-                        batch.delete(state::OBJECTS, state::object_key(name, key, old.seq));
+                        bucket.delete_record(&mut batch, key, old.seq);
                         dropped.extend(old.files().iter().map(|(f, _)| f.clone()));
                         outcome = DeleteOutcome {
                             key: key.to_string(),
@@ -1143,7 +1137,7 @@ pub async fn delete_one(
             None if versioning.is_none() => {
                 if let Some(versions) = objects.remove(key)? {
                     for old in versions {
-                        batch.delete(state::OBJECTS, state::object_key(name, key, old.seq));
+                        bucket.delete_record(&mut batch, key, old.seq);
                         dropped.extend(old.files().iter().map(|(f, _)| f.clone()));
                         removed_meta = Some(old);
                     }
@@ -1160,7 +1154,7 @@ pub async fn delete_one(
                 if !enabled {
                     if let Some(pos) = versions.iter().position(|v| v.version_id == "null") {
                         let old = versions.remove(pos);
-                        batch.delete(state::OBJECTS, state::object_key(name, key, old.seq));
+                        bucket.delete_record(&mut batch, key, old.seq);
                         dropped.extend(old.files().iter().map(|(f, _)| f.clone()));
                     }
                 }
@@ -1190,11 +1184,7 @@ pub async fn delete_one(
                     restored_until_ms: None,
                     inline: Bytes::new(),
                 };
-                batch.put(
-                    state::OBJECTS,
-                    state::object_key(name, key, marker.seq),
-                    marker.encode(),
-                );
+                bucket.put_record(&mut batch, &marker)?;
                 outcome = DeleteOutcome {
                     key: key.to_string(),
                     version_id: Some(marker.version_id.clone()),
@@ -1469,7 +1459,6 @@ async fn update_version(
     version_id: Option<&str>,
     change: impl FnOnce(&mut ObjectMeta) -> Result<(), AwsError>,
 ) -> Result<Arc<ObjectMeta>, AwsError> {
-    let name = bucket.record().name;
     let commit = {
         let mut objects = bucket.edit();
         let versions = objects
@@ -1497,11 +1486,7 @@ async fn update_version(
         let mut updated = (**current).clone();
         change(&mut updated)?;
         let mut batch = Batch::new();
-        batch.put(
-            state::OBJECTS,
-            state::object_key(&name, key, updated.seq),
-            updated.encode(),
-        );
+        bucket.put_record(&mut batch, &updated)?;
         let updated = Arc::new(updated);
         if let Some(slot) = versions.get_mut(pos) {
             *slot = updated.clone();

@@ -235,7 +235,8 @@ pub async fn serve(
             let body = if method.eq_ignore_ascii_case("HEAD") {
                 ResponseBody::Bytes(Bytes::new())
             } else {
-                match body_slices(inner, &meta, 0, meta.size) {
+                let loaded = bucket.with_body(meta.clone());
+                match loaded.and_then(|meta| body_slices(inner, &meta, 0, meta.size)) {
                     Ok(b) => b,
                     Err(e) => return error(500, &e.code, &e.message, None, &ctx.request_id),
                 }
