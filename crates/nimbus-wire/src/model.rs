@@ -368,6 +368,38 @@ pub fn model(name: &str) -> Option<&'static ServiceModel> {
         .as_ref()
 }
 
+/// The embedded model named `name` with its metadata alone (no operations, no
+/// shapes): what routing a request needs (protocols, signing name, target prefix).
+/// Parsed on first use, skipping the rest of the JSON, so that naming every
+/// served service costs a fraction of a millisecond and the full models wait
+/// for their service's first request.
+pub fn head(name: &str) -> Option<&'static ServiceModel> {
+    #[derive(Deserialize)]
+    struct Head {
+        metadata: Metadata,
+    }
+    static HEADS: [OnceLock<Option<ServiceModel>>; EMBEDDED.len()] =
+        [const { OnceLock::new() }; EMBEDDED.len()];
+    let index = EMBEDDED.iter().position(|(n, _)| *n == name)?;
+    HEADS[index]
+        .get_or_init(|| {
+            let (name, json) = EMBEDDED[index];
+            match serde_json::from_str::<Head>(json) {
+                Ok(head) => Some(ServiceModel {
+                    name: name.to_string(),
+                    metadata: head.metadata,
+                    operations: IndexMap::new(),
+                    shapes: IndexMap::new(),
+                }),
+                Err(e) => {
+                    eprintln!("nimbus: model {name}: {e}");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
 /// Names of every embedded model.
 pub fn model_names() -> impl Iterator<Item = &'static str> {
     EMBEDDED.iter().map(|(n, _)| *n)
@@ -412,6 +444,25 @@ mod tests {
             assert!(!m.operations.is_empty(), "{name}");
             assert!(!m.protocols().is_empty(), "{name}");
         }
+    }
+
+    #[test]
+    fn heads_carry_the_metadata_of_their_models() {
+        for name in model_names() {
+            let (head, full) = (head(name).unwrap(), model(name).unwrap());
+            assert!(
+                head.operations.is_empty() && head.shapes.is_empty(),
+                "{name}"
+            );
+            assert_eq!(head.name, full.name);
+            assert_eq!(head.signing_name(), full.signing_name(), "{name}");
+            assert_eq!(head.protocols(), full.protocols(), "{name}");
+            assert_eq!(
+                head.metadata.target_prefix, full.metadata.target_prefix,
+                "{name}"
+            );
+        }
+        assert!(head("nonesuch").is_none());
     }
 
     #[test]
