@@ -144,6 +144,7 @@ impl Edge {
         remote: Option<SocketAddr>,
     ) -> Response<HttpBody> {
         let started = std::time::Instant::now();
+        crate::trim::note_request();
         // Both are reference-counted: the log line costs no copy of them.
         let method = req.method().clone();
         let uri = req.uri().clone();

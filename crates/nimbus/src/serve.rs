@@ -112,6 +112,7 @@ pub fn run(args: ServeArgs) -> i32 {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(crate::trim::on_park)
         .build()
     {
         Ok(rt) => rt,
@@ -222,6 +223,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             args.region.clone(),
         )));
     }
+    // Memory freed after a load goes back to the system once requests stop.
+    tokio::spawn(crate::trim::watch());
     // Lifecycle rules run once a minute (their granularity is days).
     {
         let s3 = s3.clone();
