@@ -7,7 +7,7 @@
 //! memory for good (about 100 MB after 200,000 SQS messages went through).
 //! Purging at every free (`MIMALLOC_PURGE_DELAY=0`) cost 10-14 % of the CPU per
 //! request under load; so instead, once a whole [`PERIOD`] passes without a
-//! request after one that had some, every runtime worker collects its own heap
+//! request after one that had some (15 s by default), every runtime worker collects its own heap
 //! once (the first collection also purges every free page of the process).
 //! Idle time costs nothing: the watch is one timer tick per period, and a
 //! request costs one relaxed atomic increment.
@@ -16,8 +16,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// How long without a request counts as idle. Memory is returned between one and
-/// two periods after the last request.
+/// How long without a request counts as idle by default (`serve --idle-trim-after`).
+/// Memory is returned between one and two periods after the last request.
 pub const PERIOD: Duration = Duration::from_secs(15);
 
 /// Requests answered so far (only compared, never read as a figure).
@@ -57,9 +57,10 @@ fn collect() {
     unsafe { mi_collect(true) }
 }
 
-/// Watches for idleness and trims once per idle spell, forever (spawned by serve).
-pub async fn watch() {
-    let mut tick = tokio::time::interval(PERIOD);
+/// Watches for idleness (`period` without a request) and trims once per idle
+/// spell, forever (spawned by serve).
+pub async fn watch(period: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = REQUESTS.load(Ordering::Relaxed);
     // The start itself allocates and frees: the first idle period trims it too.
