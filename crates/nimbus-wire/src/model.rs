@@ -370,24 +370,20 @@ pub fn model(name: &str) -> Option<&'static ServiceModel> {
 
 /// The embedded model named `name` with its metadata alone (no operations, no
 /// shapes): what routing a request needs (protocols, signing name, target prefix).
-/// Parsed on first use, skipping the rest of the JSON, so that naming every
-/// served service costs a fraction of a millisecond and the full models wait
-/// for their service's first request.
+/// Parsed on first use from the head of the JSON, so that naming every served
+/// service costs microseconds and the full models wait for their service's
+/// first request.
 pub fn head(name: &str) -> Option<&'static ServiceModel> {
-    #[derive(Deserialize)]
-    struct Head {
-        metadata: Metadata,
-    }
     static HEADS: [OnceLock<Option<ServiceModel>>; EMBEDDED.len()] =
         [const { OnceLock::new() }; EMBEDDED.len()];
     let index = EMBEDDED.iter().position(|(n, _)| *n == name)?;
     HEADS[index]
         .get_or_init(|| {
             let (name, json) = EMBEDDED[index];
-            match serde_json::from_str::<Head>(json) {
-                Ok(head) => Some(ServiceModel {
+            match read_metadata(json) {
+                Ok(metadata) => Some(ServiceModel {
                     name: name.to_string(),
-                    metadata: head.metadata,
+                    metadata,
                     operations: IndexMap::new(),
                     shapes: IndexMap::new(),
                 }),
@@ -398,6 +394,30 @@ pub fn head(name: &str) -> Option<&'static ServiceModel> {
             }
         })
         .as_ref()
+}
+
+/// The `metadata` member of a model's JSON. The trimmed models open with it
+/// (`tools/trim-model.py` sorts their keys), so it is read alone there, without
+/// scanning the operations and shapes after it; any other layout is skipped through.
+fn read_metadata(json: &str) -> Result<Metadata, serde_json::Error> {
+    let first = json
+        .trim_start()
+        .strip_prefix('{')
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix("\"metadata\""))
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix(':'));
+    if let Some(value) = first {
+        let mut values = serde_json::Deserializer::from_str(value).into_iter::<Metadata>();
+        if let Some(Ok(metadata)) = values.next() {
+            return Ok(metadata);
+        }
+    }
+    #[derive(Deserialize)]
+    struct Whole {
+        metadata: Metadata,
+    }
+    serde_json::from_str::<Whole>(json).map(|w| w.metadata)
 }
 
 /// Names of every embedded model.
@@ -463,6 +483,19 @@ mod tests {
             );
         }
         assert!(head("nonesuch").is_none());
+    }
+
+    #[test]
+    fn metadata_is_found_wherever_it_stands() {
+        let first =
+            r#"{"metadata":{"apiVersion":"1","protocol":"json","targetPrefix":"A"},"shapes":{}}"#;
+        let later = r#"{"shapes":{"x":{"type":"string"}}, "metadata" : {"apiVersion":"2","protocol":"query"}}"#;
+        assert_eq!(
+            read_metadata(first).unwrap().target_prefix.as_deref(),
+            Some("A")
+        );
+        assert_eq!(read_metadata(later).unwrap().api_version, "2");
+        assert!(read_metadata(r#"{"shapes":{}}"#).is_err());
     }
 
     #[test]
