@@ -34,10 +34,10 @@ def test_an_idle_server_is_light():
     try:
         time.sleep(0.5)
         rss, anon = memory(s.proc.pid)
-        # Measured: about 13 MiB, of which 1.4 MiB private (the rest is the binary's
+        # Measured: about 13-14 MiB, of which 1.4-2.7 MiB private (the rest is the binary's
         # code as mapped from the page cache); parsing every model at start alone
         # added 5 MiB of private memory.
-        assert anon < 4 * MIB, f"private memory of an idle nimbus: {anon / MIB:.1f} MiB"
+        assert anon < 5 * MIB, f"private memory of an idle nimbus: {anon / MIB:.1f} MiB"
         assert rss < 24 * MIB, f"RSS of an idle nimbus: {rss / MIB:.1f} MiB"
     finally:
         s.stop()
