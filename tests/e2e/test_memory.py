@@ -63,9 +63,10 @@ def test_memory_freed_after_a_load_goes_back_when_idle():
             drained += len(got)
         assert drained == 100
         _, anon_loaded = memory(s.proc.pid)
-        # Idle from here: within a few trim periods the freed memory is back with the system.
+        # Idle from here: within a few trim periods the freed memory is back with the
+        # system. Measured: 64 MiB kept without the trim, 6-9 MiB with it.
         deadline = time.time() + 15
-        bound = anon_start + 8 * MIB
+        bound = anon_start + 16 * MIB
         while time.time() < deadline:
             _, anon = memory(s.proc.pid)
             if anon < bound:
