@@ -6,9 +6,10 @@
 //! quiet after a burst allocates nothing more, so it would keep the burst's
 //! memory for good (about 100 MB after 200,000 SQS messages went through).
 //! Purging at every free (`MIMALLOC_PURGE_DELAY=0`) cost 10-14 % of the CPU per
-//! request under load; so instead, once a whole [`PERIOD`] passes without a
-//! request after one that had some (15 s by default), every runtime worker collects its own heap
-//! once (the first collection also purges every free page of the process).
+//! request under load; so instead, once a whole [`PERIOD`] (15 s by default)
+//! passes without a request after one that had some, every runtime worker
+//! collects its own heap once (the first collection also purges every free page
+//! of the process).
 //! Idle time costs nothing: the watch is one timer tick per period, and a
 //! request costs one relaxed atomic increment.
 
