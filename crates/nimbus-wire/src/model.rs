@@ -368,6 +368,58 @@ pub fn model(name: &str) -> Option<&'static ServiceModel> {
         .as_ref()
 }
 
+/// The embedded model named `name` with its metadata alone (no operations, no
+/// shapes): what routing a request needs (protocols, signing name, target prefix).
+/// Parsed on first use from the head of the JSON, so that naming every served
+/// service costs microseconds and the full models wait for their service's
+/// first request.
+pub fn head(name: &str) -> Option<&'static ServiceModel> {
+    static HEADS: [OnceLock<Option<ServiceModel>>; EMBEDDED.len()] =
+        [const { OnceLock::new() }; EMBEDDED.len()];
+    let index = EMBEDDED.iter().position(|(n, _)| *n == name)?;
+    HEADS[index]
+        .get_or_init(|| {
+            let (name, json) = EMBEDDED[index];
+            match read_metadata(json) {
+                Ok(metadata) => Some(ServiceModel {
+                    name: name.to_string(),
+                    metadata,
+                    operations: IndexMap::new(),
+                    shapes: IndexMap::new(),
+                }),
+                Err(e) => {
+                    eprintln!("nimbus: model {name}: {e}");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// The `metadata` member of a model's JSON. The trimmed models open with it
+/// (`tools/trim-model.py` sorts their keys), so it is read alone there, without
+/// scanning the operations and shapes after it; any other layout is skipped through.
+fn read_metadata(json: &str) -> Result<Metadata, serde_json::Error> {
+    let first = json
+        .trim_start()
+        .strip_prefix('{')
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix("\"metadata\""))
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix(':'));
+    if let Some(value) = first {
+        let mut values = serde_json::Deserializer::from_str(value).into_iter::<Metadata>();
+        if let Some(Ok(metadata)) = values.next() {
+            return Ok(metadata);
+        }
+    }
+    #[derive(Deserialize)]
+    struct Whole {
+        metadata: Metadata,
+    }
+    serde_json::from_str::<Whole>(json).map(|w| w.metadata)
+}
+
 /// Names of every embedded model.
 pub fn model_names() -> impl Iterator<Item = &'static str> {
     EMBEDDED.iter().map(|(n, _)| *n)
@@ -412,6 +464,38 @@ mod tests {
             assert!(!m.operations.is_empty(), "{name}");
             assert!(!m.protocols().is_empty(), "{name}");
         }
+    }
+
+    #[test]
+    fn heads_carry_the_metadata_of_their_models() {
+        for name in model_names() {
+            let (head, full) = (head(name).unwrap(), model(name).unwrap());
+            assert!(
+                head.operations.is_empty() && head.shapes.is_empty(),
+                "{name}"
+            );
+            assert_eq!(head.name, full.name);
+            assert_eq!(head.signing_name(), full.signing_name(), "{name}");
+            assert_eq!(head.protocols(), full.protocols(), "{name}");
+            assert_eq!(
+                head.metadata.target_prefix, full.metadata.target_prefix,
+                "{name}"
+            );
+        }
+        assert!(head("nonesuch").is_none());
+    }
+
+    #[test]
+    fn metadata_is_found_wherever_it_stands() {
+        let first =
+            r#"{"metadata":{"apiVersion":"1","protocol":"json","targetPrefix":"A"},"shapes":{}}"#;
+        let later = r#"{"shapes":{"x":{"type":"string"}}, "metadata" : {"apiVersion":"2","protocol":"query"}}"#;
+        assert_eq!(
+            read_metadata(first).unwrap().target_prefix.as_deref(),
+            Some("A")
+        );
+        assert_eq!(read_metadata(later).unwrap().api_version, "2");
+        assert!(read_metadata(r#"{"shapes":{}}"#).is_err());
     }
 
     #[test]

@@ -62,10 +62,19 @@ pub struct EdgeConfig {
     pub root_access_key_id: String,
 }
 
-/// How a request names its service and protocol, learned from each registered model.
+/// How a request names its service and protocol, learned from each registered
+/// model's metadata ([`nimbus_wire::model::head`]); the full model, which decoding
+/// and encoding need, is parsed on the service's first request.
 struct Route {
     service: &'static str,
-    model: &'static ServiceModel,
+    head: &'static ServiceModel,
+}
+
+impl Route {
+    /// The service's full model (operations and shapes), parsed on first use.
+    fn model(&self) -> Option<&'static ServiceModel> {
+        nimbus_wire::model(self.service)
+    }
 }
 
 pub struct Edge {
@@ -106,9 +115,9 @@ impl Edge {
         let routes = services
             .keys()
             .filter_map(|name| {
-                nimbus_wire::model(name).map(|model| Route {
+                nimbus_wire::model::head(name).map(|head| Route {
                     service: name,
-                    model,
+                    head,
                 })
             })
             .collect();
@@ -135,6 +144,7 @@ impl Edge {
         remote: Option<SocketAddr>,
     ) -> Response<HttpBody> {
         let started = std::time::Instant::now();
+        crate::trim::note_request();
         // Both are reference-counted: the log line costs no copy of them.
         let method = req.method().clone();
         let uri = req.uri().clone();
@@ -190,7 +200,7 @@ impl Edge {
             let is_service = |name: &str| {
                 self.routes
                     .iter()
-                    .any(|r| r.service == name || r.model.signing_name() == name)
+                    .any(|r| r.service == name || r.head.signing_name() == name)
             };
             match s3host::parse(&host, &is_service) {
                 Some(S3Host::Website(bucket)) => {
@@ -451,7 +461,7 @@ impl Edge {
         let by_signing_name = |name: &str| {
             self.routes
                 .iter()
-                .find(|r| r.model.signing_name() == name || r.service == name)
+                .find(|r| r.head.signing_name() == name || r.service == name)
         };
         let host_label = host.split(['.', ':']).next().unwrap_or("");
         let by_host = || by_signing_name(host_label);
@@ -472,7 +482,7 @@ impl Edge {
             if let Some(route) = self
                 .routes
                 .iter()
-                .find(|r| target_prefix(r.model) == Some(service_name))
+                .find(|r| target_prefix(r.head) == Some(service_name))
                 .or_else(|| scope_service.and_then(by_signing_name))
             {
                 return Ok((route, Protocol::RpcV2Cbor));
@@ -497,9 +507,9 @@ impl Edge {
             if let Some(route) = self
                 .routes
                 .iter()
-                .find(|r| target_prefix(r.model) == Some(prefix))
+                .find(|r| target_prefix(r.head) == Some(prefix))
             {
-                return Ok((route, protocol_of(route.model)));
+                return Ok((route, protocol_of(route.head)));
             }
             return Err(match nimbus_wire::catalog::by_target_prefix(prefix) {
                 Some(entry) => Unrouted::Unserved(entry, protocol_of(&entry.model)),
@@ -526,7 +536,7 @@ impl Edge {
                     let mut owners = self
                         .routes
                         .iter()
-                        .filter(|r| r.model.operation(&action).is_some());
+                        .filter(|r| r.model().is_some_and(|m| m.operation(&action).is_some()));
                     let first = owners.next();
                     first.filter(|_| owners.next().is_none())
                 });
@@ -539,7 +549,7 @@ impl Edge {
                     )),
                 });
             };
-            return Ok((route, query_protocol(route.model)));
+            return Ok((route, query_protocol(route.head)));
         }
 
         // Everything else is S3's, which clients address by path or bucket host name,
@@ -563,7 +573,7 @@ impl Edge {
             });
         };
         let protocol = route
-            .model
+            .head
             .protocols()
             .into_iter()
             .find(|p| matches!(p, Protocol::RestXml | Protocol::RestJson))
@@ -586,7 +596,7 @@ impl Edge {
         now_ms: u64,
         request_id: String,
     ) -> Result<RequestContext, AwsError> {
-        let signing_name = route.model.signing_name();
+        let signing_name = route.head.signing_name();
         let now_secs = (now_ms / 1000) as i64;
         nimbus_auth::check_expiry(claim, now_secs, signing_name)?;
         let (access_key, session_token, region) = match claim {

@@ -15,6 +15,7 @@ mod log;
 mod reset;
 mod serve;
 mod state;
+mod trim;
 
 use clap::{Parser, Subcommand};
 

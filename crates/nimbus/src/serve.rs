@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// this is what nimbus keeps of them in memory.
     #[arg(long, default_value = "64MiB", env = "NIMBUS_CACHE_SIZE", value_parser = crate::flags::byte_size)]
     cache_size: usize,
+    /// Seconds without a request after which memory freed by earlier requests goes
+    /// back to the system (tests shorten it).
+    #[arg(long, hide = true, default_value_t = crate::trim::PERIOD.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    idle_trim_after: u64,
     /// The ephemeral directory of the start this one replaces (a restart on a loaded state).
     #[arg(long, hide = true, requires = "ephemeral")]
     reuse_ephemeral_dir: Option<PathBuf>,
@@ -112,6 +116,7 @@ pub fn run(args: ServeArgs) -> i32 {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(crate::trim::on_park)
         .build()
     {
         Ok(rt) => rt,
@@ -222,6 +227,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             args.region.clone(),
         )));
     }
+    // Memory freed after a load goes back to the system once requests stop.
+    tokio::spawn(crate::trim::watch(Duration::from_secs(
+        args.idle_trim_after,
+    )));
     // Lifecycle rules run once a minute (their granularity is days).
     {
         let s3 = s3.clone();
