@@ -179,6 +179,10 @@ pub struct StoreOptions {
     pub checkpoint_interval: Duration,
     /// redb's page cache: what the store keeps of its file in memory.
     pub cache_bytes: usize,
+    /// Sync to disk (false only for a store thrown away at exit, such as
+    /// `--ephemeral`'s, where syncing protects nothing and costs the start
+    /// several fsyncs).
+    pub durable: bool,
 }
 
 impl Default for StoreOptions {
@@ -190,6 +194,7 @@ impl Default for StoreOptions {
             checkpoint_bytes: 16 << 20,
             checkpoint_interval: Duration::from_millis(250),
             cache_bytes: DEFAULT_CACHE_BYTES,
+            durable: true,
         }
     }
 }
@@ -250,15 +255,27 @@ impl Store {
         // redb locks its file, so past this point no other store uses this WAL.
         // redb's default page cache is 1 GiB; the cache is what a store keeps of
         // its data in memory, so it is the user's to bound (`--cache-size`).
-        let db = Arc::new(
-            Database::builder()
-                .set_cache_size(options.cache_bytes)
-                .create(path)
-                .map_err(err)?,
-        );
+        let mut builder = Database::builder();
+        builder.set_cache_size(options.cache_bytes);
+        let db = if options.durable {
+            builder.create(path).map_err(err)?
+        } else {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(err)?;
+            let backend = redb::backends::FileBackend::new(file).map_err(err)?;
+            builder
+                .create_with_backend(Unsynced(backend))
+                .map_err(err)?
+        };
+        let db = Arc::new(db);
         Self::check_format(&db)?;
         let applied_lsn = read_applied_lsn(&db)?;
-        let (wal, recovered) = Wal::open(&wal_path, applied_lsn)?;
+        let (wal, recovered) = Wal::open(&wal_path, applied_lsn, options.durable)?;
         let overlay = Arc::new(RwLock::new(Overlay::default()));
         let mut writer = Writer {
             db: db.clone(),
@@ -776,12 +793,14 @@ struct Wal {
     /// in redb (see [`Wal::rewind`]), or after a failed write the frames of
     /// that unacknowledged group.
     len: u64,
+    /// Whether writes are synced (see [`StoreOptions::durable`]).
+    durable: bool,
 }
 
 impl Wal {
     /// Opens or creates the WAL and reads back the changes of its frames with
     /// an lsn above `applied_lsn`.
-    fn open(path: &Path, applied_lsn: u64) -> Result<(Wal, Unapplied), StoreError> {
+    fn open(path: &Path, applied_lsn: u64, durable: bool) -> Result<(Wal, Unapplied), StoreError> {
         let io = |e: io::Error| StoreError(format!("write-ahead log {}: {e}", path.display()));
         let mut file = OpenOptions::new()
             .read(true)
@@ -806,10 +825,12 @@ impl Wal {
             file.set_len(0).map_err(io)?;
             file.seek(SeekFrom::Start(0)).map_err(io)?;
             file.write_all(&header).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            // The file's directory entry must be durable too, or a crash
-            // could lose the whole log along with acknowledged frames.
-            sync_parent_dir(path).map_err(io)?;
+            if durable {
+                file.sync_all().map_err(io)?;
+                // The file's directory entry must be durable too, or a crash
+                // could lose the whole log along with acknowledged frames.
+                sync_parent_dir(path).map_err(io)?;
+            }
             let wal = Wal {
                 file,
                 path: path.to_path_buf(),
@@ -817,6 +838,7 @@ impl Wal {
                 next_lsn: applied_lsn + 1,
                 pos: WAL_HEADER_LEN,
                 len: WAL_HEADER_LEN,
+                durable,
             };
             return Ok((wal, Unapplied::default()));
         }
@@ -904,6 +926,7 @@ impl Wal {
             next_lsn: applied_lsn.max(last_seen.unwrap_or(0)) + 1,
             pos,
             len: file_len,
+            durable,
         };
         Ok((wal, pending))
     }
@@ -943,7 +966,10 @@ impl Wal {
         self.pos = end;
         // fdatasync also persists a grown file length, which reading the
         // frames back needs; other metadata (mtime) does not matter.
-        self.file.sync_data()
+        if self.durable {
+            self.file.sync_data()?;
+        }
+        Ok(())
     }
 
     /// Starts the log over after a checkpoint but keeps the file's blocks,
@@ -965,11 +991,83 @@ impl Wal {
     fn truncate(&mut self) -> io::Result<()> {
         if self.len > WAL_HEADER_LEN {
             self.file.set_len(WAL_HEADER_LEN)?;
-            self.file.sync_data()?;
+            if self.durable {
+                self.file.sync_data()?;
+            }
             self.len = WAL_HEADER_LEN;
         }
         self.rewind();
         Ok(())
+    }
+}
+
+/// redb's file backend without its syncs (see [`StoreOptions::durable`]).
+#[derive(Debug)]
+struct Unsynced(redb::backends::FileBackend);
+
+impl redb::StorageBackend for Unsynced {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.0.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
+
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.0.close()
+    }
+
+    fn try_lock_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.0.try_lock_range(start, end)
+    }
+
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.0.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), redb::BackendError> {
+        self.0.lock_range(start, end)
+    }
+
+    fn lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<(), redb::BackendError> {
+        self.0.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), redb::BackendError> {
+        self.0.unlock_range(start, end)
+    }
+
+    fn query_lock_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.0.query_lock_range(start, end)
     }
 }
 
@@ -1762,6 +1860,24 @@ mod tests {
             .collect();
         assert_eq!(seen.len(), expected.len());
         assert!(seen == expected, "the scan differs from the table");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unsynced_store_reads_back_what_it_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let unsynced = StoreOptions {
+            durable: false,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(&path, unsynced.clone()).unwrap();
+        store.commit(put("t", "k", "v")).await.unwrap();
+        store.checkpoint().unwrap();
+        store.commit(put("t", "k2", "v2")).await.unwrap();
+        store.close();
+        let store = reopen(&path, unsynced);
+        assert_eq!(store.get("t", b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(store.get("t", b"k2").unwrap(), Some(b"v2".to_vec()));
     }
 
     #[tokio::test(flavor = "multi_thread")]

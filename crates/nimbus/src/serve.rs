@@ -176,6 +176,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     crate::health::mark_started();
     let options = nimbus_store::StoreOptions {
         cache_bytes: args.cache_size,
+        durable: ephemeral_dir.is_none(),
         ..Default::default()
     };
     let store = nimbus_store::Store::open_with(&data_dir.join("state.redb"), options)

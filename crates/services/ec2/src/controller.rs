@@ -138,8 +138,9 @@ fn secret_for(key: &[u8; 32], id: &str) -> String {
 }
 
 /// The data directory's key for metadata secrets (`ec2/metadata.key`, 32 random
-/// bytes, owner-only), made on first use and kept so that secrets survive a restart.
-pub fn metadata_key(path: &Path) -> Result<[u8; 32], String> {
+/// bytes, owner-only), made on first use and kept so that secrets survive a restart;
+/// `durable` syncs a new key (a directory thrown away at exit does not need it).
+pub fn metadata_key(path: &Path, durable: bool) -> Result<[u8; 32], String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     match std::fs::read(path) {
@@ -163,7 +164,13 @@ pub fn metadata_key(path: &Path) -> Result<[u8; 32], String> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
-        .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
+        .and_then(|mut f| {
+            f.write_all(&key)?;
+            if durable {
+                f.sync_all()?;
+            }
+            Ok(())
+        })
         .and_then(|()| std::fs::rename(&tmp, path));
     written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(key)
@@ -1295,13 +1302,13 @@ mod tests {
     fn metadata_key_is_private_and_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("metadata.key");
-        let key = metadata_key(&path).expect("new key");
+        let key = metadata_key(&path, true).expect("new key");
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(metadata_key(&path).expect("same key"), key);
+        assert_eq!(metadata_key(&path, true).expect("same key"), key);
         assert_ne!(key, [0u8; 32]);
         std::fs::write(&path, b"short").expect("write");
-        assert!(metadata_key(&path).is_err());
+        assert!(metadata_key(&path, true).is_err());
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Ec2 {
         }
         let referenced = volumes::referenced_files(&partitions.values().collect::<Vec<_>>());
         let disks = Arc::new(disks::Disks::open(root, durable, &referenced)?);
-        let metadata_key = controller::metadata_key(&root.join("metadata.key"))?;
+        let metadata_key = controller::metadata_key(&root.join("metadata.key"), durable)?;
         let (machines, exits) =
             controller::Machines::open(&root.join("instances"), driver, &partitions, metadata_key)?;
         let ec2 = Arc::new_cyclic(|me| Ec2 {
