@@ -176,6 +176,28 @@ async fn measure_all(
     Ok(())
 }
 
+fn clients(connections: usize) -> (HttpClient, S3Client) {
+    (
+        client::http_client(connections),
+        client::http_client(connections),
+    )
+}
+
+fn target<'a>(
+    endpoint: &'a Endpoint,
+    signer: &'a Signer,
+    http: &'a HttpClient,
+    s3_http: &'a S3Client,
+) -> Target<'a> {
+    Target {
+        endpoint,
+        signer,
+        client: http,
+        s3_client: s3_http,
+        server_pid: None,
+    }
+}
+
 /// Times a GetQueueAttributes of the deep queue: its first use after a start.
 async fn first_use(
     endpoint: &Endpoint,
@@ -183,15 +205,8 @@ async fn first_use(
     cfg: &RunConfig,
     url: &str,
 ) -> Result<f64, String> {
-    let http: HttpClient = client::http_client(1);
-    let s3_http: S3Client = client::http_client(1);
-    let target = Target {
-        endpoint,
-        signer,
-        client: &http,
-        s3_client: &s3_http,
-        server_pid: None,
-    };
+    let (http, s3_http) = clients(1);
+    let target = target(endpoint, signer, &http, &s3_http);
     let started = Instant::now();
     target
         .call_json(
@@ -210,15 +225,8 @@ async fn fill(
     cfg: &RunConfig,
     scale: &ScaleConfig,
 ) -> Result<Option<String>, String> {
-    let http: HttpClient = client::http_client(cfg.concurrency);
-    let s3_http: S3Client = client::http_client(cfg.concurrency);
-    let target = Target {
-        endpoint,
-        signer,
-        client: &http,
-        s3_client: &s3_http,
-        server_pid: None,
-    };
+    let (http, s3_http) = clients(cfg.concurrency);
+    let target = target(endpoint, signer, &http, &s3_http);
     if scale.objects > 0 {
         eprint!("\n  filling {} objects", scale.objects);
         super::s3::fill_bucket(

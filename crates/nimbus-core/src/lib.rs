@@ -93,3 +93,46 @@ mod tests {
         }
     }
 }
+
+/// Parses a byte size (bench sizes, `--cache-size`): a plain number, or one with a unit (KiB, MiB, GiB and
+/// K, M, G are powers of 1024; KB, MB, GB powers of 1000, as `dd` reads them).
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: not a size (e.g. 1024, 64MiB, 1GB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit (use KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_byte_size;
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_byte_size("1KiB"), Ok(1024));
+        assert_eq!(parse_byte_size(" 2 MB "), Ok(2_000_000));
+        assert_eq!(parse_byte_size("3g"), Ok(3 << 30));
+        assert_eq!(parse_byte_size("512"), Ok(512));
+        assert!(parse_byte_size("MiB").is_err());
+        assert!(parse_byte_size("1 parsec").is_err());
+        assert!(parse_byte_size("99999999999999GiB").is_err());
+    }
+}

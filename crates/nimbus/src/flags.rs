@@ -120,36 +120,13 @@ pub fn init_dir(s: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// `--data-dir`: a path (created if missing).
-/// A size in bytes: a number, optionally followed by a unit (KB, MB, GB in
-/// powers of ten; KiB, MiB, GiB in powers of two; K, M, G as the binary ones).
+/// `--cache-size`: a size in bytes, or with a unit (64MiB, 512MB, 1GiB).
 pub fn byte_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (for example 64MiB)"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} (use KiB, MiB, GiB, KB, MB or GB)"
-            ))
-        }
-    };
-    number
-        .checked_mul(factor)
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| format!("{s:?} is too large"))
+    nimbus_core::parse_byte_size(s)
+        .and_then(|n| usize::try_from(n).map_err(|_| format!("{s:?}: too large")))
 }
 
+/// `--data-dir`: a path (created if missing).
 pub fn data_dir(s: &str) -> Result<PathBuf, String> {
     if s.is_empty() {
         Err("must not be empty".into())

@@ -102,6 +102,16 @@ impl Inner {
             .ok_or_else(|| errors::no_such_bucket(name))
     }
 
+    /// Every bucket, as of now (for work that visits them all).
+    pub fn all_buckets(&self) -> Vec<Arc<Bucket>> {
+        self.buckets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub fn event_sink(&self) -> Option<Arc<dyn EventSink>> {
         self.events
             .read()
@@ -214,14 +224,7 @@ impl S3 {
             if candidates.is_empty() {
                 return Ok(0);
             }
-            let buckets: Vec<Arc<Bucket>> = inner
-                .buckets
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .cloned()
-                .collect();
-            for bucket in &buckets {
+            for bucket in &inner.all_buckets() {
                 let uploads = bucket.uploads.lock().unwrap_or_else(|p| p.into_inner());
                 for part in uploads.values().flat_map(|u| u.parts.values()) {
                     candidates.remove(&part.file);

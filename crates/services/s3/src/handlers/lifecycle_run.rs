@@ -22,13 +22,7 @@ enum Due {
 }
 
 pub async fn run(inner: &Inner, now_ms: u64) {
-    let buckets: Vec<Arc<Bucket>> = inner
-        .buckets
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect();
+    let buckets = inner.all_buckets();
     let now_secs = (now_ms / 1000) as i64;
     for bucket in buckets {
         let record = bucket.record();
