@@ -285,7 +285,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             },
             services,
             credentials,
-            Some(s3),
+            Some(s3.clone()),
         )
         .with_state(plane.clone()),
     );
@@ -393,8 +393,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ));
     }
     let stopping = store.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || stopping.checkpoint()).await {
-        tracing::warn!("final checkpoint failed (the log keeps every write): {e}");
+    match tokio::task::spawn_blocking(move || stopping.checkpoint()).await {
+        Ok(Ok(())) => s3.mark_clean_stop(),
+        Ok(Err(e)) => tracing::warn!("final checkpoint failed (the log keeps every write): {e}"),
+        Err(e) => tracing::warn!("final checkpoint stopped: {e}"),
     }
     drop(ephemeral_dir);
     Ok(())

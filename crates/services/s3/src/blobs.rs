@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+/// The mark of a clean stop, in the S3 data directory.
+const CLEAN_STOP: &str = "clean-stop";
+
 /// Bodies are gathered into writes of this size: large enough that syscalls
 /// do not dominate, small enough to keep memory per upload low.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -123,6 +126,21 @@ impl Blobs {
             }
         }
         found
+    }
+
+    /// Whether the previous run marked its stop as clean (see
+    /// [`Blobs::mark_clean_stop`]); the mark is removed, so a crash of this
+    /// run leaves none.
+    pub fn stopped_cleanly(root: &Path) -> bool {
+        fs::remove_file(root.join(CLEAN_STOP)).is_ok()
+    }
+
+    /// Marks this run's stop as clean: every body it unlinked is gone and no
+    /// body is half named, so the next start needs no sweep.
+    pub fn mark_clean_stop(&self) {
+        if let Some(root) = self.objects.parent() {
+            let _ = File::create(root.join(CLEAN_STOP));
+        }
     }
 
     /// Removes stored bodies no record names any more (once no save holds them).

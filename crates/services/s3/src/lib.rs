@@ -82,6 +82,8 @@ pub(crate) struct Bucket {
 pub(crate) struct Inner {
     pub store: Store,
     pub blobs: Blobs,
+    /// The previous run stopped cleanly: no body file can be unnamed.
+    stopped_cleanly: bool,
     pub buckets: RwLock<BTreeMap<String, Arc<Bucket>>>,
     /// Source of [`ObjectMeta::seq`]: one order for every write in the cloud.
     pub seq: AtomicU64,
@@ -194,6 +196,7 @@ impl S3 {
                     .insert(id, upload);
             }
         }
+        let stopped_cleanly = Blobs::stopped_cleanly(root);
         let blobs = Blobs::open(root, durable)?;
         let start_seq = state::start_seq(&store).map_err(err)?;
         Ok(S3 {
@@ -201,6 +204,7 @@ impl S3 {
                 store,
                 blobs,
                 buckets: RwLock::new(buckets),
+                stopped_cleanly,
                 seq: AtomicU64::new(start_seq),
                 events: RwLock::new(None),
             }),
@@ -218,6 +222,10 @@ impl S3 {
     /// first because a completed upload's object record is queued before its
     /// parts leave memory.
     pub async fn sweep_orphan_bodies(&self, started: std::time::SystemTime) {
+        // Only a crash (or a kill) leaves unnamed files behind.
+        if self.inner.stopped_cleanly {
+            return;
+        }
         let inner = self.inner.clone();
         let swept = tokio::task::spawn_blocking(move || -> Result<usize, AwsError> {
             let mut candidates = inner.blobs.older_than(started);
@@ -256,6 +264,12 @@ impl S3 {
             Ok(Err(e)) => tracing::warn!("s3: sweep of unnamed body files failed: {}", e.message),
             Err(e) => tracing::warn!("s3: sweep of unnamed body files stopped: {e}"),
         }
+    }
+
+    /// Records that this run stops cleanly (serve calls it last), so that the
+    /// next start skips the sweep of unnamed bodies.
+    pub fn mark_clean_stop(&self) {
+        self.inner.blobs.mark_clean_stop();
     }
 
     /// Connects event notifications to their destination (the SQS service).
