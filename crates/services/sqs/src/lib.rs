@@ -24,6 +24,7 @@ mod input;
 mod message;
 mod names;
 mod queue;
+mod seqmap;
 mod state;
 
 #[cfg(test)]

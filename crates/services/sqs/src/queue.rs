@@ -248,7 +248,7 @@ pub struct QueueState {
     /// Positions below this are covered by a durable reservation record, so
     /// FIFO sequence numbers never go backwards across a restart.
     pub seq_reserved: u64,
-    msgs: HashMap<u64, Msg>,
+    msgs: crate::seqmap::SeqMap<Msg>,
     by_age: BTreeSet<(u64, u64)>,
     ready: BTreeSet<u64>,
     groups: HashMap<Arc<str>, Group>,
@@ -279,7 +279,7 @@ impl QueueState {
             fifo,
             next_seq: 1,
             seq_reserved: 0,
-            msgs: HashMap::new(),
+            msgs: crate::seqmap::SeqMap::default(),
             by_age: BTreeSet::new(),
             ready: BTreeSet::new(),
             groups: HashMap::new(),
@@ -303,7 +303,7 @@ impl QueueState {
     }
 
     pub fn get(&self, seq: u64) -> Option<&Msg> {
-        self.msgs.get(&seq)
+        self.msgs.get(seq)
     }
 
     #[cfg(test)]
@@ -322,7 +322,7 @@ impl QueueState {
 
     /// Every message position, for deleting a queue's records.
     pub fn all_seqs(&self) -> Vec<u64> {
-        self.msgs.keys().copied().collect()
+        self.msgs.keys().collect()
     }
 
     pub fn dedup_keys(&self) -> Vec<String> {
@@ -436,7 +436,7 @@ impl QueueState {
     }
 
     fn set_loc(&mut self, seq: u64, loc: Loc) {
-        let Some(msg) = self.msgs.get_mut(&seq) else {
+        let Some(msg) = self.msgs.get_mut(seq) else {
             return;
         };
         let old = msg.loc;
@@ -455,7 +455,7 @@ impl QueueState {
 
     /// Removes a message entirely and returns it.
     pub fn remove(&mut self, seq: u64) -> Option<Msg> {
-        let msg = self.msgs.remove(&seq)?;
+        let msg = self.msgs.remove(seq)?;
         let group = if self.fifo {
             msg.data.group.clone()
         } else {
@@ -505,7 +505,7 @@ impl QueueState {
     /// The write of a pending message is durable: make it deliverable (or
     /// delayed). Returns true when it became ready now.
     pub fn finish_pending(&mut self, seq: u64, now: u64) -> bool {
-        let Some(msg) = self.msgs.get(&seq) else {
+        let Some(msg) = self.msgs.get(seq) else {
             return false;
         };
         let Loc::Pending { delay_until } = msg.loc else {
@@ -559,10 +559,7 @@ impl QueueState {
             if enq.saturating_add(retention_ms) > now {
                 break;
             }
-            if matches!(
-                self.msgs.get(&seq).map(|m| m.loc),
-                Some(Loc::Pending { .. })
-            ) {
+            if matches!(self.msgs.get(seq).map(|m| m.loc), Some(Loc::Pending { .. })) {
                 break;
             }
             self.remove(seq);
@@ -610,7 +607,7 @@ impl QueueState {
     }
 
     fn deliver(&mut self, seq: u64, now: u64, visibility_ms: u64) -> Option<Delivered> {
-        let msg = self.msgs.get_mut(&seq)?;
+        let msg = self.msgs.get_mut(seq)?;
         msg.receive_count += 1;
         if msg.first_receive_ms == 0 {
             msg.first_receive_ms = now;
@@ -629,7 +626,7 @@ impl QueueState {
 
     /// Would receiving `seq` once more exceed the redrive limit?
     fn over_limit(&self, seq: u64, max_receive_count: Option<u32>) -> bool {
-        match (max_receive_count, self.msgs.get(&seq)) {
+        match (max_receive_count, self.msgs.get(seq)) {
             (Some(limit), Some(m)) => m.receive_count >= limit,
             _ => false,
         }
@@ -751,7 +748,7 @@ impl QueueState {
         now: u64,
         visibility_ms: u64,
     ) -> Result<u64, VisibilityError> {
-        let Some(msg) = self.msgs.get(&seq) else {
+        let Some(msg) = self.msgs.get(seq) else {
             return Err(VisibilityError::Gone);
         };
         if &msg.data.id_bytes() != message_id {
@@ -787,7 +784,7 @@ impl QueueState {
         message_id: &[u8; 16],
         now: u64,
     ) -> Result<Option<Msg>, ()> {
-        let Some(msg) = self.msgs.get(&seq) else {
+        let Some(msg) = self.msgs.get(seq) else {
             return Ok(None);
         };
         if &msg.data.id_bytes() != message_id {
@@ -809,7 +806,7 @@ impl QueueState {
             .msgs
             .iter()
             .filter(|(_, m)| !matches!(m.loc, Loc::Pending { .. }))
-            .map(|(s, _)| *s)
+            .map(|(s, _)| s)
             .collect();
         for s in &seqs {
             self.remove(*s);
@@ -835,7 +832,7 @@ impl QueueState {
     pub fn attempt_get(&self, id: &str, now: u64) -> Option<Vec<serde_json::Value>> {
         let a = self.attempts.get(id).filter(|a| a.expires_ms > now)?;
         let still = a.items.iter().all(|(seq, rc)| {
-            self.msgs.get(seq).is_some_and(|m| {
+            self.msgs.get(*seq).is_some_and(|m| {
                 m.receive_count == *rc && matches!(m.loc, Loc::InFlight(t) if t > now)
             })
         });
