@@ -907,7 +907,16 @@ impl Queue {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let unread = self.unread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(store) = unread {
-            crate::load_messages(self, &store, &mut st);
+            // Reading a deep queue takes seconds: on the server's runtime the
+            // worker's other tasks move to another worker meanwhile.
+            let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            });
+            if multi_thread {
+                tokio::task::block_in_place(|| crate::load_messages(self, &store, &mut st));
+            } else {
+                crate::load_messages(self, &store, &mut st);
+            }
         }
         st
     }
