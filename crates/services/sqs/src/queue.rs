@@ -909,9 +909,8 @@ impl Queue {
         if let Some(store) = unread {
             // Reading a deep queue takes seconds: on the server's runtime the
             // worker's other tasks move to another worker meanwhile.
-            let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|h| {
-                h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-            });
+            let multi_thread = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
             if multi_thread {
                 tokio::task::block_in_place(|| crate::load_messages(self, &store, &mut st));
             } else {
