@@ -907,15 +907,11 @@ impl Queue {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let unread = self.unread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(store) = unread {
-            // Reading a deep queue takes seconds: on the server's runtime the
-            // worker's other tasks move to another worker meanwhile.
-            let multi_thread = tokio::runtime::Handle::try_current()
-                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-            if multi_thread {
-                tokio::task::block_in_place(|| crate::load_messages(self, &store, &mut st));
-            } else {
-                crate::load_messages(self, &store, &mut st);
-            }
+            // On this worker thread, not in block_in_place: that would retire
+            // the thread into the blocking pool, where it exits when idle, and
+            // instance processes started from it die with their parent thread
+            // (see nimbus_runtime::process::spawn_init).
+            crate::load_messages(self, &store, &mut st);
         }
         st
     }
