@@ -158,6 +158,24 @@ impl Batch {
     pub fn len(&self) -> usize {
         self.ops.len()
     }
+
+    /// How many puts and deletes this batch holds for keys of `table` that
+    /// start with `prefix` (services that keep a stored count of their
+    /// records adjust it by what a batch changes).
+    pub fn count_keys(&self, table: &str, prefix: &[u8]) -> (u64, u64) {
+        let mut puts = 0;
+        let mut deletes = 0;
+        for op in &self.ops {
+            match op {
+                Op::Put { table: t, key, .. } if t == table && key.starts_with(prefix) => puts += 1,
+                Op::Delete { table: t, key } if t == table && key.starts_with(prefix) => {
+                    deletes += 1
+                }
+                _ => {}
+            }
+        }
+        (puts, deletes)
+    }
 }
 
 /// A services' table as redb opens it in a write transaction.

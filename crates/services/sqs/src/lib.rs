@@ -145,14 +145,43 @@ impl Inner {
     }
 
     /// Makes `batch` durable, together with any deletions found at startup.
-    pub async fn commit(&self, mut batch: Batch) -> Result<(), AwsError> {
+    pub async fn commit(&self, batch: Batch) -> Result<(), AwsError> {
+        self.submit(batch).await
+    }
+
+    /// Queues `batch` (with any deletions found at startup) at once; the
+    /// future resolves when it is durable.
+    pub fn submit(
+        &self,
+        mut batch: Batch,
+    ) -> impl std::future::Future<Output = Result<(), AwsError>> + Send + 'static {
         if self.has_orphans.swap(false, Ordering::AcqRel) {
             let mut o = lock(&self.orphans);
             for (t, k) in o.drain(..) {
                 batch.delete(t, k);
             }
         }
-        self.store.commit(batch).await.map_err(errors::store_failed)
+        let done = self.store.submit(batch);
+        async move { done.await.map_err(errors::store_failed) }
+    }
+
+    /// Queues a batch that changes `q`'s messages, under `q`'s lock (held as
+    /// `st`): the deletions its state has decided ride along, and a standard
+    /// queue's count record goes with it. Submitting under the lock keeps the
+    /// store's order of the queue's batches the order memory made them in,
+    /// which is what makes the stored count exact and lets a receive read
+    /// ready messages from the store without meeting one being deleted.
+    pub fn submit_for(
+        &self,
+        q: &Queue,
+        st: &mut QueueState,
+        mut batch: Batch,
+    ) -> impl std::future::Future<Output = Result<(), AwsError>> + Send + 'static {
+        Self::collect_expired(q, st, &mut batch);
+        if let Some(count) = st.count_record(&batch) {
+            batch.put(state::COUNTS, q.id_hex.clone().into_bytes(), count);
+        }
+        self.submit(batch)
     }
 
     /// Queues the store deletions that [`QueueState::advance`] decided.
@@ -231,7 +260,26 @@ impl Sqs {
 /// queue's next write.
 pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
     let now = nimbus_core::now_millis();
+    if !q.fifo {
+        match store.get(state::COUNTS, q.id_hex.as_bytes()) {
+            Ok(Some(v)) => match serde_json::from_slice::<state::CountRecord>(&v) {
+                Ok(c) if c.v <= state::RECORD_VERSION => {
+                    open_standard(q, store, st, c, now);
+                    return;
+                }
+                _ => tracing::error!("sqs: unreadable count record of {}; counting", q.arn),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::error!("sqs: reading the count of {}: {e}", q.arn),
+        }
+    }
     let prefix = format!("{}/", q.id_hex).into_bytes();
+    // A standard queue without a count record (written before there were
+    // count records, or never written to) is read once, as a FIFO queue always
+    // is; it then gets its count and hidden-message records.
+    let mut count = 0u64;
+    let mut next = 0u64;
+    let mut hidden: Vec<(u64, Msg)> = Vec::new();
     let seq_of = |key: &[u8]| state::split_key(key).and_then(|(_, seq)| seq.parse::<u64>().ok());
     let mut states: HashMap<u64, state::StateRecord> = HashMap::new();
     let read = store.scan(state::MESSAGE_STATE, &prefix, |key, value| {
@@ -299,18 +347,24 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
                     shared
                 }
             });
-            // Records are keyed by position, so they arrive in order.
-            st.restore(
-                seq,
-                Msg {
-                    data: MsgHead { id, group },
-                    receive_count: rc,
-                    first_receive_ms: fr,
-                    last_receive_ms: lr,
-                    enqueued_ms: rec.enq,
-                    loc,
-                },
-            );
+            let msg = Msg {
+                data: MsgHead { id, group },
+                receive_count: rc,
+                first_receive_ms: fr,
+                last_receive_ms: lr,
+                enqueued_ms: rec.enq,
+                loc,
+            };
+            if q.fifo {
+                // Records are keyed by position, so they arrive in order.
+                st.restore(seq, msg);
+            } else {
+                count += 1;
+                next = seq + 1;
+                if loc != Loc::Ready {
+                    hidden.push((seq, msg));
+                }
+            }
             nimbus_store::Step::Next
         })
     });
@@ -349,6 +403,33 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
         st.ensure_next_seq_at_least(n);
         st.seq_reserved = n;
     }
+    if !q.fifo {
+        let mut batch = Batch::new();
+        for (seq, m) in &hidden {
+            let (until, delayed) = match m.loc {
+                Loc::Delayed(t) => (t, true),
+                Loc::InFlight(t) => (t, false),
+                _ => continue,
+            };
+            batch.put(
+                state::HIDDEN,
+                q.hidden_key(until, *seq),
+                hidden_record(m, delayed),
+            );
+        }
+        batch.put(
+            state::COUNTS,
+            q.id_hex.clone().into_bytes(),
+            state::to_json(&state::CountRecord {
+                v: state::RECORD_VERSION,
+                n: count,
+                next,
+            }),
+        );
+        st.open_stored(count, next, hidden);
+        // Durable soon; until then this read is simply repeated at the next start.
+        drop(store.submit(batch));
+    }
     dedups.sort_by_key(|(_, r)| r.exp);
     for (k, r) in dedups {
         st.dedup_insert(
@@ -363,6 +444,71 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
     }
     st.advance(now);
     // Messages that expired while nimbus was down go with the next write.
+    let expired = Inner::expired_ops(q, st);
+    st.pending_deletes.extend(expired);
+}
+
+/// What a standard queue keeps of a hidden message, as its `sqs_hidden` record.
+pub(crate) fn hidden_record(m: &Msg, delayed: bool) -> Vec<u8> {
+    state::to_json(&state::HiddenRecord {
+        v: state::RECORD_VERSION,
+        id: hex::encode(m.data.id),
+        rc: m.receive_count,
+        fr: m.first_receive_ms,
+        lr: m.last_receive_ms,
+        enq: m.enqueued_ms,
+        d: delayed,
+    })
+}
+
+/// Opens a standard queue from its count record and hidden messages: reads
+/// nothing per stored message.
+fn open_standard(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountRecord, now: u64) {
+    let prefix = format!("{}/", q.id_hex);
+    let mut hidden = Vec::new();
+    let read = store.scan(state::HIDDEN, prefix.as_bytes(), |key, value| {
+        let Some(rest) = key.strip_prefix(prefix.as_bytes()) else {
+            return nimbus_store::Step::Stop;
+        };
+        let parsed = std::str::from_utf8(rest).ok().and_then(|r| {
+            let (until, seq) = r.split_once('/')?;
+            Some((until.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
+        });
+        let rec = serde_json::from_slice::<state::HiddenRecord>(value).ok();
+        match (parsed, rec) {
+            (Some((until, seq)), Some(r)) if until > now => {
+                let mut id = [0u8; 16];
+                if let Ok(b) = hex::decode(&r.id) {
+                    if b.len() == 16 {
+                        id.copy_from_slice(&b);
+                    }
+                }
+                hidden.push((
+                    seq,
+                    Msg {
+                        data: MsgHead { id, group: None },
+                        receive_count: r.rc,
+                        first_receive_ms: r.fr,
+                        last_receive_ms: r.lr,
+                        enqueued_ms: r.enq,
+                        loc: if r.d {
+                            Loc::Delayed(until)
+                        } else {
+                            Loc::InFlight(until)
+                        },
+                    },
+                ));
+            }
+            // Surfaced while nimbus was down, or unreadable.
+            _ => st.pending_deletes.push((state::HIDDEN, key.to_vec())),
+        }
+        nimbus_store::Step::Next
+    });
+    if let Err(e) = read {
+        tracing::error!("sqs: reading the hidden messages of {}: {e}", q.arn);
+    }
+    st.open_stored(c.n, c.next, hidden);
+    st.advance(now);
     let expired = Inner::expired_ops(q, st);
     st.pending_deletes.extend(expired);
 }
@@ -408,8 +554,16 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
         // Messages, deduplication ids and sequence reservations are read when
         // the queue is first used (`load_messages`), not here: a start does
         // not read what the queues hold.
-        let q = Queue::new(key, id, rec.fifo, rec.created_s, rec.dedup_by_group, st)
-            .with_stored_messages(store.clone());
+        let q = Queue::new(
+            key,
+            id,
+            rec.fifo,
+            rec.created_s,
+            rec.dedup_by_group,
+            st,
+            store,
+        )
+        .with_stored_messages(store.clone());
         inner.insert_queue(Arc::new(q));
     }
 
@@ -473,6 +627,8 @@ async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
         state::MESSAGES,
         state::MESSAGE_STATE,
         state::DEDUP,
+        state::HIDDEN,
+        state::COUNTS,
         state::SEQUENCE,
         state::DELETED_QUEUES,
         state::MOVE_TASKS,
@@ -516,7 +672,7 @@ async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
         q.deleted.store(true, Ordering::SeqCst);
         // Long pollers on these queues answer now.
         q.notify.notify_waiters();
-        q.delete_records(&q.lock(), &mut batch);
+        q.delete_records(&inner.store, &mut batch);
     }
     inner
         .store

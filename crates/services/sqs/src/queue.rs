@@ -1,13 +1,24 @@
-//! The live state of one queue, held in memory and mirrored to the store by
-//! the handlers: a compact entry per message (its id, group, receive count,
-//! times and where it is; bodies and attributes stay in the store and are read
-//! when a message is delivered or moved) and the indexes that make each
-//! operation cost O(log n) — a ready set in send order (per message group for FIFO queues),
-//! the in-flight set ordered by visibility deadline, the delayed set ordered
-//! by ready time, and an age index for retention. Time-driven transitions
-//! (visibility returns, delays ending, retention, dedup window) happen lazily
-//! in [`QueueState::advance`] whenever the queue is touched; long pollers
-//! sleep until [`QueueState::next_event`].
+//! The live state of one queue, mirrored to the store by the handlers.
+//!
+//! A FIFO queue holds a compact entry per message (its id, group, receive
+//! count, times and where it is; bodies and attributes stay in the store and
+//! are read when a message is delivered or moved) and the indexes that make
+//! each operation cost O(log n): ready messages per message group, the
+//! in-flight set ordered by visibility deadline, the delayed set ordered by
+//! ready time, and an age index for retention.
+//!
+//! A standard queue keeps in memory only the messages that are not ready:
+//! sent but not yet durable, in flight, or delayed. Its ready messages are
+//! the store's: every record at or past a cursor that memory does not hold,
+//! read in position order when a receive needs them, plus the positions
+//! behind the cursor that became ready again (a visibility timeout ran out).
+//! Its count is kept and stored, not recounted ([`Stored`]); retention is a
+//! sweep from the front of the store. So a backlog of millions costs nothing
+//! in memory until it is received.
+//!
+//! Time-driven transitions (visibility returns, delays ending, retention,
+//! dedup window) happen lazily in [`QueueState::advance`] whenever the queue
+//! is touched; long pollers sleep until [`QueueState::next_event`].
 //!
 //! FIFO delivery follows SQS: within a group, ready messages are delivered in
 //! order up to the first message that is in flight (or not yet committed /
@@ -16,6 +27,7 @@
 use crate::attributes::QueueAttrs;
 use crate::message::Attr;
 use crate::names::QueueKey;
+use nimbus_store::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -26,6 +38,9 @@ use tokio::sync::Notify;
 pub const SEQUENCE_BASE: u64 = 10_000_000_000_000_000_000;
 /// How long a FIFO deduplication id (and a ReceiveRequestAttemptId) holds.
 pub const DEDUP_WINDOW_MS: u64 = 5 * 60 * 1000;
+/// Records a standard queue's retention sweep expires per touch of the queue:
+/// bounds the time one request spends on it.
+const SWEEP_STEP: usize = 1000;
 
 /// The immutable part of a message, shared between the queue and responses.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,7 +160,119 @@ pub struct Delivered {
     pub data: MsgHead,
     pub receive_count: u32,
     pub first_receive_ms: u64,
+    pub enqueued_ms: u64,
     pub visible_at: u64,
+}
+
+/// Where a standard queue's messages are: its records in the store, read in
+/// position order, and the figures that let it answer without counting them.
+pub struct Stored {
+    store: Store,
+    /// `{queue-id}/`, the prefix of its keys.
+    prefix: String,
+    /// Ready messages at or past this position are found by reading the
+    /// store; behind it, the ready ones are in `QueueState::ready`.
+    cursor: u64,
+    /// Messages in the queue (any state), as memory sees them now.
+    live: u64,
+    /// Of those, sent but not yet durable.
+    pending: u64,
+    /// Message records in the store as of the last batch submitted for the
+    /// queue: what its count record says.
+    records: u64,
+    /// Records before this position have expired (deleted, or deletes queued).
+    sweep_from: u64,
+    /// The enqueue time of the record at `sweep_from`, if known; the sweep
+    /// reads the store only once this is past the retention period.
+    oldest_enq: u64,
+}
+
+impl Stored {
+    fn new(store: Store, id_hex: &str) -> Stored {
+        Stored {
+            store,
+            prefix: format!("{id_hex}/"),
+            cursor: 0,
+            live: 0,
+            pending: 0,
+            records: 0,
+            sweep_from: 0,
+            oldest_enq: u64::MAX,
+        }
+    }
+
+    fn message_key(&self, seq: u64) -> Vec<u8> {
+        format!("{}{:020}", self.prefix, seq).into_bytes()
+    }
+
+    fn hidden_key(&self, until: u64, seq: u64) -> Vec<u8> {
+        hidden_key(&self.prefix, until, seq)
+    }
+
+    fn seq_of(&self, key: &[u8]) -> Option<u64> {
+        let rest = key.strip_prefix(self.prefix.as_bytes())?;
+        std::str::from_utf8(rest).ok()?.parse().ok()
+    }
+
+    /// A message's record as a ready message: its head and receive state.
+    fn read(&self, seq: u64) -> Option<Cold> {
+        let key = self.message_key(seq);
+        let value = match self.store.get(crate::state::MESSAGES, &key) {
+            Ok(v) => v?,
+            Err(e) => {
+                tracing::error!("sqs: reading message {seq}: {e}");
+                return None;
+            }
+        };
+        self.cold(seq, &value)
+    }
+
+    /// Decodes a record read from the store, with its state record if the
+    /// message was received before.
+    fn cold(&self, seq: u64, value: &[u8]) -> Option<Cold> {
+        let rec = match serde_json::from_slice::<crate::state::MessageHeadRecord>(value) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("sqs: unreadable message record {}{seq}: {e}", self.prefix);
+                return None;
+            }
+        };
+        let (mut rc, mut fr) = (rec.rc, rec.fr);
+        if let Ok(Some(v)) = self
+            .store
+            .get(crate::state::MESSAGE_STATE, &self.message_key(seq))
+        {
+            if let Ok(s) = serde_json::from_slice::<crate::state::StateRecord>(&v) {
+                rc = s.rc;
+                fr = s.fr;
+            }
+        }
+        let id = uuid::Uuid::parse_str(&rec.d.id)
+            .map(|u| *u.as_bytes())
+            .unwrap_or([0; 16]);
+        Some(Cold {
+            seq,
+            msg: Msg {
+                data: MsgHead { id, group: None },
+                receive_count: rc,
+                first_receive_ms: fr,
+                last_receive_ms: 0,
+                enqueued_ms: rec.enq,
+                loc: Loc::Ready,
+            },
+        })
+    }
+}
+
+/// `{queue-id}/{until:020}/{seq:020}`: hidden messages in the order they surface.
+pub fn hidden_key(prefix: &str, until: u64, seq: u64) -> Vec<u8> {
+    format!("{prefix}{until:020}/{seq:020}").into_bytes()
+}
+
+/// A ready message of a standard queue, read from the store.
+struct Cold {
+    seq: u64,
+    msg: Msg,
 }
 
 /// Lets a duplicate FIFO send wait until the original is durable before it
@@ -267,6 +394,8 @@ pub struct QueueState {
     /// Message keys of expired messages, for the handler to turn into deletes.
     expired: Vec<u64>,
     expired_dedup: Vec<String>,
+    /// A standard queue's store (always set for standard queues, see [`Stored`]).
+    stored: Option<Stored>,
 }
 
 impl QueueState {
@@ -295,6 +424,14 @@ impl QueueState {
             pending_deletes: Vec::new(),
             expired: Vec::new(),
             expired_dedup: Vec::new(),
+            stored: None,
+        }
+    }
+
+    /// Gives a standard queue its store: its ready messages live there.
+    pub fn attach(&mut self, store: Store, id_hex: &str) {
+        if !self.fifo {
+            self.stored = Some(Stored::new(store, id_hex));
         }
     }
 
@@ -312,21 +449,55 @@ impl QueueState {
     }
 
     pub fn counts(&self) -> (usize, usize, usize) {
-        let visible = if self.fifo {
-            self.ready_count
-        } else {
-            self.ready.len()
+        let hidden = self.inflight.len() + self.delayed.len();
+        let visible = match &self.stored {
+            None => self.ready_count,
+            Some(s) => (s.live.saturating_sub(s.pending) as usize).saturating_sub(hidden),
         };
         (visible, self.inflight.len(), self.delayed.len())
     }
 
-    /// Every message position, for deleting a queue's records.
-    pub fn all_seqs(&self) -> Vec<u64> {
-        self.msgs.keys().collect()
+    /// The count record a batch for this standard queue must carry: its
+    /// stored count moved by the message records the batch puts (only new
+    /// messages) and deletes (only existing ones). `None` when the batch
+    /// changes no message of the queue, or for FIFO queues.
+    pub fn count_record(&mut self, batch: &nimbus_store::Batch) -> Option<Vec<u8>> {
+        let next = self.next_seq;
+        let s = self.stored.as_mut()?;
+        let (puts, deletes) = batch.count_keys(crate::state::MESSAGES, s.prefix.as_bytes());
+        if puts == 0 && deletes == 0 {
+            return None;
+        }
+        s.records = (s.records + puts).saturating_sub(deletes);
+        Some(crate::state::to_json(&crate::state::CountRecord {
+            v: crate::state::RECORD_VERSION,
+            n: s.records,
+            next,
+        }))
     }
 
-    pub fn dedup_keys(&self) -> Vec<String> {
-        self.dedup.keys().cloned().collect()
+    /// A batch carrying `puts` new message records failed: the store never
+    /// had them.
+    pub fn unsubmit(&mut self, puts: u64) {
+        if let Some(s) = self.stored.as_mut() {
+            s.records = s.records.saturating_sub(puts);
+        }
+    }
+
+    /// Opens a standard queue on its stored count and hidden messages (see
+    /// `crate::load_messages`).
+    pub fn open_stored(&mut self, count: u64, next: u64, hidden: Vec<(u64, Msg)>) {
+        self.next_seq = self.next_seq.max(next);
+        if let Some(s) = self.stored.as_mut() {
+            s.records = count;
+            s.live = count;
+            s.oldest_enq = 0;
+        }
+        for (seq, msg) in hidden {
+            let loc = msg.loc;
+            self.msgs.insert(seq, msg);
+            self.index(seq, loc, None);
+        }
     }
 
     fn group_mut(&mut self, g: &Arc<str>) -> &mut Group {
@@ -436,6 +607,10 @@ impl QueueState {
     }
 
     fn set_loc(&mut self, seq: u64, loc: Loc) {
+        if loc == Loc::Ready && self.stored.is_some() {
+            self.surface(seq);
+            return;
+        }
         let Some(msg) = self.msgs.get_mut(seq) else {
             return;
         };
@@ -453,8 +628,44 @@ impl QueueState {
         }
     }
 
-    /// Removes a message entirely and returns it.
+    /// A standard queue's message becomes ready: memory lets go of it (the
+    /// store has it), keeping only its position if the cursor is past it.
+    fn surface(&mut self, seq: u64) {
+        let Some(msg) = self.msgs.remove(seq) else {
+            return;
+        };
+        self.unindex(seq, msg.loc, None);
+        self.forget_hidden(seq, msg.loc);
+        let Some(s) = self.stored.as_mut() else {
+            return;
+        };
+        if matches!(msg.loc, Loc::Pending { .. }) {
+            s.pending = s.pending.saturating_sub(1);
+        }
+        if seq < s.cursor {
+            self.ready.insert(seq);
+        }
+    }
+
+    /// Queues the deletion of a standard queue's hidden-message key.
+    fn forget_hidden(&mut self, seq: u64, loc: Loc) {
+        let until = match loc {
+            Loc::InFlight(t) | Loc::Delayed(t) => t,
+            Loc::Pending { delay_until } if delay_until > 0 => delay_until,
+            _ => return,
+        };
+        if let Some(s) = &self.stored {
+            self.pending_deletes
+                .push((crate::state::HIDDEN, s.hidden_key(until, seq)));
+        }
+    }
+
+    /// Removes a message entirely and returns it (for a standard queue, also
+    /// one memory does not hold: it is read from the store).
     pub fn remove(&mut self, seq: u64) -> Option<Msg> {
+        if self.stored.is_some() {
+            return self.remove_stored(seq);
+        }
         let msg = self.msgs.remove(seq)?;
         let group = if self.fifo {
             msg.data.group.clone()
@@ -465,6 +676,32 @@ impl QueueState {
         self.by_age.remove(&(msg.enqueued_ms, seq));
         if let Some(g) = group {
             self.reindex_group(&g);
+        }
+        Some(msg)
+    }
+
+    fn remove_stored(&mut self, seq: u64) -> Option<Msg> {
+        let msg = match self.msgs.remove(seq) {
+            Some(m) => {
+                self.unindex(seq, m.loc, None);
+                self.forget_hidden(seq, m.loc);
+                m
+            }
+            None => {
+                let s = self.stored.as_ref()?;
+                if seq < s.sweep_from {
+                    return None;
+                }
+                let cold = s.read(seq)?;
+                self.ready.remove(&seq);
+                cold.msg
+            }
+        };
+        if let Some(s) = self.stored.as_mut() {
+            s.live = s.live.saturating_sub(1);
+            if matches!(msg.loc, Loc::Pending { .. }) {
+                s.pending = s.pending.saturating_sub(1);
+            }
         }
         Some(msg)
     }
@@ -494,7 +731,18 @@ impl QueueState {
                 loc,
             },
         );
-        self.by_age.insert((enqueued_ms, seq));
+        match self.stored.as_mut() {
+            None => {
+                self.by_age.insert((enqueued_ms, seq));
+            }
+            Some(s) => {
+                s.live += 1;
+                s.pending += 1;
+                if s.oldest_enq == u64::MAX {
+                    s.oldest_enq = enqueued_ms;
+                }
+            }
+        }
         self.index(seq, loc, group.as_ref());
         if let Some(g) = group {
             self.reindex_group(&g);
@@ -512,6 +760,9 @@ impl QueueState {
             return false;
         };
         if delay_until > now {
+            if let Some(s) = self.stored.as_mut() {
+                s.pending = s.pending.saturating_sub(1);
+            }
             self.set_loc(seq, Loc::Delayed(delay_until));
             false
         } else {
@@ -555,6 +806,9 @@ impl QueueState {
             self.set_loc(seq, Loc::Ready);
         }
         let retention_ms = self.attrs.message_retention_period as u64 * 1000;
+        if self.stored.is_some() {
+            self.sweep(now, retention_ms);
+        }
         while let Some(&(enq, seq)) = self.by_age.first() {
             if enq.saturating_add(retention_ms) > now {
                 break;
@@ -588,6 +842,155 @@ impl QueueState {
         }
     }
 
+    /// Retention for a standard queue: expires records from the front of the
+    /// store, in position order, up to the first one still within the
+    /// period (at most [`SWEEP_STEP`] per call). A message moved in from
+    /// another queue keeps its older enqueue time: it is never delivered
+    /// after its period, but leaves the count only when the sweep reaches it.
+    fn sweep(&mut self, now: u64, retention_ms: u64) {
+        let Some(s) = self.stored.as_ref() else {
+            return;
+        };
+        if s.oldest_enq.saturating_add(retention_ms) > now {
+            return;
+        }
+        let mut expired = Vec::new();
+        let mut next_oldest = u64::MAX;
+        let mut held_back = false;
+        let from = s.message_key(s.sweep_from);
+        let read = s.store.scan(crate::state::MESSAGES, &from, |key, value| {
+            let Some(seq) = s.seq_of(key) else {
+                return nimbus_store::Step::Stop;
+            };
+            if matches!(self.msgs.get(seq).map(|m| m.loc), Some(Loc::Pending { .. })) {
+                held_back = true;
+                return nimbus_store::Step::Stop;
+            }
+            let enq = match serde_json::from_slice::<crate::state::MessageHeadRecord>(value) {
+                Ok(r) => r.enq,
+                Err(_) => 0,
+            };
+            if enq.saturating_add(retention_ms) > now {
+                next_oldest = enq;
+                return nimbus_store::Step::Stop;
+            }
+            expired.push(seq);
+            if expired.len() >= SWEEP_STEP {
+                held_back = true;
+                return nimbus_store::Step::Stop;
+            }
+            nimbus_store::Step::Next
+        });
+        if let Err(e) = read {
+            tracing::error!("sqs: retention sweep of {}: {e}", s.prefix);
+            return;
+        }
+        let last = expired.last().copied();
+        for seq in expired {
+            if self.remove_stored_known(seq) {
+                self.expired.push(seq);
+            }
+        }
+        if let Some(s) = self.stored.as_mut() {
+            if let Some(l) = last {
+                s.sweep_from = l + 1;
+            }
+            // Held back by a pending send or the step limit: look again next time.
+            s.oldest_enq = if held_back { 0 } else { next_oldest };
+        }
+    }
+
+    /// Takes a standard queue's message out without reading its record
+    /// (the caller has read it); false if it is already gone.
+    fn remove_stored_known(&mut self, seq: u64) -> bool {
+        if let Some(m) = self.msgs.remove(seq) {
+            self.unindex(seq, m.loc, None);
+            self.forget_hidden(seq, m.loc);
+        } else {
+            self.ready.remove(&seq);
+        }
+        if let Some(s) = self.stored.as_mut() {
+            s.live = s.live.saturating_sub(1);
+        }
+        true
+    }
+
+    /// Up to `n` ready messages of a standard queue, taken out of its ready
+    /// positions or found by reading the store from the cursor on (which
+    /// moves past them). Expired ones found on the way are dropped.
+    fn next_ready(&mut self, now: u64, n: usize) -> Vec<Cold> {
+        let retention_ms = self.attrs.message_retention_period as u64 * 1000;
+        let mut out: Vec<Cold> = Vec::new();
+        while out.len() < n {
+            let Some(s) = self.stored.as_ref() else {
+                break;
+            };
+            let found: Vec<Cold> = if let Some(seq) = self.ready.pop_first() {
+                s.read(seq).into_iter().collect()
+            } else {
+                let from = s.cursor.max(s.sweep_from);
+                let want = n - out.len();
+                let mut found = Vec::new();
+                let mut last = None;
+                let read = s.store.scan(
+                    crate::state::MESSAGES,
+                    &s.message_key(from),
+                    |key, value| {
+                        let Some(seq) = s.seq_of(key) else {
+                            return nimbus_store::Step::Stop;
+                        };
+                        last = Some(seq);
+                        if self.msgs.get(seq).is_some() {
+                            return nimbus_store::Step::Next;
+                        }
+                        if let Some(c) = s.cold(seq, value) {
+                            found.push(c);
+                        }
+                        if found.len() >= want {
+                            nimbus_store::Step::Stop
+                        } else {
+                            nimbus_store::Step::Next
+                        }
+                    },
+                );
+                if let Err(e) = read {
+                    tracing::error!("sqs: reading the messages of {}: {e}", s.prefix);
+                }
+                let end = found.len() < want;
+                let next_seq = self.next_seq;
+                if let Some(s) = self.stored.as_mut() {
+                    s.cursor = match (end, last) {
+                        // Everything up to the newest position has been seen.
+                        (true, _) => next_seq.max(from),
+                        (false, Some(l)) => l + 1,
+                        (false, None) => from,
+                    };
+                }
+                if found.is_empty() {
+                    break;
+                }
+                found
+            };
+            for c in found {
+                if c.msg.enqueued_ms.saturating_add(retention_ms) <= now {
+                    if self.remove_stored_known(c.seq) {
+                        self.expired.push(c.seq);
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether store deletions wait to ride along with a write.
+    pub fn has_expired(&self) -> bool {
+        !self.expired.is_empty()
+            || !self.expired_dedup.is_empty()
+            || !self.pending_deletes.is_empty()
+    }
+
     /// Messages and dedup ids that [`QueueState::advance`] dropped since the last call.
     pub fn take_expired(&mut self) -> (Vec<u64>, Vec<String>) {
         (
@@ -606,6 +1009,29 @@ impl QueueState {
         }
     }
 
+    /// Delivers a ready message of a standard queue: memory holds it while in flight.
+    fn deliver_cold(&mut self, c: Cold, now: u64, visibility_ms: u64) -> Delivered {
+        let mut msg = c.msg;
+        msg.receive_count += 1;
+        if msg.first_receive_ms == 0 {
+            msg.first_receive_ms = now;
+        }
+        msg.last_receive_ms = now;
+        let visible_at = now + visibility_ms;
+        msg.loc = Loc::InFlight(visible_at);
+        let out = Delivered {
+            seq: c.seq,
+            data: msg.data.clone(),
+            receive_count: msg.receive_count,
+            first_receive_ms: msg.first_receive_ms,
+            enqueued_ms: msg.enqueued_ms,
+            visible_at,
+        };
+        self.msgs.insert(c.seq, msg);
+        self.index(c.seq, Loc::InFlight(visible_at), None);
+        out
+    }
+
     fn deliver(&mut self, seq: u64, now: u64, visibility_ms: u64) -> Option<Delivered> {
         let msg = self.msgs.get_mut(seq)?;
         msg.receive_count += 1;
@@ -618,6 +1044,7 @@ impl QueueState {
             data: msg.data.clone(),
             receive_count: msg.receive_count,
             first_receive_ms: msg.first_receive_ms,
+            enqueued_ms: msg.enqueued_ms,
             visible_at: now + visibility_ms,
         };
         self.set_loc(seq, Loc::InFlight(now + visibility_ms));
@@ -646,19 +1073,16 @@ impl QueueState {
         let mut dead = Vec::new();
         if !self.fifo {
             while out.len() < max {
-                let Some(seq) = self.ready.first().copied() else {
+                let found = self.next_ready(now, max - out.len());
+                if found.is_empty() {
                     break;
-                };
-                if self.over_limit(seq, max_receive_count) {
-                    if let Some(m) = self.remove(seq) {
-                        dead.push((seq, m));
-                    }
-                    continue;
                 }
-                match self.deliver(seq, now, visibility_ms) {
-                    Some(d) => out.push(d),
-                    None => {
-                        self.ready.remove(&seq);
+                for c in found {
+                    if max_receive_count.is_some_and(|limit| c.msg.receive_count >= limit) {
+                        self.remove_stored_known(c.seq);
+                        dead.push((c.seq, c.msg));
+                    } else {
+                        out.push(self.deliver_cold(c, now, visibility_ms));
                     }
                 }
             }
@@ -703,7 +1127,16 @@ impl QueueState {
     }
 
     /// Takes up to `max` deliverable messages out of the queue (move tasks).
-    pub fn take_ready(&mut self, max: usize) -> Vec<(u64, Msg)> {
+    pub fn take_ready(&mut self, now: u64, max: usize) -> Vec<(u64, Msg)> {
+        if self.stored.is_some() {
+            let found = self.next_ready(now, max);
+            let mut out = Vec::with_capacity(found.len());
+            for c in found {
+                self.remove_stored_known(c.seq);
+                out.push((c.seq, c.msg));
+            }
+            return out;
+        }
         let mut out = Vec::new();
         while out.len() < max {
             let seq = if self.fifo {
@@ -734,6 +1167,12 @@ impl QueueState {
 
     /// Puts back messages that [`QueueState::take_ready`] took but could not move.
     pub fn put_back(&mut self, items: Vec<(u64, Msg)>) {
+        if let Some(s) = self.stored.as_mut() {
+            // Taken from behind the cursor: ready there again.
+            s.live += items.len() as u64;
+            self.ready.extend(items.into_iter().map(|(seq, _)| seq));
+            return;
+        }
         for (seq, mut m) in items {
             m.loc = Loc::Ready;
             self.restore(seq, m);
@@ -747,14 +1186,26 @@ impl QueueState {
         message_id: &[u8; 16],
         now: u64,
         visibility_ms: u64,
-    ) -> Result<u64, VisibilityError> {
+    ) -> Result<(u64, u64), VisibilityError> {
         let Some(msg) = self.msgs.get(seq) else {
-            return Err(VisibilityError::Gone);
+            // A standard queue's ready message is in the store, not in memory.
+            let exists = self.stored.as_ref().is_some_and(|s| {
+                seq >= s.sweep_from && s.read(seq).is_some_and(|c| &c.msg.data.id == message_id)
+            });
+            return Err(if exists {
+                VisibilityError::NotInFlight
+            } else {
+                VisibilityError::Gone
+            });
         };
         if &msg.data.id_bytes() != message_id {
             return Err(VisibilityError::Gone);
         }
         let in_flight = matches!(msg.loc, Loc::InFlight(t) if t > now);
+        let old = match msg.loc {
+            Loc::InFlight(t) => t,
+            _ => 0,
+        };
         if msg.receive_count != receive_count {
             return Err(if in_flight {
                 VisibilityError::Gone
@@ -772,7 +1223,7 @@ impl QueueState {
             return Err(VisibilityError::TooLong);
         }
         self.set_loc(seq, Loc::InFlight(deadline));
-        Ok(deadline)
+        Ok((old, deadline))
     }
 
     /// Deletes by receipt. `Ok(None)`: the message is already gone (SQS
@@ -785,7 +1236,15 @@ impl QueueState {
         now: u64,
     ) -> Result<Option<Msg>, ()> {
         let Some(msg) = self.msgs.get(seq) else {
-            return Ok(None);
+            // A standard queue's ready message: delete it if the handle's
+            // message is still the one at that position.
+            let Some(s) = self.stored.as_ref() else {
+                return Ok(None);
+            };
+            if seq < s.sweep_from || s.read(seq).is_none_or(|c| &c.msg.data.id != message_id) {
+                return Ok(None);
+            }
+            return Ok(self.remove_stored(seq));
         };
         if &msg.data.id_bytes() != message_id {
             return Ok(None);
@@ -802,6 +1261,34 @@ impl QueueState {
 
     /// Removes every committed message (PurgeQueue); returns their positions.
     pub fn purge(&mut self) -> Vec<u64> {
+        if let Some(s) = self.stored.as_ref() {
+            let mut seqs = Vec::new();
+            let read = s.store.scan(
+                crate::state::MESSAGES,
+                &s.message_key(s.sweep_from),
+                |key, _| match s.seq_of(key) {
+                    None => nimbus_store::Step::Stop,
+                    Some(seq) => {
+                        if !matches!(self.msgs.get(seq).map(|m| m.loc), Some(Loc::Pending { .. })) {
+                            seqs.push(seq);
+                        }
+                        nimbus_store::Step::Next
+                    }
+                },
+            );
+            if let Err(e) = read {
+                tracing::error!("sqs: purging {}: {e}", s.prefix);
+            }
+            for &seq in &seqs {
+                self.remove_stored_known(seq);
+            }
+            self.ready.clear();
+            let next = self.next_seq;
+            if let Some(s) = self.stored.as_mut() {
+                s.cursor = next;
+            }
+            return seqs;
+        }
         let seqs: Vec<u64> = self
             .msgs
             .iter()
@@ -877,13 +1364,16 @@ impl Queue {
         fifo: bool,
         created_s: u64,
         dedup_by_group: bool,
-        state: QueueState,
+        mut state: QueueState,
+        store: &Store,
     ) -> Queue {
+        let id_hex = hex::encode(id);
+        state.attach(store.clone(), &id_hex);
         Queue {
             arn: key.arn(),
             key,
             id,
-            id_hex: hex::encode(id),
+            id_hex,
             fifo,
             created_s,
             dedup_by_group,
@@ -928,17 +1418,28 @@ impl Queue {
         format!("{}/{}", self.id_hex, key).into_bytes()
     }
 
-    /// Adds to `batch` the deletion of every message and deduplication record of
-    /// this queue (DeleteQueue, reset).
-    pub fn delete_records(&self, st: &QueueState, batch: &mut nimbus_store::Batch) {
-        for seq in st.all_seqs() {
-            let k = self.message_key(seq);
-            batch.delete(crate::state::MESSAGES, k.clone());
-            batch.delete(crate::state::MESSAGE_STATE, k);
+    /// Adds to `batch` the deletion of every record of this queue's messages
+    /// (DeleteQueue, reset), as the store has them: memory may not hold them all.
+    pub fn delete_records(&self, store: &Store, batch: &mut nimbus_store::Batch) {
+        use crate::state::{COUNTS, DEDUP, HIDDEN, MESSAGES, MESSAGE_STATE};
+        let prefix = format!("{}/", self.id_hex).into_bytes();
+        for table in [MESSAGES, MESSAGE_STATE, HIDDEN, DEDUP] {
+            let read = store.scan(table, &prefix, |key, _| {
+                if !key.starts_with(&prefix) {
+                    return nimbus_store::Step::Stop;
+                }
+                batch.delete(table, key.to_vec());
+                nimbus_store::Step::Next
+            });
+            if let Err(e) = read {
+                tracing::error!("sqs: listing the records of {}: {e}", self.arn);
+            }
         }
-        for d in st.dedup_keys() {
-            batch.delete(crate::state::DEDUP, self.dedup_key(&d));
-        }
+        batch.delete(COUNTS, self.id_hex.clone().into_bytes());
+    }
+
+    pub fn hidden_key(&self, until: u64, seq: u64) -> Vec<u8> {
+        hidden_key(&format!("{}/", self.id_hex), until, seq)
     }
 
     pub fn url(&self, host: &str) -> String {
@@ -967,10 +1468,69 @@ mod tests {
         }
     }
 
-    fn send(q: &mut QueueState, id: u8, group: Option<&str>) -> u64 {
-        let s = q.insert_pending(data(id, group), 0, 0, 1000, 0);
+    /// A standard queue on a store of its own (its ready messages live there).
+    fn standard(attrs: QueueAttrs) -> (QueueState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let mut q = QueueState::new(attrs, false, 0);
+        q.attach(store, "q");
+        (q, dir)
+    }
+
+    /// Sends as the handlers do: pending, its record written, then settled.
+    fn send_delayed(q: &mut QueueState, id: u8, group: Option<&str>, delay_until: u64) -> u64 {
+        let s = q.insert_pending(data(id, group), 0, 0, 1000, delay_until);
+        if let Some((store, key)) = q
+            .stored
+            .as_ref()
+            .map(|st| (st.store.clone(), st.message_key(s)))
+        {
+            let uuid = uuid::Uuid::from_bytes([id; 16]);
+            let mut batch = nimbus_store::Batch::new();
+            batch.put(
+                crate::state::MESSAGES,
+                key,
+                format!(r#"{{"v":1,"d":{{"id":"{uuid}"}},"enq":1000,"du":{delay_until}}}"#),
+            );
+            q.count_record(&batch);
+            store.commit_blocking(batch).unwrap();
+        }
         q.finish_pending(s, 1000);
         s
+    }
+
+    fn send(q: &mut QueueState, id: u8, group: Option<&str>) -> u64 {
+        send_delayed(q, id, group, 0)
+    }
+
+    /// Receives as the handler does: a standard queue's receive state is
+    /// written to the store (memory lets go of it once the message surfaces).
+    fn receive(
+        q: &mut QueueState,
+        now: u64,
+        max: usize,
+        vt: u64,
+        mrc: Option<u32>,
+    ) -> (Vec<Delivered>, Vec<(u64, Msg)>) {
+        let (d, dead) = q.receive(now, max, vt, mrc);
+        if let Some(st) = &q.stored {
+            let mut batch = nimbus_store::Batch::new();
+            for x in &d {
+                batch.put(
+                    crate::state::MESSAGE_STATE,
+                    st.message_key(x.seq),
+                    crate::state::to_json(&crate::state::StateRecord {
+                        v: 1,
+                        rc: x.receive_count,
+                        fr: x.first_receive_ms,
+                        lr: now,
+                        vis: x.visible_at,
+                    }),
+                );
+            }
+            st.store.commit_blocking(batch).unwrap();
+        }
+        (d, dead)
     }
 
     fn bodies(d: &[Delivered]) -> Vec<String> {
@@ -979,17 +1539,17 @@ mod tests {
 
     #[test]
     fn standard_order_visibility_and_counts() {
-        let mut q = QueueState::new(QueueAttrs::default(), false, 0);
+        let (mut q, _dir) = standard(QueueAttrs::default());
         send(&mut q, 1, None);
         send(&mut q, 2, None);
         assert_eq!(q.counts(), (2, 0, 0));
-        let (d, _) = q.receive(1000, 1, 30_000, None);
+        let (d, _) = receive(&mut q, 1000, 1, 30_000, None);
         assert_eq!(bodies(&d), ["m1"]);
         assert_eq!(q.counts(), (1, 1, 0));
         assert_eq!(q.next_event(), Some(31_000));
         q.advance(31_000);
         assert_eq!(q.counts(), (2, 0, 0));
-        let (d, _) = q.receive(31_000, 10, 30_000, None);
+        let (d, _) = receive(&mut q, 31_000, 10, 30_000, None);
         assert_eq!(bodies(&d), ["m1", "m2"]);
         assert_eq!(d[0].receive_count, 2);
         assert_eq!(d[0].first_receive_ms, 1000);
@@ -1030,13 +1590,13 @@ mod tests {
 
     #[test]
     fn redrive_takes_messages_out() {
-        let mut q = QueueState::new(QueueAttrs::default(), false, 0);
+        let (mut q, _dir) = standard(QueueAttrs::default());
         send(&mut q, 1, None);
-        let (d, dead) = q.receive(1000, 1, 0, Some(1));
+        let (d, dead) = receive(&mut q, 1000, 1, 0, Some(1));
         assert_eq!(d.len(), 1);
         assert!(dead.is_empty());
         q.advance(1000);
-        let (d, dead) = q.receive(1000, 1, 0, Some(1));
+        let (d, dead) = receive(&mut q, 1000, 1, 0, Some(1));
         assert!(d.is_empty());
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].1.receive_count, 1);
@@ -1049,9 +1609,8 @@ mod tests {
             message_retention_period: 60,
             ..Default::default()
         };
-        let mut q = QueueState::new(attrs, false, 0);
-        let s = q.insert_pending(data(1, None), 0, 0, 1000, 5000);
-        q.finish_pending(s, 1000);
+        let (mut q, _dir) = standard(attrs);
+        let s = send_delayed(&mut q, 1, None, 5000);
         assert_eq!(q.counts(), (0, 0, 1));
         q.advance(5000);
         assert_eq!(q.counts(), (1, 0, 0));

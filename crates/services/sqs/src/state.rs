@@ -7,13 +7,20 @@
 //! | `sqs_queues` | `{account}/{region}/{name}` | [`QueueRecord`]: id, type, attributes, tags |
 //! | `sqs_messages` | `{queue-id}/{seq:020}` | [`MessageRecord`]: the message as sent |
 //! | `sqs_message_state` | `{queue-id}/{seq:020}` | [`StateRecord`]: receive count, visibility deadline |
+//! | `sqs_hidden` | `{queue-id}/{until:020}/{seq:020}` | [`HiddenRecord`]: a standard queue's message in flight or delayed until `until` |
+//! | `sqs_counts` | `{queue-id}` | [`CountRecord`]: a standard queue's stored message count and next position |
 //! | `sqs_dedup` | `{queue-id}/{dedup-key}` | [`DedupRecord`]: FIFO deduplication id within its window |
 //! | `sqs_sequence` | `{queue-id}` | highest reserved position (FIFO sequence numbers never go back) |
 //! | `sqs_deleted_queues` | `{account}/{region}/{name}` | deletion time (QueueDeletedRecently) |
 //! | `sqs_move_tasks` | `{task-id}` | [`MoveTaskRecord`] |
 //!
 //! A message's body is written once; each receive rewrites only its small
-//! state record. `queue-id` is random per queue incarnation, so records of a
+//! state record. A standard queue reads its ready messages from
+//! `sqs_messages` in position order when it delivers them; what it keeps in
+//! memory (messages in flight or delayed) is rebuilt at its first use from
+//! `sqs_hidden`, and its count comes from `sqs_counts`, written with every
+//! batch that adds or removes one of its messages (legacy queues without a
+//! count record are counted once, then get one). `queue-id` is random per queue incarnation, so records of a
 //! deleted queue can never be mistaken for a new queue of the same name.
 
 use crate::attributes::QueueAttrs;
@@ -25,6 +32,8 @@ pub const QUEUES: &str = "sqs_queues";
 pub const MESSAGES: &str = "sqs_messages";
 pub const MESSAGE_STATE: &str = "sqs_message_state";
 pub const DEDUP: &str = "sqs_dedup";
+pub const HIDDEN: &str = "sqs_hidden";
+pub const COUNTS: &str = "sqs_counts";
 pub const SEQUENCE: &str = "sqs_sequence";
 pub const DELETED_QUEUES: &str = "sqs_deleted_queues";
 pub const MOVE_TASKS: &str = "sqs_move_tasks";
@@ -84,6 +93,36 @@ pub struct StateRecord {
     pub fr: u64,
     pub lr: u64,
     pub vis: u64,
+}
+
+/// A standard queue's message hidden until the time in its key: what the
+/// queue keeps in memory about it, so a first use reads no message record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HiddenRecord {
+    #[serde(default = "v1")]
+    pub v: u32,
+    /// The message id's 16 bytes, hex.
+    pub id: String,
+    #[serde(default)]
+    pub rc: u32,
+    #[serde(default)]
+    pub fr: u64,
+    #[serde(default)]
+    pub lr: u64,
+    pub enq: u64,
+    /// Delayed (true) or in flight.
+    #[serde(default)]
+    pub d: bool,
+}
+
+/// A standard queue's message records as of the batch that wrote this, and
+/// the next position it hands out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CountRecord {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub n: u64,
+    pub next: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -16,8 +16,8 @@ use crate::input::{opt_int, parse};
 use crate::message::{self, AttrFilter, AttrIn};
 use crate::names::{self, Receipt};
 use crate::queue::{
-    Attempt, CommitTicket, DedupEntry, Delivered, Msg, MsgData, MsgHead, Queue, VisibilityError,
-    DEDUP_WINDOW_MS,
+    Attempt, CommitTicket, DedupEntry, Delivered, Msg, MsgData, MsgHead, Queue, QueueState,
+    VisibilityError, DEDUP_WINDOW_MS,
 };
 use crate::state;
 use crate::Inner;
@@ -253,6 +253,7 @@ async fn enqueue(
     let mut originals: Vec<Arc<CommitTicket>> = Vec::new();
     let ticket = Arc::new(CommitTicket::default());
     let mut reservation = None;
+    let mut submitted = None;
     {
         let mut st = q.lock();
         if q.is_deleted() {
@@ -271,8 +272,24 @@ async fn enqueue(
                     continue;
                 }
             }
-            let seq = st.insert_pending(MsgHead::of(&p.data), 0, 0, p.enq, p.delay_until);
+            let head = MsgHead::of(&p.data);
+            let seq = st.insert_pending(head.clone(), 0, 0, p.enq, p.delay_until);
             batch.put(state::MESSAGES, q.message_key(seq), p.record);
+            if !q.fifo && p.delay_until > 0 {
+                let m = Msg {
+                    data: head,
+                    receive_count: 0,
+                    first_receive_ms: 0,
+                    last_receive_ms: 0,
+                    enqueued_ms: p.enq,
+                    loc: crate::queue::Loc::Delayed(p.delay_until),
+                };
+                batch.put(
+                    state::HIDDEN,
+                    q.hidden_key(p.delay_until, seq),
+                    crate::hidden_record(&m, true),
+                );
+            }
             if let Some(k) = &p.dedup_key {
                 let expires = now + DEDUP_WINDOW_MS;
                 st.dedup_insert(
@@ -316,18 +333,24 @@ async fn enqueue(
             }
         }
         Inner::collect_expired(q, &mut st, &mut batch);
+        if !batch.is_empty() {
+            submitted = Some(inner.submit_for(q, &mut st, batch));
+        }
     }
-    if !batch.is_empty() {
+    if let Some(done) = submitted {
         let inner2 = inner.clone();
         let q2 = q.clone();
         let t2 = ticket.clone();
         // Runs to completion even if this request is abandoned, so pending
         // messages always settle.
         let settled = tokio::spawn(async move {
-            let r = inner2.commit(batch).await;
+            let r = done.await;
             let now = inner2.now();
             {
                 let mut st = q2.lock();
+                if r.is_err() {
+                    st.unsubmit(fresh.len() as u64);
+                }
                 for (seq, key) in &fresh {
                     if r.is_ok() {
                         st.finish_pending(*seq, now);
@@ -348,11 +371,7 @@ async fn enqueue(
                 if q2.is_deleted() {
                     // The queue went away while this write was in flight.
                     let mut cleanup = Batch::new();
-                    for (seq, _) in &fresh {
-                        let k = q2.message_key(*seq);
-                        cleanup.delete(state::MESSAGES, k.clone());
-                        cleanup.delete(state::MESSAGE_STATE, k);
-                    }
+                    q2.delete_records(&inner2.store, &mut cleanup);
                     let _ = inner2.commit(cleanup).await;
                 }
             }
@@ -576,6 +595,21 @@ fn message_json(
     Value::Object(m)
 }
 
+/// A standard queue's record of a message now in flight.
+fn hidden_of(d: &Delivered, now: u64) -> Vec<u8> {
+    crate::hidden_record(
+        &Msg {
+            data: d.data.clone(),
+            receive_count: d.receive_count,
+            first_receive_ms: d.first_receive_ms,
+            last_receive_ms: now,
+            enqueued_ms: d.enqueued_ms,
+            loc: crate::queue::Loc::InFlight(d.visible_at),
+        },
+        false,
+    )
+}
+
 fn state_record(d: &Delivered, now: u64) -> Vec<u8> {
     state::to_json(&state::StateRecord {
         v: state::RECORD_VERSION,
@@ -586,56 +620,78 @@ fn state_record(d: &Delivered, now: u64) -> Vec<u8> {
     })
 }
 
+/// Messages taken out of a queue, with their positions there.
+type Taken = Vec<(u64, Msg)>;
+
 /// Moves over-received messages into the dead-letter queue: they join it as
-/// pending, and the batch that deletes them from the source writes them
-/// there. Returns the positions to settle in the DLQ after the commit.
+/// pending, in a batch submitted under the dead-letter queue's lock; then a
+/// batch under the source's lock deletes them there. The log keeps that
+/// order, so a crash between the two can duplicate a message, never lose it.
+/// Returns the positions to settle in the DLQ and both commits.
 fn stage_dead_letters(
-    store: &nimbus_store::Store,
+    inner: &Inner,
     source: &Queue,
     dlq: &Queue,
-    dead: Vec<(u64, Msg)>,
+    dead: Taken,
     now: u64,
-    batch: &mut Batch,
-) -> Result<Vec<u64>, Vec<(u64, Msg)>> {
-    let mut st = dlq.lock();
-    if dlq.is_deleted() {
-        return Err(dead);
-    }
+) -> Result<
+    (
+        Vec<u64>,
+        impl std::future::Future<Output = Result<(), AwsError>>,
+    ),
+    Taken,
+> {
+    let mut batch = Batch::new();
     let mut seqs = Vec::with_capacity(dead.len());
-    for (src_seq, m) in dead {
-        // Bodies and attributes are in the store, not in the queue's memory.
-        let Some(mut data) = state::read_message(store, source, src_seq) else {
-            continue;
-        };
-        data.dlq_source_arn = Some(source.arn.clone());
-        // A FIFO dead-letter queue restarts the retention clock; a standard
-        // one keeps the original enqueue time.
-        let enq = if dlq.fifo { now } else { m.enqueued_ms };
-        let seq = st.insert_pending(
-            MsgHead::of(&data),
-            m.receive_count,
-            m.first_receive_ms,
-            enq,
-            0,
-        );
-        batch.put(
-            state::MESSAGES,
-            dlq.message_key(seq),
-            state::to_json(&state::MessageRecordOut {
-                v: state::RECORD_VERSION,
-                d: &data,
+    let done_dlq = {
+        let mut st = dlq.lock();
+        if dlq.is_deleted() {
+            return Err(dead);
+        }
+        for (src_seq, m) in &dead {
+            // Bodies and attributes are in the store, not in the queue's memory.
+            let Some(mut data) = state::read_message(&inner.store, source, *src_seq) else {
+                continue;
+            };
+            data.dlq_source_arn = Some(source.arn.clone());
+            // A FIFO dead-letter queue restarts the retention clock; a standard
+            // one keeps the original enqueue time.
+            let enq = if dlq.fifo { now } else { m.enqueued_ms };
+            let seq = st.insert_pending(
+                MsgHead::of(&data),
+                m.receive_count,
+                m.first_receive_ms,
                 enq,
-                du: 0,
-                rc: m.receive_count,
-                fr: m.first_receive_ms,
-            }),
-        );
-        let k = source.message_key(src_seq);
+                0,
+            );
+            batch.put(
+                state::MESSAGES,
+                dlq.message_key(seq),
+                state::to_json(&state::MessageRecordOut {
+                    v: state::RECORD_VERSION,
+                    d: &data,
+                    enq,
+                    du: 0,
+                    rc: m.receive_count,
+                    fr: m.first_receive_ms,
+                }),
+            );
+            seqs.push(seq);
+        }
+        inner.submit_for(dlq, &mut st, batch)
+    };
+    let mut batch = Batch::new();
+    for (src_seq, _) in &dead {
+        let k = source.message_key(*src_seq);
         batch.delete(state::MESSAGES, k.clone());
         batch.delete(state::MESSAGE_STATE, k);
-        seqs.push(seq);
     }
-    Ok(seqs)
+    let done_source = inner.submit_for(source, &mut source.lock(), batch);
+    Ok((seqs, async move {
+        let r = done_dlq.await;
+        let s = done_source.await;
+        r.and(s)
+    }))
 }
 
 pub async fn receive_message(
@@ -731,8 +787,7 @@ pub async fn receive_message(
         };
 
         let now = inner.now();
-        let mut batch = Batch::new();
-        let (delivered, dead, next_event) = {
+        let (delivered, dead, next_event, done) = {
             let mut st = q.lock();
             if q.is_deleted() {
                 return Err(errors::queue_does_not_exist());
@@ -744,22 +799,30 @@ pub async fn receive_message(
                 }
             }
             let (delivered, dead) = st.receive(now, max as usize, vt_ms, max_rc);
+            let mut batch = Batch::new();
             for d in &delivered {
                 batch.put(
                     state::MESSAGE_STATE,
                     q.message_key(d.seq),
                     state_record(d, now),
                 );
+                if !q.fifo && d.visible_at > now {
+                    batch.put(
+                        state::HIDDEN,
+                        q.hidden_key(d.visible_at, d.seq),
+                        hidden_of(d, now),
+                    );
+                }
             }
-            Inner::collect_expired(&q, &mut st, &mut batch);
-            (delivered, dead, st.next_event())
+            let done = inner.submit_for(&q, &mut st, batch);
+            (delivered, dead, st.next_event(), done)
         };
 
-        let mut dlq_seqs = Vec::new();
+        let mut dead_letters = None;
         if !dead.is_empty() {
             if let Some(dlq) = &dlq {
-                match stage_dead_letters(&inner.store, &q, dlq, dead, now, &mut batch) {
-                    Ok(s) => dlq_seqs = s,
+                match stage_dead_letters(inner, &q, dlq, dead, now) {
+                    Ok((seqs, moved)) => dead_letters = Some((dlq.clone(), seqs, moved)),
                     Err(back) => q.lock().put_back(back),
                 }
             } else {
@@ -784,32 +847,32 @@ pub async fn receive_message(
             }
         }
 
-        if !batch.is_empty() {
-            let inner2 = inner.clone();
-            let dlq2 = dlq.clone();
-            let committed = tokio::spawn(async move {
-                let r = inner2.commit(batch).await;
-                if let Some(dlq) = dlq2 {
-                    if !dlq_seqs.is_empty() {
-                        let now = inner2.now();
-                        let mut st = dlq.lock();
-                        for s in &dlq_seqs {
-                            if r.is_ok() {
-                                st.finish_pending(*s, now);
-                            } else {
-                                st.remove(*s);
-                            }
-                        }
-                        drop(st);
-                        dlq.notify.notify_waiters();
+        let inner2 = inner.clone();
+        let committed = tokio::spawn(async move {
+            let r = done.await;
+            if let Some((dlq, seqs, moved)) = dead_letters {
+                let m = moved.await;
+                let now = inner2.now();
+                let mut st = dlq.lock();
+                if m.is_err() {
+                    st.unsubmit(seqs.len() as u64);
+                }
+                for s in &seqs {
+                    if m.is_ok() {
+                        st.finish_pending(*s, now);
+                    } else {
+                        st.remove(*s);
                     }
                 }
-                r
-            });
-            committed
-                .await
-                .map_err(|e| AwsError::internal(format!("receive task failed: {e}")))??;
-        }
+                drop(st);
+                dlq.notify.notify_waiters();
+                m?;
+            }
+            r
+        });
+        committed
+            .await
+            .map_err(|e| AwsError::internal(format!("receive task failed: {e}")))??;
 
         if !response.is_empty() {
             if let Some(a) = attempt_id {
@@ -845,11 +908,16 @@ fn receipt_for(q: &Queue, handle: &str) -> Result<Receipt, AwsError> {
     }
 }
 
-/// Deletes one message by receipt; returns true when something was removed.
-fn delete_one(q: &Queue, handle: &str, now: u64, batch: &mut Batch) -> Result<bool, AwsError> {
+/// Deletes one message by receipt (under the queue's lock, held as `st`);
+/// returns true when something was removed.
+fn delete_one(
+    q: &Queue,
+    st: &mut QueueState,
+    handle: &str,
+    now: u64,
+    batch: &mut Batch,
+) -> Result<bool, AwsError> {
     let r = receipt_for(q, handle)?;
-    let mut st = q.lock();
-    st.advance(now);
     match st.delete(r.seq, r.receive_count, &r.message_id, now) {
         Err(()) => Err(errors::receipt_handle_expired(handle)),
         Ok(None) => Ok(false),
@@ -857,7 +925,6 @@ fn delete_one(q: &Queue, handle: &str, now: u64, batch: &mut Batch) -> Result<bo
             let k = q.message_key(r.seq);
             batch.delete(state::MESSAGES, k.clone());
             batch.delete(state::MESSAGE_STATE, k);
-            Inner::collect_expired(q, &mut st, batch);
             Ok(true)
         }
     }
@@ -880,13 +947,20 @@ pub async fn delete_message(
     let handle = req
         .receipt_handle
         .ok_or_else(|| errors::missing("ReceiptHandle"))?;
+    let now = inner.now();
     let mut batch = Batch::new();
-    if delete_one(&q, &handle, inner.now(), &mut batch)? {
+    let done = {
+        let mut st = q.lock();
+        st.advance(now);
+        let removed = delete_one(&q, &mut st, &handle, now, &mut batch)?;
+        removed.then(|| inner.submit_for(&q, &mut st, batch))
+    };
+    if let Some(done) = done {
         if q.fifo {
             // The group may be deliverable again.
             q.notify.notify_waiters();
         }
-        inner.commit(batch).await?;
+        done.await?;
     }
     Ok(json!({}))
 }
@@ -924,25 +998,30 @@ pub async fn delete_message_batch(
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     let mut removed = false;
-    for e in &entries {
-        let id = e.id.clone().unwrap_or_default();
-        let result = match &e.receipt_handle {
-            None => Err(errors::missing("ReceiptHandle")),
-            Some(h) => delete_one(&q, h, now, &mut batch),
-        };
-        match result {
-            Ok(r) => {
-                removed |= r;
-                ok.push(json!({ "Id": id }));
+    let done = {
+        let mut st = q.lock();
+        st.advance(now);
+        for e in &entries {
+            let id = e.id.clone().unwrap_or_default();
+            let result = match &e.receipt_handle {
+                None => Err(errors::missing("ReceiptHandle")),
+                Some(h) => delete_one(&q, &mut st, h, now, &mut batch),
+            };
+            match result {
+                Ok(r) => {
+                    removed |= r;
+                    ok.push(json!({ "Id": id }));
+                }
+                Err(err) => failed.push(failure(&id, &err)),
             }
-            Err(err) => failed.push(failure(&id, &err)),
         }
-    }
-    if removed {
+        removed.then(|| inner.submit_for(&q, &mut st, batch))
+    };
+    if let Some(done) = done {
         if q.fifo {
             q.notify.notify_waiters();
         }
-        inner.commit(batch).await?;
+        done.await?;
     }
     Ok(json!({ "Successful": ok, "Failed": failed }))
 }
@@ -959,9 +1038,11 @@ fn check_visibility(v: Option<i64>) -> Result<u64, AwsError> {
     Ok(v as u64)
 }
 
-/// Changes one message's visibility; returns true when it became visible.
+/// Changes one message's visibility (under the queue's lock, held as `st`);
+/// returns true when it became visible.
 fn change_one(
     q: &Queue,
+    st: &mut QueueState,
     handle: &str,
     visibility: Option<i64>,
     now: u64,
@@ -969,8 +1050,6 @@ fn change_one(
 ) -> Result<bool, AwsError> {
     let v = check_visibility(visibility)?;
     let r = receipt_for(q, handle)?;
-    let mut st = q.lock();
-    st.advance(now);
     match st.change_visibility(r.seq, r.receive_count, &r.message_id, now, v * 1000) {
         Err(VisibilityError::Gone) => Err(errors::visibility_target_gone(handle)),
         Err(VisibilityError::NotInFlight) => Err(errors::message_not_inflight()),
@@ -979,7 +1058,7 @@ fn change_one(
             "VisibilityTimeout",
             "Total VisibilityTimeout for the message is beyond the limit [43200 seconds]",
         )),
-        Ok(deadline) => {
+        Ok((old, deadline)) => {
             if let Some(m) = st.get(r.seq) {
                 batch.put(
                     state::MESSAGE_STATE,
@@ -992,8 +1071,17 @@ fn change_one(
                         vis: deadline,
                     }),
                 );
+                if !q.fifo {
+                    batch.delete(state::HIDDEN, q.hidden_key(old, r.seq));
+                    if deadline > now {
+                        batch.put(
+                            state::HIDDEN,
+                            q.hidden_key(deadline, r.seq),
+                            crate::hidden_record(m, false),
+                        );
+                    }
+                }
             }
-            Inner::collect_expired(q, &mut st, batch);
             Ok(v == 0)
         }
     }
@@ -1018,9 +1106,22 @@ pub async fn change_message_visibility(
     let handle = req
         .receipt_handle
         .ok_or_else(|| errors::missing("ReceiptHandle"))?;
+    let now = inner.now();
     let mut batch = Batch::new();
-    let visible = change_one(&q, &handle, req.visibility_timeout, inner.now(), &mut batch)?;
-    inner.commit(batch).await?;
+    let (visible, done) = {
+        let mut st = q.lock();
+        st.advance(now);
+        let visible = change_one(
+            &q,
+            &mut st,
+            &handle,
+            req.visibility_timeout,
+            now,
+            &mut batch,
+        )?;
+        (visible, inner.submit_for(&q, &mut st, batch))
+    };
+    done.await?;
     if visible {
         q.notify.notify_waiters();
     }
@@ -1044,21 +1145,26 @@ pub async fn change_message_visibility_batch(
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     let mut visible = false;
-    for e in &entries {
-        let id = e.id.clone().unwrap_or_default();
-        let result = match &e.receipt_handle {
-            None => Err(errors::missing("ReceiptHandle")),
-            Some(h) => change_one(&q, h, e.visibility_timeout, now, &mut batch),
-        };
-        match result {
-            Ok(v) => {
-                visible |= v;
-                ok.push(json!({ "Id": id }));
+    let done = {
+        let mut st = q.lock();
+        st.advance(now);
+        for e in &entries {
+            let id = e.id.clone().unwrap_or_default();
+            let result = match &e.receipt_handle {
+                None => Err(errors::missing("ReceiptHandle")),
+                Some(h) => change_one(&q, &mut st, h, e.visibility_timeout, now, &mut batch),
+            };
+            match result {
+                Ok(v) => {
+                    visible |= v;
+                    ok.push(json!({ "Id": id }));
+                }
+                Err(err) => failed.push(failure(&id, &err)),
             }
-            Err(err) => failed.push(failure(&id, &err)),
         }
-    }
-    inner.commit(batch).await?;
+        inner.submit_for(&q, &mut st, batch)
+    };
+    done.await?;
     if visible {
         q.notify.notify_waiters();
     }

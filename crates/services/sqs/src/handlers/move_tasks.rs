@@ -125,7 +125,7 @@ async fn run(inner: &Arc<Inner>, task: &Arc<MoveTask>) {
         let taken = {
             let mut st = src.lock();
             st.advance(now);
-            st.take_ready(chunk)
+            st.take_ready(now, chunk)
         };
         if taken.is_empty() {
             finish(inner, task, "COMPLETED", None).await;
@@ -185,8 +185,10 @@ async fn move_chunk(
             }
         }
     }
-    let mut batch = Batch::new();
-    let mut placed: Vec<(Arc<Queue>, u64)> = Vec::with_capacity(taken.len());
+    // Each destination's messages go in a batch under its lock; then one
+    // batch under the source's lock deletes them there and records progress.
+    // The log keeps that order: a crash in between duplicates, never loses.
+    let mut by_dest: HashMap<String, Vec<(u64, MsgData)>> = HashMap::new();
     for ((seq, _), data) in taken.iter().zip(datas) {
         let Some(mut data) = data else {
             continue;
@@ -196,50 +198,76 @@ async fn move_chunk(
             .clone()
             .or_else(|| data.dlq_source_arn.clone())
             .unwrap_or_default();
+        data.dlq_source_arn = None;
+        by_dest.entry(arn).or_default().push((*seq, data));
+    }
+    let mut placed: Vec<(Arc<Queue>, Vec<u64>)> = Vec::new();
+    let mut writes = Vec::new();
+    for (arn, items) in by_dest {
         let Some(dest) = dests.get(&arn) else {
             continue;
         };
-        data.dlq_source_arn = None;
-        // A redriven message starts over: new receive count, new retention.
-        let new_seq = dest.lock().insert_pending(MsgHead::of(&data), 0, 0, now, 0);
-        batch.put(
-            state::MESSAGES,
-            dest.message_key(new_seq),
-            state::to_json(&state::MessageRecordOut {
-                v: state::RECORD_VERSION,
-                d: &data,
-                enq: now,
-                du: 0,
-                rc: 0,
-                fr: 0,
-            }),
-        );
+        let mut batch = Batch::new();
+        let mut st = dest.lock();
+        let mut seqs = Vec::with_capacity(items.len());
+        for (_, data) in &items {
+            // A redriven message starts over: new receive count, new retention.
+            let new_seq = st.insert_pending(MsgHead::of(data), 0, 0, now, 0);
+            batch.put(
+                state::MESSAGES,
+                dest.message_key(new_seq),
+                state::to_json(&state::MessageRecordOut {
+                    v: state::RECORD_VERSION,
+                    d: data,
+                    enq: now,
+                    du: 0,
+                    rc: 0,
+                    fr: 0,
+                }),
+            );
+            seqs.push(new_seq);
+        }
+        writes.push(inner.submit_for(dest, &mut st, batch));
+        drop(st);
+        placed.push((dest.clone(), seqs));
+    }
+    let moved: usize = placed.iter().map(|(_, s)| s.len()).sum();
+    let mut progress = task.info();
+    progress.moved += moved as u64;
+    let mut batch = Batch::new();
+    for (seq, _) in &taken {
         let k = src.message_key(*seq);
         batch.delete(state::MESSAGES, k.clone());
         batch.delete(state::MESSAGE_STATE, k);
-        placed.push((dest.clone(), new_seq));
     }
-    let mut progress = task.info();
-    progress.moved += placed.len() as u64;
     task_put(&mut batch, &progress);
-    let result = inner.commit(batch).await;
-    let now = inner.now();
-    for (dest, seq) in &placed {
-        let mut st = dest.lock();
-        if result.is_ok() {
-            st.finish_pending(*seq, now);
-        } else {
-            st.remove(*seq);
-        }
+    let source_done = inner.submit_for(src, &mut src.lock(), batch);
+    let mut result = Ok(());
+    for w in writes {
+        result = result.and(w.await);
     }
-    for dest in dests.values() {
+    result = result.and(source_done.await);
+    let now = inner.now();
+    for (dest, seqs) in &placed {
+        let mut st = dest.lock();
+        if result.is_err() {
+            st.unsubmit(seqs.len() as u64);
+        }
+        for seq in seqs {
+            if result.is_ok() {
+                st.finish_pending(*seq, now);
+            } else {
+                st.remove(*seq);
+            }
+        }
+        drop(st);
         dest.notify.notify_waiters();
     }
     if let Err(e) = result {
         src.lock().put_back(taken);
         return Err(e.message);
     }
-    let n = placed.len() as u64;
+    let n = moved as u64;
     let latest = task.update(|r| r.moved += n);
     if latest.status != "RUNNING" {
         // Cancelled while this chunk was being written: record the final count.

@@ -145,7 +145,15 @@ pub async fn create_queue(
     let mut st = QueueState::new(wanted, fifo, now_s);
     st.tags = tags;
     let id = *uuid::Uuid::new_v4().as_bytes();
-    let q = Arc::new(Queue::new(key.clone(), id, fifo, now_s, dedup_by_group, st));
+    let q = Arc::new(Queue::new(
+        key.clone(),
+        id,
+        fifo,
+        now_s,
+        dedup_by_group,
+        st,
+        &inner.store,
+    ));
 
     // Register first (atomically against a concurrent CreateQueue of the
     // same name), then make it durable.
@@ -294,11 +302,7 @@ pub async fn delete_queue(
     q.deleted.store(true, Ordering::SeqCst);
     let now = inner.now();
     let mut batch = Batch::new();
-    {
-        let mut st = q.lock();
-        q.delete_records(&st, &mut batch);
-        Inner::collect_expired(&q, &mut st, &mut batch);
-    }
+    q.delete_records(&inner.store, &mut batch);
     batch.delete(state::QUEUES, q.key.store_key().into_bytes());
     batch.delete(state::SEQUENCE, q.id_hex.clone().into_bytes());
     batch.put(
@@ -342,6 +346,15 @@ pub async fn get_queue_attributes(
     {
         let mut st = q.lock();
         st.advance(now);
+        if st.has_expired() {
+            // Expired messages leave the store with a write of their own.
+            let done = inner.submit_for(&q, &mut st, Batch::new());
+            tokio::spawn(async move {
+                if let Err(e) = done.await {
+                    tracing::error!("sqs: deleting expired messages: {}", e.message);
+                }
+            });
+        }
         let (visible, not_visible, delayed) = st.counts();
         let wanted = |n: &str| all || names.iter().any(|x| x == n);
         for &n in attributes::READABLE {
@@ -396,7 +409,7 @@ pub async fn set_queue_attributes(
     }
     let now = inner.now();
     let mut batch = Batch::new();
-    {
+    let done = {
         let mut st = q.lock();
         st.attrs = next;
         st.last_modified_s = now / 1000;
@@ -405,9 +418,9 @@ pub async fn set_queue_attributes(
             q.key.store_key().into_bytes(),
             queue_record(&q, &st),
         );
-        Inner::collect_expired(&q, &mut st, &mut batch);
-    }
-    inner.commit(batch).await?;
+        inner.submit_for(&q, &mut st, batch)
+    };
+    done.await?;
     // A shorter delay or retention may change what long pollers can see.
     q.notify.notify_waiters();
     Ok(json!({}))
@@ -423,7 +436,7 @@ pub async fn purge_queue(
     let _meta = q.meta.lock().await;
     let now = inner.now();
     let mut batch = Batch::new();
-    {
+    let done = {
         let mut st = q.lock();
         if let Some(at) = st.purged_at_ms {
             if at + PURGE_PERIOD_MS > now {
@@ -441,9 +454,9 @@ pub async fn purge_queue(
             q.key.store_key().into_bytes(),
             queue_record(&q, &st),
         );
-        Inner::collect_expired(&q, &mut st, &mut batch);
-    }
-    inner.commit(batch).await?;
+        inner.submit_for(&q, &mut st, batch)
+    };
+    done.await?;
     Ok(json!({}))
 }
 
