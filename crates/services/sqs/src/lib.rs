@@ -411,10 +411,12 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
                 Loc::InFlight(t) => (t, false),
                 _ => continue,
             };
+            // Written with what a first use needs (older state records lack
+            // it, and a delay had none).
             batch.put(
-                state::HIDDEN,
-                q.hidden_key(until, *seq),
-                hidden_record(m, delayed),
+                state::MESSAGE_STATE,
+                q.message_key(*seq),
+                state::to_json(&state::StateRecord::of(m, until, delayed)),
             );
         }
         batch.put(
@@ -448,65 +450,59 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
     st.pending_deletes.extend(expired);
 }
 
-/// What a standard queue keeps of a hidden message, as its `sqs_hidden` record.
-pub(crate) fn hidden_record(m: &Msg, delayed: bool) -> Vec<u8> {
-    state::to_json(&state::HiddenRecord {
-        v: state::RECORD_VERSION,
-        id: hex::encode(m.data.id),
-        rc: m.receive_count,
-        fr: m.first_receive_ms,
-        lr: m.last_receive_ms,
-        enq: m.enqueued_ms,
-        d: delayed,
-    })
-}
-
-/// Opens a standard queue from its count record and hidden messages: reads
-/// nothing per stored message.
+/// Opens a standard queue from its count record and the state records of
+/// its hidden messages (in flight or delayed): reads nothing per ready message.
 fn open_standard(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountRecord, now: u64) {
     let prefix = format!("{}/", q.id_hex);
     let mut hidden = Vec::new();
-    let read = store.scan(state::HIDDEN, prefix.as_bytes(), |key, value| {
+    let read = store.scan(state::MESSAGE_STATE, prefix.as_bytes(), |key, value| {
         let Some(rest) = key.strip_prefix(prefix.as_bytes()) else {
             return nimbus_store::Step::Stop;
         };
-        let parsed = std::str::from_utf8(rest).ok().and_then(|r| {
-            let (until, seq) = r.split_once('/')?;
-            Some((until.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
-        });
-        let rec = serde_json::from_slice::<state::HiddenRecord>(value).ok();
-        match (parsed, rec) {
-            (Some((until, seq)), Some(r)) if until > now => {
-                let mut id = [0u8; 16];
-                if let Ok(b) = hex::decode(&r.id) {
-                    if b.len() == 16 {
-                        id.copy_from_slice(&b);
-                    }
-                }
-                hidden.push((
-                    seq,
-                    Msg {
-                        data: MsgHead { id, group: None },
-                        receive_count: r.rc,
-                        first_receive_ms: r.fr,
-                        last_receive_ms: r.lr,
-                        enqueued_ms: r.enq,
-                        loc: if r.d {
-                            Loc::Delayed(until)
-                        } else {
-                            Loc::InFlight(until)
-                        },
-                    },
-                ));
+        let seq = std::str::from_utf8(rest)
+            .ok()
+            .and_then(|r| r.parse::<u64>().ok());
+        let rec = serde_json::from_slice::<state::StateRecord>(value).ok();
+        if let (Some(seq), Some(r)) = (seq, rec) {
+            if r.vis > now {
+                hidden.push((seq, r));
             }
-            // Surfaced while nimbus was down, or unreadable.
-            _ => st.pending_deletes.push((state::HIDDEN, key.to_vec())),
         }
         nimbus_store::Step::Next
     });
     if let Err(e) = read {
         tracing::error!("sqs: reading the hidden messages of {}: {e}", q.arn);
     }
+    let hidden = hidden
+        .into_iter()
+        .filter_map(|(seq, r)| {
+            let mut id = [0u8; 16];
+            let mut enq = r.enq;
+            match r.id.as_deref().map(hex::decode) {
+                Some(Ok(b)) if b.len() == 16 => id.copy_from_slice(&b),
+                // A record of an older release: the message's own record has it.
+                _ => {
+                    let value = store.get(state::MESSAGES, &q.message_key(seq)).ok()??;
+                    let head = serde_json::from_slice::<state::MessageHeadRecord>(&value).ok()?;
+                    id = *uuid::Uuid::parse_str(&head.d.id).ok()?.as_bytes();
+                    enq = head.enq;
+                }
+            }
+            let msg = Msg {
+                data: MsgHead { id, group: None },
+                receive_count: r.rc,
+                first_receive_ms: r.fr,
+                last_receive_ms: r.lr,
+                enqueued_ms: enq,
+                loc: if r.d {
+                    Loc::Delayed(r.vis)
+                } else {
+                    Loc::InFlight(r.vis)
+                },
+            };
+            Some((seq, msg))
+        })
+        .collect();
     st.open_stored(c.n, c.next, hidden);
     st.advance(now);
     let expired = Inner::expired_ops(q, st);
@@ -627,7 +623,6 @@ async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
         state::MESSAGES,
         state::MESSAGE_STATE,
         state::DEDUP,
-        state::HIDDEN,
         state::COUNTS,
         state::SEQUENCE,
         state::DELETED_QUEUES,

@@ -185,6 +185,10 @@ pub struct Stored {
     /// The enqueue time of the record at `sweep_from`, if known; the sweep
     /// reads the store only once this is past the retention period.
     oldest_enq: u64,
+    /// Messages at or past this position were sent since the queue opened; the
+    /// cursor reaches each of them before any receive, so they have no state
+    /// record to read.
+    fresh_from: u64,
 }
 
 impl Stored {
@@ -198,15 +202,12 @@ impl Stored {
             records: 0,
             sweep_from: 0,
             oldest_enq: u64::MAX,
+            fresh_from: 0,
         }
     }
 
     fn message_key(&self, seq: u64) -> Vec<u8> {
         format!("{}{:020}", self.prefix, seq).into_bytes()
-    }
-
-    fn hidden_key(&self, until: u64, seq: u64) -> Vec<u8> {
-        hidden_key(&self.prefix, until, seq)
     }
 
     fn seq_of(&self, key: &[u8]) -> Option<u64> {
@@ -224,12 +225,12 @@ impl Stored {
                 return None;
             }
         };
-        self.cold(seq, &value)
+        self.cold(seq, &value, true)
     }
 
     /// Decodes a record read from the store, with its state record if the
     /// message was received before.
-    fn cold(&self, seq: u64, value: &[u8]) -> Option<Cold> {
+    fn cold(&self, seq: u64, value: &[u8], with_state: bool) -> Option<Cold> {
         let rec = match serde_json::from_slice::<crate::state::MessageHeadRecord>(value) {
             Ok(r) => r,
             Err(e) => {
@@ -238,10 +239,13 @@ impl Stored {
             }
         };
         let (mut rc, mut fr) = (rec.rc, rec.fr);
-        if let Ok(Some(v)) = self
-            .store
-            .get(crate::state::MESSAGE_STATE, &self.message_key(seq))
-        {
+        let state = match with_state {
+            true => self
+                .store
+                .get(crate::state::MESSAGE_STATE, &self.message_key(seq)),
+            false => Ok(None),
+        };
+        if let Ok(Some(v)) = state {
             if let Ok(s) = serde_json::from_slice::<crate::state::StateRecord>(&v) {
                 rc = s.rc;
                 fr = s.fr;
@@ -262,11 +266,6 @@ impl Stored {
             },
         })
     }
-}
-
-/// `{queue-id}/{until:020}/{seq:020}`: hidden messages in the order they surface.
-pub fn hidden_key(prefix: &str, until: u64, seq: u64) -> Vec<u8> {
-    format!("{prefix}{until:020}/{seq:020}").into_bytes()
 }
 
 /// A ready message of a standard queue, read from the store.
@@ -492,6 +491,7 @@ impl QueueState {
             s.records = count;
             s.live = count;
             s.oldest_enq = 0;
+            s.fresh_from = next;
         }
         for (seq, msg) in hidden {
             let loc = msg.loc;
@@ -635,7 +635,6 @@ impl QueueState {
             return;
         };
         self.unindex(seq, msg.loc, None);
-        self.forget_hidden(seq, msg.loc);
         let Some(s) = self.stored.as_mut() else {
             return;
         };
@@ -644,19 +643,6 @@ impl QueueState {
         }
         if seq < s.cursor {
             self.ready.insert(seq);
-        }
-    }
-
-    /// Queues the deletion of a standard queue's hidden-message key.
-    fn forget_hidden(&mut self, seq: u64, loc: Loc) {
-        let until = match loc {
-            Loc::InFlight(t) | Loc::Delayed(t) => t,
-            Loc::Pending { delay_until } if delay_until > 0 => delay_until,
-            _ => return,
-        };
-        if let Some(s) = &self.stored {
-            self.pending_deletes
-                .push((crate::state::HIDDEN, s.hidden_key(until, seq)));
         }
     }
 
@@ -684,7 +670,6 @@ impl QueueState {
         let msg = match self.msgs.remove(seq) {
             Some(m) => {
                 self.unindex(seq, m.loc, None);
-                self.forget_hidden(seq, m.loc);
                 m
             }
             None => {
@@ -905,7 +890,6 @@ impl QueueState {
     fn remove_stored_known(&mut self, seq: u64) -> bool {
         if let Some(m) = self.msgs.remove(seq) {
             self.unindex(seq, m.loc, None);
-            self.forget_hidden(seq, m.loc);
         } else {
             self.ready.remove(&seq);
         }
@@ -943,7 +927,7 @@ impl QueueState {
                         if self.msgs.get(seq).is_some() {
                             return nimbus_store::Step::Next;
                         }
-                        if let Some(c) = s.cold(seq, value) {
+                        if let Some(c) = s.cold(seq, value, seq < s.fresh_from) {
                             found.push(c);
                         }
                         if found.len() >= want {
@@ -1186,7 +1170,7 @@ impl QueueState {
         message_id: &[u8; 16],
         now: u64,
         visibility_ms: u64,
-    ) -> Result<(u64, u64), VisibilityError> {
+    ) -> Result<u64, VisibilityError> {
         let Some(msg) = self.msgs.get(seq) else {
             // A standard queue's ready message is in the store, not in memory.
             let exists = self.stored.as_ref().is_some_and(|s| {
@@ -1202,10 +1186,6 @@ impl QueueState {
             return Err(VisibilityError::Gone);
         }
         let in_flight = matches!(msg.loc, Loc::InFlight(t) if t > now);
-        let old = match msg.loc {
-            Loc::InFlight(t) => t,
-            _ => 0,
-        };
         if msg.receive_count != receive_count {
             return Err(if in_flight {
                 VisibilityError::Gone
@@ -1223,7 +1203,7 @@ impl QueueState {
             return Err(VisibilityError::TooLong);
         }
         self.set_loc(seq, Loc::InFlight(deadline));
-        Ok((old, deadline))
+        Ok(deadline)
     }
 
     /// Deletes by receipt. `Ok(None)`: the message is already gone (SQS
@@ -1421,9 +1401,9 @@ impl Queue {
     /// Adds to `batch` the deletion of every record of this queue's messages
     /// (DeleteQueue, reset), as the store has them: memory may not hold them all.
     pub fn delete_records(&self, store: &Store, batch: &mut nimbus_store::Batch) {
-        use crate::state::{COUNTS, DEDUP, HIDDEN, MESSAGES, MESSAGE_STATE};
+        use crate::state::{COUNTS, DEDUP, MESSAGES, MESSAGE_STATE};
         let prefix = format!("{}/", self.id_hex).into_bytes();
-        for table in [MESSAGES, MESSAGE_STATE, HIDDEN, DEDUP] {
+        for table in [MESSAGES, MESSAGE_STATE, DEDUP] {
             let read = store.scan(table, &prefix, |key, _| {
                 if !key.starts_with(&prefix) {
                     return nimbus_store::Step::Stop;
@@ -1436,10 +1416,6 @@ impl Queue {
             }
         }
         batch.delete(COUNTS, self.id_hex.clone().into_bytes());
-    }
-
-    pub fn hidden_key(&self, until: u64, seq: u64) -> Vec<u8> {
-        hidden_key(&format!("{}/", self.id_hex), until, seq)
     }
 
     pub fn url(&self, host: &str) -> String {
@@ -1525,6 +1501,9 @@ mod tests {
                         fr: x.first_receive_ms,
                         lr: now,
                         vis: x.visible_at,
+                        id: None,
+                        enq: 0,
+                        d: false,
                     }),
                 );
             }

@@ -6,8 +6,7 @@
 //! | --- | --- | --- |
 //! | `sqs_queues` | `{account}/{region}/{name}` | [`QueueRecord`]: id, type, attributes, tags |
 //! | `sqs_messages` | `{queue-id}/{seq:020}` | [`MessageRecord`]: the message as sent |
-//! | `sqs_message_state` | `{queue-id}/{seq:020}` | [`StateRecord`]: receive count, visibility deadline |
-//! | `sqs_hidden` | `{queue-id}/{until:020}/{seq:020}` | [`HiddenRecord`]: a standard queue's message in flight or delayed until `until` |
+//! | `sqs_message_state` | `{queue-id}/{seq:020}` | [`StateRecord`]: receive count, visibility deadline (or end of delay) |
 //! | `sqs_counts` | `{queue-id}` | [`CountRecord`]: a standard queue's stored message count and next position |
 //! | `sqs_dedup` | `{queue-id}/{dedup-key}` | [`DedupRecord`]: FIFO deduplication id within its window |
 //! | `sqs_sequence` | `{queue-id}` | highest reserved position (FIFO sequence numbers never go back) |
@@ -18,7 +17,8 @@
 //! state record. A standard queue reads its ready messages from
 //! `sqs_messages` in position order when it delivers them; what it keeps in
 //! memory (messages in flight or delayed) is rebuilt at its first use from
-//! `sqs_hidden`, and its count comes from `sqs_counts`, written with every
+//! the state records whose deadline is still ahead (a delayed send writes one
+//! too), and its count comes from `sqs_counts`, written with every
 //! batch that adds or removes one of its messages (legacy queues without a
 //! count record are counted once, then get one). `queue-id` is random per queue incarnation, so records of a
 //! deleted queue can never be mistaken for a new queue of the same name.
@@ -32,7 +32,6 @@ pub const QUEUES: &str = "sqs_queues";
 pub const MESSAGES: &str = "sqs_messages";
 pub const MESSAGE_STATE: &str = "sqs_message_state";
 pub const DEDUP: &str = "sqs_dedup";
-pub const HIDDEN: &str = "sqs_hidden";
 pub const COUNTS: &str = "sqs_counts";
 pub const SEQUENCE: &str = "sqs_sequence";
 pub const DELETED_QUEUES: &str = "sqs_deleted_queues";
@@ -84,7 +83,9 @@ pub struct MessageRecord {
     pub d: MsgData,
 }
 
-/// What a receive (or a visibility change) changed about a message.
+/// What a receive (or a visibility change) changed about a message; for a
+/// standard queue also written by a delayed send. Carries what memory keeps of
+/// a hidden message, so a standard queue's first use reads no message record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StateRecord {
     #[serde(default = "v1")]
@@ -92,27 +93,32 @@ pub struct StateRecord {
     pub rc: u32,
     pub fr: u64,
     pub lr: u64,
+    /// Hidden until then (visibility deadline, or end of delay when `d`).
     pub vis: u64,
+    /// The message id's 16 bytes, hex (absent in records of older releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub enq: u64,
+    /// Delayed rather than in flight.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub d: bool,
 }
 
-/// A standard queue's message hidden until the time in its key: what the
-/// queue keeps in memory about it, so a first use reads no message record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HiddenRecord {
-    #[serde(default = "v1")]
-    pub v: u32,
-    /// The message id's 16 bytes, hex.
-    pub id: String,
-    #[serde(default)]
-    pub rc: u32,
-    #[serde(default)]
-    pub fr: u64,
-    #[serde(default)]
-    pub lr: u64,
-    pub enq: u64,
-    /// Delayed (true) or in flight.
-    #[serde(default)]
-    pub d: bool,
+impl StateRecord {
+    /// The record of a message hidden until `vis` (delayed when `delayed`).
+    pub fn of(m: &crate::queue::Msg, vis: u64, delayed: bool) -> StateRecord {
+        StateRecord {
+            v: RECORD_VERSION,
+            rc: m.receive_count,
+            fr: m.first_receive_ms,
+            lr: m.last_receive_ms,
+            vis,
+            id: Some(hex::encode(m.data.id)),
+            enq: m.enqueued_ms,
+            d: delayed,
+        }
+    }
 }
 
 /// A standard queue's message records as of the batch that wrote this, and

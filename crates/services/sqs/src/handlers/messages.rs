@@ -284,10 +284,11 @@ async fn enqueue(
                     enqueued_ms: p.enq,
                     loc: crate::queue::Loc::Delayed(p.delay_until),
                 };
+                // Hidden until its delay ends, also across a restart.
                 batch.put(
-                    state::HIDDEN,
-                    q.hidden_key(p.delay_until, seq),
-                    crate::hidden_record(&m, true),
+                    state::MESSAGE_STATE,
+                    q.message_key(seq),
+                    state::to_json(&state::StateRecord::of(&m, p.delay_until, true)),
                 );
             }
             if let Some(k) = &p.dedup_key {
@@ -595,29 +596,16 @@ fn message_json(
     Value::Object(m)
 }
 
-/// A standard queue's record of a message now in flight.
-fn hidden_of(d: &Delivered, now: u64) -> Vec<u8> {
-    crate::hidden_record(
-        &Msg {
-            data: d.data.clone(),
-            receive_count: d.receive_count,
-            first_receive_ms: d.first_receive_ms,
-            last_receive_ms: now,
-            enqueued_ms: d.enqueued_ms,
-            loc: crate::queue::Loc::InFlight(d.visible_at),
-        },
-        false,
-    )
-}
-
 fn state_record(d: &Delivered, now: u64) -> Vec<u8> {
-    state::to_json(&state::StateRecord {
-        v: state::RECORD_VERSION,
-        rc: d.receive_count,
-        fr: d.first_receive_ms,
-        lr: now,
-        vis: d.visible_at,
-    })
+    let m = Msg {
+        data: d.data.clone(),
+        receive_count: d.receive_count,
+        first_receive_ms: d.first_receive_ms,
+        last_receive_ms: now,
+        enqueued_ms: d.enqueued_ms,
+        loc: crate::queue::Loc::InFlight(d.visible_at),
+    };
+    state::to_json(&state::StateRecord::of(&m, d.visible_at, false))
 }
 
 /// Messages taken out of a queue, with their positions there.
@@ -806,13 +794,6 @@ pub async fn receive_message(
                     q.message_key(d.seq),
                     state_record(d, now),
                 );
-                if !q.fifo && d.visible_at > now {
-                    batch.put(
-                        state::HIDDEN,
-                        q.hidden_key(d.visible_at, d.seq),
-                        hidden_of(d, now),
-                    );
-                }
             }
             let done = inner.submit_for(&q, &mut st, batch);
             (delivered, dead, st.next_event(), done)
@@ -1058,29 +1039,13 @@ fn change_one(
             "VisibilityTimeout",
             "Total VisibilityTimeout for the message is beyond the limit [43200 seconds]",
         )),
-        Ok((old, deadline)) => {
+        Ok(deadline) => {
             if let Some(m) = st.get(r.seq) {
                 batch.put(
                     state::MESSAGE_STATE,
                     q.message_key(r.seq),
-                    state::to_json(&state::StateRecord {
-                        v: state::RECORD_VERSION,
-                        rc: m.receive_count,
-                        fr: m.first_receive_ms,
-                        lr: m.last_receive_ms,
-                        vis: deadline,
-                    }),
+                    state::to_json(&state::StateRecord::of(m, deadline, false)),
                 );
-                if !q.fifo {
-                    batch.delete(state::HIDDEN, q.hidden_key(old, r.seq));
-                    if deadline > now {
-                        batch.put(
-                            state::HIDDEN,
-                            q.hidden_key(deadline, r.seq),
-                            crate::hidden_record(m, false),
-                        );
-                    }
-                }
             }
             Ok(v == 0)
         }

@@ -215,3 +215,122 @@ async fn expired_messages_are_dropped_at_load() {
     let msgs = store.scan_prefix(crate::state::MESSAGES, b"").unwrap();
     assert_eq!(msgs.len(), 1);
 }
+
+/// A standard queue opens on its stored count and the state records of its
+/// hidden messages, without reading its backlog; a queue stored before there were
+/// count records is counted once and gets one.
+#[tokio::test]
+async fn a_standard_queue_opens_on_its_count_and_hidden_index() {
+    let h = Harness::new();
+    let url = h.create("deep", json!({})).await;
+    for i in 0..47 {
+        h.send(&url, &format!("m{i:02}")).await;
+    }
+    for i in 0..3 {
+        h.ok(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": format!("late{i}"), "DelaySeconds": 2 }),
+        )
+        .await;
+    }
+    let taken = h
+        .receive(
+            &url,
+            json!({ "MaxNumberOfMessages": 5, "VisibilityTimeout": 100 }),
+        )
+        .await;
+    assert_eq!(taken.len(), 5);
+    for m in &taken[..2] {
+        h.ok(
+            "DeleteMessage",
+            json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }),
+        )
+        .await;
+    }
+    assert_eq!(h.counts(&url).await, (42, 3, 3));
+
+    let h = h.reopen().await;
+    assert_eq!(h.counts(&url).await, (42, 3, 3));
+    let store = h.sqs.inner.store.clone();
+    let id = h
+        .sqs
+        .inner
+        .queue_by_arn(&h.arn(&url).await)
+        .unwrap()
+        .id_hex
+        .clone();
+    let count: crate::state::CountRecord = serde_json::from_slice(
+        &store
+            .get(crate::state::COUNTS, id.as_bytes())
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(count.n, 48);
+
+    // As a queue of the previous format: no count record, and state records
+    // without the message's id (a delay had none).
+    let mut batch = nimbus_store::Batch::new();
+    batch.delete(crate::state::COUNTS, id.clone().into_bytes());
+    for (k, v) in store
+        .scan_prefix(crate::state::MESSAGE_STATE, format!("{id}/").as_bytes())
+        .unwrap()
+    {
+        let r: crate::state::StateRecord = serde_json::from_slice(&v).unwrap();
+        if r.d {
+            batch.delete(crate::state::MESSAGE_STATE, k);
+        } else {
+            let old = json!({ "v": 1, "rc": r.rc, "fr": r.fr, "lr": r.lr, "vis": r.vis });
+            batch.put(crate::state::MESSAGE_STATE, k, old.to_string());
+        }
+    }
+    store.commit(batch).await.unwrap();
+    drop(store);
+    let h = h.reopen().await;
+    assert_eq!(h.counts(&url).await, (42, 3, 3));
+    let store = h.sqs.inner.store.clone();
+    // Counted once, then stored (the write goes with the first use).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(store
+        .get(crate::state::COUNTS, id.as_bytes())
+        .unwrap()
+        .is_some());
+    let states = store
+        .scan_prefix(crate::state::MESSAGE_STATE, format!("{id}/").as_bytes())
+        .unwrap();
+    let rewritten = states
+        .iter()
+        .filter(|(_, v)| {
+            serde_json::from_slice::<crate::state::StateRecord>(v)
+                .unwrap()
+                .id
+                .is_some()
+        })
+        .count();
+    assert_eq!(rewritten, 6);
+    drop(store);
+
+    // Every message comes out once: the in-flight ones only after the reopen
+    // showed them hidden, the delayed ones once their delay is over.
+    let h = h.reopen().await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut bodies = Vec::new();
+    loop {
+        let got = h
+            .bodies(
+                &url,
+                json!({ "MaxNumberOfMessages": 10, "VisibilityTimeout": 100 }),
+            )
+            .await;
+        if got.is_empty() {
+            break;
+        }
+        bodies.extend(got);
+    }
+    bodies.sort();
+    let mut want: Vec<String> = (5..47).map(|i| format!("m{i:02}")).collect();
+    want.extend((0..3).map(|i| format!("late{i}")));
+    want.sort();
+    assert_eq!(bodies, want);
+    assert_eq!(h.counts(&url).await, (0, 48, 0));
+}
