@@ -18,6 +18,7 @@
 //! fsync, so durability does not serialize requests.
 
 mod attributes;
+mod cleanup;
 mod errors;
 mod handlers;
 mod input;
@@ -63,8 +64,14 @@ pub(crate) struct Inner {
     has_orphans: AtomicBool,
     /// Move tasks that were running at shutdown, resumed once a runtime exists.
     resume: Mutex<Vec<Arc<MoveTask>>>,
+    /// Deletions left over at shutdown (deleted queues' records, purged
+    /// messages), resumed with the move tasks.
+    resume_cleanup: Mutex<(Vec<String>, Vec<Arc<Queue>>)>,
     /// Shifts the service clock; only tests move it.
     clock_offset: AtomicU64,
+    /// Background deletions stop at their next batch (tests stop the service
+    /// as a crash would).
+    pub halted: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -211,6 +218,13 @@ impl Inner {
         for t in pending {
             handlers::move_tasks::spawn(self.clone(), t);
         }
+        let (dropped, purged) = std::mem::take(&mut *lock(&self.resume_cleanup));
+        for id in dropped {
+            cleanup::spawn_drop(self.clone(), id);
+        }
+        for q in purged {
+            cleanup::spawn_purge_drain(self.clone(), q);
+        }
     }
 }
 
@@ -228,7 +242,9 @@ impl Sqs {
             orphans: Mutex::new(Vec::new()),
             has_orphans: AtomicBool::new(false),
             resume: Mutex::new(Vec::new()),
+            resume_cleanup: Mutex::new((Vec::new(), Vec::new())),
             clock_offset: AtomicU64::new(0),
+            halted: AtomicBool::new(false),
         });
         load(&inner).map_err(|e| format!("sqs: loading state failed: {e}"))?;
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -249,6 +265,7 @@ impl Sqs {
         for t in lock(&self.inner.tasks).values() {
             t.halt();
         }
+        self.inner.halted.store(true, Ordering::SeqCst);
     }
 }
 
@@ -419,16 +436,19 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
                 state::to_json(&state::StateRecord::of(m, until, delayed)),
             );
         }
+        let c = state::CountRecord {
+            v: state::RECORD_VERSION,
+            n: count,
+            next,
+            dead: 0,
+            floor: 0,
+        };
         batch.put(
             state::COUNTS,
             q.id_hex.clone().into_bytes(),
-            state::to_json(&state::CountRecord {
-                v: state::RECORD_VERSION,
-                n: count,
-                next,
-            }),
+            state::to_json(&c),
         );
-        st.open_stored(count, next, hidden);
+        st.open_stored(&c, hidden);
         // Durable soon; until then this read is simply repeated at the next start.
         drop(store.submit(batch));
     }
@@ -503,7 +523,7 @@ fn open_standard(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountR
             Some((seq, msg))
         })
         .collect();
-    st.open_stored(c.n, c.next, hidden);
+    st.open_stored(&c, hidden);
     st.advance(now);
     let expired = Inner::expired_ops(q, st);
     st.pending_deletes.extend(expired);
@@ -604,6 +624,30 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
         }
     }
 
+    // Deletions cut short by the last stop: one small record per queue.
+    for (key, _) in store.scan_prefix(state::DROPPED, b"").map_err(e)? {
+        lock(&inner.resume_cleanup)
+            .0
+            .push(String::from_utf8_lossy(&key).into_owned());
+    }
+    let by_id: HashMap<String, Arc<Queue>> = inner
+        .queues
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .flat_map(|m| m.values())
+        .map(|q| (q.id_hex.clone(), q.clone()))
+        .collect();
+    for (key, value) in store.scan_prefix(state::COUNTS, b"").map_err(e)? {
+        let purged = serde_json::from_slice::<state::CountRecord>(&value).is_ok_and(|c| c.dead > 0);
+        if let Some(q) = by_id
+            .get(String::from_utf8_lossy(&key).as_ref())
+            .filter(|_| purged)
+        {
+            lock(&inner.resume_cleanup).1.push(q.clone());
+        }
+    }
+
     if !orphans.is_empty() {
         lock(&inner.orphans).extend(orphans);
         inner.has_orphans.store(true, Ordering::Release);
@@ -613,41 +657,45 @@ fn load(inner: &Arc<Inner>) -> Result<(), String> {
 
 /// Every queue goes with its messages, deduplication ids, move tasks and the
 /// "deleted recently" marks (a queue of the same name can be made at once).
-/// Records are deleted in one batch queued under the queue map's lock (a queue
-/// made right after the reset is written after it); the store's keys are read
-/// first, so records memory never loaded go too. Messages a running request
-/// adds to an old queue meanwhile are orphans, removed at the next start.
+/// The queues' records are deleted in one batch queued under the queue map's
+/// lock (a queue made right after the reset is written after it), each queue
+/// leaving a `sqs_dropped` marker; their messages then go in bounded batches
+/// (`cleanup`), before the reset answers.
 async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
     let tables = [
         state::QUEUES,
-        state::MESSAGES,
-        state::MESSAGE_STATE,
-        state::DEDUP,
         state::COUNTS,
         state::SEQUENCE,
         state::DELETED_QUEUES,
         state::MOVE_TASKS,
+        state::DROPPED,
     ];
     let stored = inner
         .store
         .keys_of_tables(&tables)
         .await
         .map_err(errors::store_failed)?;
-    let (commit, taken) = {
+    let (commit, taken, mut ids) = {
         let mut queues = inner.queues.write().unwrap_or_else(|e| e.into_inner());
         let taken: Vec<Arc<Queue>> = std::mem::take(&mut *queues)
             .into_values()
             .flat_map(BTreeMap::into_values)
             .collect();
+        let mut ids: Vec<String> = taken.iter().map(|q| q.id_hex.clone()).collect();
         let mut batch = Batch::new();
         for (table, keys) in stored {
             for k in keys {
-                batch.delete(table, k);
+                if table == state::DROPPED {
+                    // Deleted queues whose records are still going: they go now.
+                    ids.push(String::from_utf8_lossy(&k).into_owned());
+                } else {
+                    batch.delete(table, k);
+                }
             }
         }
         for q in &taken {
             batch.delete(state::QUEUES, q.key.store_key().into_bytes());
-            batch.delete(state::SEQUENCE, q.id_hex.clone().into_bytes());
+            batch.put(state::DROPPED, q.id_hex.clone().into_bytes(), Vec::new());
         }
         for (key, _) in lock(&inner.deleted).drain() {
             batch.delete(state::DELETED_QUEUES, key.store_key().into_bytes());
@@ -657,23 +705,20 @@ async fn reset(inner: &Arc<Inner>) -> Result<(), AwsError> {
             batch.delete(state::MOVE_TASKS, id.into_bytes());
         }
         lock(&inner.resume).clear();
+        *lock(&inner.resume_cleanup) = (Vec::new(), Vec::new());
         lock(&inner.orphans).clear();
         inner.has_orphans.store(false, Ordering::Release);
-        (inner.store.submit(batch), taken)
+        (inner.store.submit(batch), taken, ids)
     };
     commit.await.map_err(errors::store_failed)?;
-    let mut batch = Batch::new();
     for q in &taken {
         q.deleted.store(true, Ordering::SeqCst);
         // Long pollers on these queues answer now.
         q.notify.notify_waiters();
-        q.delete_records(&inner.store, &mut batch);
     }
-    inner
-        .store
-        .commit(batch)
-        .await
-        .map_err(errors::store_failed)?;
+    ids.sort();
+    ids.dedup();
+    cleanup::drop_queues(inner, &ids).await?;
     tracing::debug!("sqs reset: {} queues", taken.len());
     Ok(())
 }
@@ -691,7 +736,10 @@ impl Service for Sqs {
     ) -> BoxFuture<'a, Result<Value, AwsError>> {
         Box::pin(async move {
             let inner = &self.inner;
-            if !lock(&inner.resume).is_empty() {
+            if !lock(&inner.resume).is_empty() || {
+                let c = lock(&inner.resume_cleanup);
+                !c.0.is_empty() || !c.1.is_empty()
+            } {
                 inner.resume_tasks();
             }
             use handlers::{messages as m, move_tasks as t, queues as q};

@@ -185,6 +185,16 @@ pub struct Stored {
     /// The enqueue time of the record at `sweep_from`, if known; the sweep
     /// reads the store only once this is past the retention period.
     oldest_enq: u64,
+    /// Purged records (below `floor`) still in the store, and where the
+    /// background deletion of them has got to.
+    dead: u64,
+    floor: u64,
+    dropped_to: u64,
+    /// Set by a purge: the records it leaves alive, for the next count record
+    /// to derive `dead` from once the batch's own deletions are counted.
+    purge_above: Option<u64>,
+    /// The count record must be written even if no message record changes.
+    dirty: bool,
     /// Messages at or past this position were sent since the queue opened; the
     /// cursor reaches each of them before any receive, so they have no state
     /// record to read.
@@ -202,6 +212,11 @@ impl Stored {
             records: 0,
             sweep_from: 0,
             oldest_enq: u64::MAX,
+            dead: 0,
+            floor: 0,
+            dropped_to: 0,
+            purge_above: None,
+            dirty: false,
             fresh_from: 0,
         }
     }
@@ -464,14 +479,20 @@ impl QueueState {
         let next = self.next_seq;
         let s = self.stored.as_mut()?;
         let (puts, deletes) = batch.count_keys(crate::state::MESSAGES, s.prefix.as_bytes());
-        if puts == 0 && deletes == 0 {
+        if puts == 0 && deletes == 0 && !s.dirty && s.purge_above.is_none() {
             return None;
         }
         s.records = (s.records + puts).saturating_sub(deletes);
+        s.dirty = false;
+        if let Some(above) = s.purge_above.take() {
+            s.dead = s.records.saturating_sub(above);
+        }
         Some(crate::state::to_json(&crate::state::CountRecord {
             v: crate::state::RECORD_VERSION,
             n: s.records,
             next,
+            dead: s.dead,
+            floor: s.floor,
         }))
     }
 
@@ -485,15 +506,22 @@ impl QueueState {
 
     /// Opens a standard queue on its stored count and hidden messages (see
     /// `crate::load_messages`).
-    pub fn open_stored(&mut self, count: u64, next: u64, hidden: Vec<(u64, Msg)>) {
-        self.next_seq = self.next_seq.max(next);
-        if let Some(s) = self.stored.as_mut() {
-            s.records = count;
-            s.live = count;
-            s.oldest_enq = 0;
-            s.fresh_from = next;
-        }
+    pub fn open_stored(&mut self, c: &crate::state::CountRecord, hidden: Vec<(u64, Msg)>) {
+        self.next_seq = self.next_seq.max(c.next);
+        let Some(s) = self.stored.as_mut() else {
+            return;
+        };
+        s.records = c.n;
+        s.live = c.n.saturating_sub(c.dead);
+        s.dead = c.dead;
+        s.floor = c.floor;
+        s.sweep_from = c.floor;
+        s.oldest_enq = 0;
+        s.fresh_from = c.next;
         for (seq, msg) in hidden {
+            if seq < c.floor {
+                continue;
+            }
             let loc = msg.loc;
             self.msgs.insert(seq, msg);
             self.index(seq, loc, None);
@@ -968,6 +996,103 @@ impl QueueState {
         out
     }
 
+    /// PurgeQueue on a standard queue: every message below a floor (the first
+    /// send not yet durable, or the next position) is gone at once; their
+    /// records are deleted in the background ([`QueueState::purged_chunk`]),
+    /// the count record carrying how many are left so a restart neither shows
+    /// them nor loses track of them.
+    fn purge_stored(&mut self) {
+        let pending_first = self
+            .msgs
+            .iter()
+            .find(|(_, m)| matches!(m.loc, Loc::Pending { .. }))
+            .map(|(seq, _)| seq);
+        let floor = pending_first.unwrap_or(self.next_seq);
+        let below: Vec<u64> = self
+            .msgs
+            .iter()
+            .filter(|(seq, _)| *seq < floor)
+            .map(|(seq, _)| seq)
+            .collect();
+        for seq in below {
+            if let Some(m) = self.msgs.remove(seq) {
+                self.unindex(seq, m.loc, None);
+            }
+        }
+        self.ready = self.ready.split_off(&floor);
+        let Some(s) = self.stored.as_mut() else {
+            return;
+        };
+        // What is left: the few records at or past the floor.
+        let mut above = 0u64;
+        let read = s
+            .store
+            .scan(crate::state::MESSAGES, &s.message_key(floor), |key, _| {
+                if s.seq_of(key).is_none() {
+                    return nimbus_store::Step::Stop;
+                }
+                above += 1;
+                nimbus_store::Step::Next
+            });
+        if let Err(e) = read {
+            tracing::error!("sqs: purging {}: {e}", s.prefix);
+        }
+        s.live = above;
+        s.floor = s.floor.max(floor);
+        s.sweep_from = s.sweep_from.max(floor);
+        s.cursor = s.cursor.max(floor);
+        s.purge_above = Some(above);
+    }
+
+    /// Up to `limit` positions of purged records still in the store, for the
+    /// background deletion; takes them off the purged count. Empty when done.
+    pub fn purged_chunk(&mut self, limit: usize) -> Vec<u64> {
+        let Some(s) = self.stored.as_mut() else {
+            return Vec::new();
+        };
+        if s.dead == 0 {
+            return Vec::new();
+        }
+        let mut seqs = Vec::new();
+        let floor = s.floor;
+        let read = s.store.scan(
+            crate::state::MESSAGES,
+            &s.message_key(s.dropped_to),
+            |key, _| match s.seq_of(key) {
+                Some(seq) if seq < floor => {
+                    seqs.push(seq);
+                    if seqs.len() >= limit {
+                        nimbus_store::Step::Stop
+                    } else {
+                        nimbus_store::Step::Next
+                    }
+                }
+                _ => nimbus_store::Step::Stop,
+            },
+        );
+        if let Err(e) = read {
+            tracing::error!("sqs: deleting purged messages of {}: {e}", s.prefix);
+            return Vec::new();
+        }
+        match seqs.last() {
+            Some(&last) => {
+                s.dropped_to = last + 1;
+                s.dead = s.dead.saturating_sub(seqs.len() as u64);
+            }
+            // None left below the floor: whatever the count said, none are.
+            None => {
+                s.dead = 0;
+                s.dirty = true;
+            }
+        }
+        seqs
+    }
+
+    /// Whether purged records are still waiting for deletion.
+    pub fn has_purged(&self) -> bool {
+        self.stored.as_ref().is_some_and(|s| s.dead > 0)
+    }
+
     /// Whether store deletions wait to ride along with a write.
     pub fn has_expired(&self) -> bool {
         !self.expired.is_empty()
@@ -1241,33 +1366,9 @@ impl QueueState {
 
     /// Removes every committed message (PurgeQueue); returns their positions.
     pub fn purge(&mut self) -> Vec<u64> {
-        if let Some(s) = self.stored.as_ref() {
-            let mut seqs = Vec::new();
-            let read = s.store.scan(
-                crate::state::MESSAGES,
-                &s.message_key(s.sweep_from),
-                |key, _| match s.seq_of(key) {
-                    None => nimbus_store::Step::Stop,
-                    Some(seq) => {
-                        if !matches!(self.msgs.get(seq).map(|m| m.loc), Some(Loc::Pending { .. })) {
-                            seqs.push(seq);
-                        }
-                        nimbus_store::Step::Next
-                    }
-                },
-            );
-            if let Err(e) = read {
-                tracing::error!("sqs: purging {}: {e}", s.prefix);
-            }
-            for &seq in &seqs {
-                self.remove_stored_known(seq);
-            }
-            self.ready.clear();
-            let next = self.next_seq;
-            if let Some(s) = self.stored.as_mut() {
-                s.cursor = next;
-            }
-            return seqs;
+        if self.stored.is_some() {
+            self.purge_stored();
+            return Vec::new();
         }
         let seqs: Vec<u64> = self
             .msgs
@@ -1328,6 +1429,8 @@ pub struct Queue {
     pub dedup_by_group: bool,
     pub notify: Notify,
     pub deleted: AtomicBool,
+    /// A purge's records are being deleted in the background (`cleanup`).
+    pub draining: AtomicBool,
     /// Serializes metadata writes (attributes, tags, purge, delete) across
     /// their store commit, so the record on disk is always the latest one.
     pub meta: tokio::sync::Mutex<()>,
@@ -1359,6 +1462,7 @@ impl Queue {
             dedup_by_group,
             notify: Notify::new(),
             deleted: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             meta: tokio::sync::Mutex::new(()),
             state: Mutex::new(state),
             unread: Mutex::new(None),
@@ -1396,26 +1500,6 @@ impl Queue {
 
     pub fn dedup_key(&self, key: &str) -> Vec<u8> {
         format!("{}/{}", self.id_hex, key).into_bytes()
-    }
-
-    /// Adds to `batch` the deletion of every record of this queue's messages
-    /// (DeleteQueue, reset), as the store has them: memory may not hold them all.
-    pub fn delete_records(&self, store: &Store, batch: &mut nimbus_store::Batch) {
-        use crate::state::{COUNTS, DEDUP, MESSAGES, MESSAGE_STATE};
-        let prefix = format!("{}/", self.id_hex).into_bytes();
-        for table in [MESSAGES, MESSAGE_STATE, DEDUP] {
-            let read = store.scan(table, &prefix, |key, _| {
-                if !key.starts_with(&prefix) {
-                    return nimbus_store::Step::Stop;
-                }
-                batch.delete(table, key.to_vec());
-                nimbus_store::Step::Next
-            });
-            if let Err(e) = read {
-                tracing::error!("sqs: listing the records of {}: {e}", self.arn);
-            }
-        }
-        batch.delete(COUNTS, self.id_hex.clone().into_bytes());
     }
 
     pub fn url(&self, host: &str) -> String {

@@ -8,6 +8,7 @@
 //! | `sqs_messages` | `{queue-id}/{seq:020}` | [`MessageRecord`]: the message as sent |
 //! | `sqs_message_state` | `{queue-id}/{seq:020}` | [`StateRecord`]: receive count, visibility deadline (or end of delay) |
 //! | `sqs_counts` | `{queue-id}` | [`CountRecord`]: a standard queue's stored message count and next position |
+//! | `sqs_dropped` | `{queue-id}` | a deleted queue whose records are still being deleted |
 //! | `sqs_dedup` | `{queue-id}/{dedup-key}` | [`DedupRecord`]: FIFO deduplication id within its window |
 //! | `sqs_sequence` | `{queue-id}` | highest reserved position (FIFO sequence numbers never go back) |
 //! | `sqs_deleted_queues` | `{account}/{region}/{name}` | deletion time (QueueDeletedRecently) |
@@ -33,6 +34,7 @@ pub const MESSAGES: &str = "sqs_messages";
 pub const MESSAGE_STATE: &str = "sqs_message_state";
 pub const DEDUP: &str = "sqs_dedup";
 pub const COUNTS: &str = "sqs_counts";
+pub const DROPPED: &str = "sqs_dropped";
 pub const SEQUENCE: &str = "sqs_sequence";
 pub const DELETED_QUEUES: &str = "sqs_deleted_queues";
 pub const MOVE_TASKS: &str = "sqs_move_tasks";
@@ -127,8 +129,15 @@ impl StateRecord {
 pub struct CountRecord {
     #[serde(default = "v1")]
     pub v: u32,
+    /// Message records in the store.
     pub n: u64,
     pub next: u64,
+    /// Of those, purged ones (below `floor`) not yet deleted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dead: u64,
+    /// Every record below this position was purged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub floor: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -371,9 +371,10 @@ async fn enqueue(
                 q2.notify.notify_waiters();
                 if q2.is_deleted() {
                     // The queue went away while this write was in flight.
-                    let mut cleanup = Batch::new();
-                    q2.delete_records(&inner2.store, &mut cleanup);
-                    let _ = inner2.commit(cleanup).await;
+                    let ids = [q2.id_hex.clone()];
+                    if let Err(e) = crate::cleanup::drop_queues(&inner2, &ids).await {
+                        tracing::error!("sqs: deleting late records of {}: {}", q2.arn, e.message);
+                    }
                 }
             }
             r

@@ -302,7 +302,9 @@ pub async fn delete_queue(
     q.deleted.store(true, Ordering::SeqCst);
     let now = inner.now();
     let mut batch = Batch::new();
-    q.delete_records(&inner.store, &mut batch);
+    // Its messages go in the background, in bounded batches; the marker
+    // finds them again after a crash.
+    batch.put(state::DROPPED, q.id_hex.clone().into_bytes(), Vec::new());
     batch.delete(state::QUEUES, q.key.store_key().into_bytes());
     batch.delete(state::SEQUENCE, q.id_hex.clone().into_bytes());
     batch.put(
@@ -314,6 +316,7 @@ pub async fn delete_queue(
     // Long pollers on this queue answer now.
     q.notify.notify_waiters();
     inner.commit(batch).await?;
+    crate::cleanup::spawn_drop(inner.clone(), q.id_hex.clone());
     Ok(json!({}))
 }
 
@@ -454,9 +457,14 @@ pub async fn purge_queue(
             q.key.store_key().into_bytes(),
             queue_record(&q, &st),
         );
-        inner.submit_for(&q, &mut st, batch)
+        let done = inner.submit_for(&q, &mut st, batch);
+        (done, st.has_purged())
     };
+    let (done, purged) = done;
     done.await?;
+    if purged {
+        crate::cleanup::spawn_purge_drain(inner.clone(), q.clone());
+    }
     Ok(json!({}))
 }
 

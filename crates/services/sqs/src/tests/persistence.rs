@@ -334,3 +334,93 @@ async fn a_standard_queue_opens_on_its_count_and_hidden_index() {
     assert_eq!(bodies, want);
     assert_eq!(h.counts(&url).await, (0, 48, 0));
 }
+
+async fn send_many(h: &Harness, url: &str, n: usize) {
+    for start in (0..n).step_by(10) {
+        let entries: Vec<Value> = (start..(start + 10).min(n))
+            .map(|i| json!({ "Id": format!("e{i}"), "MessageBody": format!("m{i}") }))
+            .collect();
+        h.ok(
+            "SendMessageBatch",
+            json!({ "QueueUrl": url, "Entries": entries }),
+        )
+        .await;
+    }
+}
+
+async fn records_of(h: &Harness, table: &str) -> usize {
+    h.sqs.inner.store.scan_prefix(table, b"").unwrap().len()
+}
+
+/// A purge of a deep standard queue is instant; its records go in bounded
+/// batches in the background, and a restart in between neither shows them
+/// nor forgets them. DeleteQueue and a reset do the same with whole queues.
+#[tokio::test]
+async fn deep_purges_and_deletes_go_in_bounded_batches() {
+    let h = Harness::new();
+    let url = h.create("deep", json!({})).await;
+    send_many(&h, &url, 12_005).await;
+    h.receive(
+        &url,
+        json!({ "MaxNumberOfMessages": 5, "VisibilityTimeout": 100 }),
+    )
+    .await;
+    assert_eq!(h.counts(&url).await, (12_000, 5, 0));
+    // The background deletion is held back, as if the process stopped first.
+    h.sqs
+        .inner
+        .halted
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.ok("PurgeQueue", json!({ "QueueUrl": url })).await;
+    assert_eq!(h.counts(&url).await, (0, 0, 0));
+    h.send(&url, "after").await;
+    assert_eq!(h.counts(&url).await, (1, 0, 0));
+
+    assert!(records_of(&h, crate::state::MESSAGES).await > 12_000);
+    // Reopened: the purged records stay gone, and their deletion resumes.
+    let h = h.reopen().await;
+    assert_eq!(h.counts(&url).await, (1, 0, 0));
+    let mut cleared = false;
+    for _ in 0..200 {
+        h.ok("ListQueues", json!({})).await; // resumes what the stop cut short
+        if records_of(&h, crate::state::MESSAGES).await == 1 {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(cleared, "purged records were not deleted");
+    assert_eq!(h.bodies(&url, json!({})).await, ["after"]);
+    let h = h.reopen().await;
+    assert_eq!(h.counts(&url).await, (0, 1, 0));
+
+    // DeleteQueue of a deep queue.
+    let other = h.create("other", json!({})).await;
+    send_many(&h, &other, 10_500).await;
+    h.ok("DeleteQueue", json!({ "QueueUrl": other })).await;
+    let mut cleared = false;
+    for _ in 0..200 {
+        if records_of(&h, crate::state::MESSAGES).await == 1
+            && records_of(&h, crate::state::DROPPED).await == 0
+        {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(cleared, "a deleted queue's records were not deleted");
+
+    // A reset leaves nothing behind.
+    let third = h.create("third", json!({})).await;
+    send_many(&h, &third, 10_200).await;
+    h.sqs.reset().await.unwrap();
+    for table in [
+        crate::state::QUEUES,
+        crate::state::MESSAGES,
+        crate::state::MESSAGE_STATE,
+        crate::state::COUNTS,
+        crate::state::DROPPED,
+    ] {
+        assert_eq!(records_of(&h, table).await, 0, "{table}");
+    }
+}
