@@ -33,9 +33,10 @@ fn is_xml_char(c: char) -> bool {
 
 fn escape(text: &str, out: &mut String, attribute: bool) {
     // Most text (keys, ETags, dates) needs no escaping: one byte scan, one copy.
-    let plain = text
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'&' | b'<' | b'>' | b'"'));
+    // A quote needs it in attributes only (every ETag has two).
+    let plain = text.bytes().all(|b| {
+        (0x20..0x7f).contains(&b) && !matches!(b, b'&' | b'<' | b'>') && (b != b'"' || !attribute)
+    });
     if plain {
         out.push_str(text);
         return;
@@ -571,6 +572,11 @@ mod tests {
         let mut s = String::new();
         escape_attribute("\"x\"\n", &mut s);
         assert_eq!(s, "&quot;x&quot;&#xA;");
+        // Quotes alone (an ETag): kept in text, escaped in an attribute.
+        let mut s = String::new();
+        escape_text("\"9b2c\"", &mut s);
+        escape_attribute("\"9b2c\"", &mut s);
+        assert_eq!(s, "\"9b2c\"&quot;9b2c&quot;");
     }
 
     #[test]
