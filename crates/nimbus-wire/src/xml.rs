@@ -33,9 +33,10 @@ fn is_xml_char(c: char) -> bool {
 
 fn escape(text: &str, out: &mut String, attribute: bool) {
     // Most text (keys, ETags, dates) needs no escaping: one byte scan, one copy.
-    let plain = text
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'&' | b'<' | b'>' | b'"'));
+    // A quote needs it in attributes only (every ETag has two).
+    let plain = text.bytes().all(|b| {
+        (0x20..0x7f).contains(&b) && !matches!(b, b'&' | b'<' | b'>') && (b != b'"' || !attribute)
+    });
     if plain {
         out.push_str(text);
         return;
@@ -234,9 +235,31 @@ pub fn write_member(
             open(element_name, shape_ref, out);
             out.push('>');
             let format = shape_ref.timestamp_format_in(shape).unwrap_or("iso8601");
-            escape_text(&scalar_to_text(kind, format, value), out);
+            write_scalar(kind, format, value, out);
             close(element_name, out);
         }
+    }
+}
+
+/// [`scalar_to_text`] escaped into `out`. Numbers and numeric timestamps (a
+/// listing's Size and LastModified) are written in place: their text has
+/// nothing to escape, and a thousand-entry page would build two temporary
+/// strings per entry.
+fn write_scalar(kind: ShapeKind, format: &str, value: &Value, out: &mut String) {
+    use std::fmt::Write as _;
+    match (kind, value) {
+        (ShapeKind::Timestamp, Value::Number(n)) => match n.as_f64() {
+            Some(t) => nimbus_core::timestamp::write_formatted(t, format, out),
+            None => escape_text(&scalar_to_text(kind, format, value), out),
+        },
+        (ShapeKind::Integer | ShapeKind::Long, Value::Number(n)) => {
+            // Writing into a String cannot fail.
+            let _ = match util::integer_of(n) {
+                Some(i) => write!(out, "{i}"),
+                None => write!(out, "{n}"),
+            };
+        }
+        _ => escape_text(&scalar_to_text(kind, format, value), out),
     }
 }
 
@@ -571,6 +594,11 @@ mod tests {
         let mut s = String::new();
         escape_attribute("\"x\"\n", &mut s);
         assert_eq!(s, "&quot;x&quot;&#xA;");
+        // Quotes alone (an ETag): kept in text, escaped in an attribute.
+        let mut s = String::new();
+        escape_text("\"9b2c\"", &mut s);
+        escape_attribute("\"9b2c\"", &mut s);
+        assert_eq!(s, "\"9b2c\"&quot;9b2c&quot;");
     }
 
     #[test]
@@ -594,6 +622,30 @@ mod tests {
         assert_eq!(
             parse(deep.as_bytes()).map_err(|e| e.code),
             Err("MalformedXML".into())
+        );
+    }
+
+    /// Numbers and numeric timestamps are written in place; their text is what
+    /// `scalar_to_text` gives.
+    #[test]
+    fn listing_entries() {
+        let m = model("s3").expect("model");
+        let shape = m.shape("ListObjectsV2Output").expect("shape");
+        let value = json!({"MaxKeys": 2, "KeyCount": 2.0, "Contents": [
+            {"Key": "a&b", "LastModified": 1700000000, "ETag": "\"e\"", "Size": 1024, "StorageClass": "STANDARD"},
+            {"Key": "c", "LastModified": 1700000000.25, "Size": 0},
+            {"Key": "d", "LastModified": "2023-11-14T22:13:20Z", "Size": u64::MAX},
+        ]});
+        let mut out = String::new();
+        write_structure_members(m, shape, &value, &mut out);
+        assert_eq!(
+            out,
+            "<Contents><ETag>\"e\"</ETag><Key>a&amp;b</Key><LastModified>2023-11-14T22:13:20Z</LastModified>\
+             <Size>1024</Size><StorageClass>STANDARD</StorageClass></Contents>\
+             <Contents><Key>c</Key><LastModified>2023-11-14T22:13:20.250Z</LastModified><Size>0</Size></Contents>\
+             <Contents><Key>d</Key><LastModified>2023-11-14T22:13:20Z</LastModified>\
+             <Size>18446744073709551615</Size></Contents>\
+             <KeyCount>2</KeyCount><MaxKeys>2</MaxKeys>"
         );
     }
 

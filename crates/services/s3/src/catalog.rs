@@ -123,11 +123,12 @@ impl Bucket {
 
     /// Calls `visit` with each key from `from` on (at or after it), in key
     /// order, with the summaries of its versions oldest first (whatever
-    /// changes a version reads it whole under [`Bucket::edit`]).
+    /// changes a version reads it whole under [`Bucket::edit`]). The
+    /// summaries are dropped after the call: `visit` may take their strings.
     pub fn scan_keys(
         &self,
         from: &str,
-        mut visit: impl FnMut(&str, &[ObjectSummary]) -> KeyStep,
+        mut visit: impl FnMut(&str, &mut [ObjectSummary]) -> KeyStep,
     ) -> Result<(), AwsError> {
         let prefix = bucket_prefix(&self.name);
         let mut start = prefix.clone();

@@ -10,6 +10,7 @@ use crate::{errors, Inner};
 use base64::Engine as _;
 use nimbus_core::{AwsError, RequestContext};
 use serde_json::{json, Map, Value};
+use std::mem::take;
 
 /// Characters S3 escapes with `encoding-type=url`: everything but unreserved characters and `/`.
 const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -111,7 +112,7 @@ pub fn list_objects(
         if !key.starts_with(prefix) {
             return KeyStep::Stop;
         }
-        let Some(current) = versions.last().filter(|m| !m.delete_marker) else {
+        let Some(current) = versions.last_mut().filter(|m| !m.delete_marker) else {
             return KeyStep::Next;
         };
         if contents.len() + common.len() == max {
@@ -137,15 +138,17 @@ pub fn list_objects(
         let mut entry = Map::with_capacity(8);
         entry.insert("Key".into(), Value::String(encode(key)));
         entry.insert("LastModified".into(), secs(current.last_modified_ms));
-        entry.insert("ETag".into(), Value::String(current.etag.clone()));
+        // The summaries are dropped after this call: their strings move.
+        entry.insert("ETag".into(), Value::String(take(&mut current.etag)));
         entry.insert("Size".into(), Value::from(current.size));
+        let archived = current.is_archived();
         entry.insert(
             "StorageClass".into(),
-            Value::String(current.storage_class.clone()),
+            Value::String(take(&mut current.storage_class)),
         );
-        if let Some((alg, _, kind)) = &current.checksum {
+        if let Some((alg, _, kind)) = current.checksum.take() {
             entry.insert("ChecksumAlgorithm".into(), json!([alg]));
-            entry.insert("ChecksumType".into(), Value::String(kind.clone()));
+            entry.insert("ChecksumType".into(), Value::String(kind));
         }
         if fetch_owner {
             // Objects nearly always share one owner; its canonical id is a hash, so keep it.
@@ -153,13 +156,14 @@ pub fn list_objects(
                 .as_ref()
                 .is_none_or(|(o, _)| *o != current.owner)
             {
-                owner_cache = Some((current.owner.clone(), access::owner_value(&current.owner)));
+                let value = access::owner_value(&current.owner);
+                owner_cache = Some((take(&mut current.owner), value));
             }
             if let Some((_, owner)) = &owner_cache {
                 entry.insert("Owner".into(), owner.clone());
             }
         }
-        if current.is_archived() {
+        if archived {
             if let Some(until) = current.restored_until_ms {
                 entry.insert(
                     "RestoreStatus".into(),
@@ -267,6 +271,7 @@ pub fn list_object_versions(
     let mut count = 0usize;
     let mut truncated = false;
     let mut next: Option<(String, String)> = None;
+    let mut owner_cache: Option<(String, Value)> = None;
     // Keys before the prefix are never listed, so the scan starts at the later of the two.
     let from = key_marker.filter(|k| *k > prefix).unwrap_or(prefix);
     // Without a version marker the key marker's own versions were listed already.
@@ -295,7 +300,8 @@ pub fn list_object_versions(
         }
         // Newest first; after a version marker, only versions older than it.
         let mut skipping = key_marker == Some(key) && version_marker.is_some();
-        for (i, meta) in versions.iter().enumerate().rev() {
+        let count_of_versions = versions.len();
+        for (i, meta) in versions.iter_mut().enumerate().rev() {
             if skipping {
                 if Some(meta.version_id.as_str()) == version_marker {
                     skipping = false;
@@ -306,24 +312,38 @@ pub fn list_object_versions(
                 truncated = true;
                 return KeyStep::Stop;
             }
-            let latest = i + 1 == versions.len();
-            let mut entry = json!({
-                "Key": encode(key),
-                "VersionId": meta.version_id,
-                "IsLatest": latest,
-                "LastModified": secs(meta.last_modified_ms),
-                "Owner": access::owner_value(&meta.owner),
-            });
+            let latest = i + 1 == count_of_versions;
+            next = Some((key.to_string(), meta.version_id.clone()));
+            // Built member by member, strings moved (the summaries are dropped
+            // after this call): json! goes through serde for every value.
+            let mut entry = Map::with_capacity(8);
+            entry.insert("Key".into(), Value::String(encode(key)));
+            entry.insert(
+                "VersionId".into(),
+                Value::String(take(&mut meta.version_id)),
+            );
+            entry.insert("IsLatest".into(), Value::Bool(latest));
+            entry.insert("LastModified".into(), secs(meta.last_modified_ms));
+            // Versions nearly always share one owner; its canonical id is a hash, so keep it.
+            if owner_cache.as_ref().is_none_or(|(o, _)| *o != meta.owner) {
+                let value = access::owner_value(&meta.owner);
+                owner_cache = Some((take(&mut meta.owner), value));
+            }
+            if let Some((_, owner)) = &owner_cache {
+                entry.insert("Owner".into(), owner.clone());
+            }
             if meta.delete_marker {
-                markers_out.push(entry);
+                markers_out.push(Value::Object(entry));
             } else {
-                entry["ETag"] = json!(meta.etag);
-                entry["Size"] = json!(meta.size);
-                entry["StorageClass"] = json!(meta.storage_class);
-                versions_out.push(entry);
+                entry.insert("ETag".into(), Value::String(take(&mut meta.etag)));
+                entry.insert("Size".into(), Value::from(meta.size));
+                entry.insert(
+                    "StorageClass".into(),
+                    Value::String(take(&mut meta.storage_class)),
+                );
+                versions_out.push(Value::Object(entry));
             }
             count += 1;
-            next = Some((key.to_string(), meta.version_id.clone()));
         }
         KeyStep::Next
     })?;
