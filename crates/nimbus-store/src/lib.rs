@@ -964,8 +964,13 @@ impl Wal {
 
     /// Writes `buf` at `pos` and makes it durable.
     fn write_buf(&mut self) -> io::Result<()> {
+        // Zeros for growing the file, written from one static block rather
+        // than appended to `buf`, whose capacity would keep them resident.
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
         let frames = self.buf.len();
         let end = self.pos + frames as u64;
+        self.file.seek(SeekFrom::Start(self.pos))?;
+        self.file.write_all(&self.buf)?;
         if end > self.len {
             // A write past the end of the file makes fdatasync write the inode
             // and the block allocation besides the data (see `rewind`), so the
@@ -973,14 +978,18 @@ impl Wal {
             // paid once per chunk instead of once per group. Zeros end a
             // replay like a torn frame: they fail the checksum.
             let new_len = end.div_ceil(WAL_GROWTH) * WAL_GROWTH;
-            self.buf.resize(frames + (new_len - end) as usize, 0);
+            let mut pad = (new_len - end) as usize;
+            while pad > 0 {
+                let n = pad.min(ZEROS.len());
+                self.file.write_all(&ZEROS[..n])?;
+                pad -= n;
+            }
+            self.len = new_len;
         }
-        self.file.seek(SeekFrom::Start(self.pos))?;
-        let written = self.file.write_all(&self.buf);
-        let total = self.buf.len() as u64;
-        self.buf.truncate(frames);
-        written?;
-        self.len = self.len.max(self.pos + total);
+        // A burst of large batches leaves a large buffer: give it back.
+        if self.buf.capacity() > WAL_GROWTH as usize {
+            self.buf = Vec::new();
+        }
         self.pos = end;
         // fdatasync also persists a grown file length, which reading the
         // frames back needs; other metadata (mtime) does not matter.
