@@ -977,27 +977,16 @@ pub async fn delete_message_batch(
     )?;
     let now = inner.now();
     let mut batch = Batch::new();
-    let mut ok = Vec::new();
-    let mut failed = Vec::new();
-    let mut removed = false;
-    let done = {
+    let (ok, failed, done) = {
         let mut st = q.lock();
         st.advance(now);
-        for e in &entries {
-            let id = e.id.clone().unwrap_or_default();
-            let result = match &e.receipt_handle {
-                None => Err(errors::missing("ReceiptHandle")),
-                Some(h) => delete_one(&q, &mut st, h, now, &mut batch),
-            };
-            match result {
-                Ok(r) => {
-                    removed |= r;
-                    ok.push(json!({ "Id": id }));
-                }
-                Err(err) => failed.push(failure(&id, &err)),
-            }
-        }
-        removed.then(|| inner.submit_for(&q, &mut st, batch))
+        let (ok, failed, removed) =
+            each_entry(&entries, |_, h| delete_one(&q, &mut st, h, now, &mut batch));
+        (
+            ok,
+            failed,
+            removed.then(|| inner.submit_for(&q, &mut st, batch)),
+        )
     };
     if let Some(done) = done {
         if q.fifo {
@@ -1006,6 +995,33 @@ pub async fn delete_message_batch(
         done.await?;
     }
     Ok(json!({ "Successful": ok, "Failed": failed }))
+}
+
+/// Runs `one` on each entry of a receipt-handle batch (DeleteMessageBatch,
+/// ChangeMessageVisibilityBatch); returns the Successful and Failed lists and
+/// whether any entry's call returned true.
+fn each_entry(
+    entries: &[HandleEntry],
+    mut one: impl FnMut(&HandleEntry, &str) -> Result<bool, AwsError>,
+) -> (Vec<Value>, Vec<Value>, bool) {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    let mut any = false;
+    for e in entries {
+        let id = e.id.clone().unwrap_or_default();
+        let result = match &e.receipt_handle {
+            None => Err(errors::missing("ReceiptHandle")),
+            Some(h) => one(e, h),
+        };
+        match result {
+            Ok(r) => {
+                any |= r;
+                ok.push(json!({ "Id": id }));
+            }
+            Err(err) => failed.push(failure(&id, &err)),
+        }
+    }
+    (ok, failed, any)
 }
 
 fn check_visibility(v: Option<i64>) -> Result<u64, AwsError> {
@@ -1108,27 +1124,13 @@ pub async fn change_message_visibility_batch(
     )?;
     let now = inner.now();
     let mut batch = Batch::new();
-    let mut ok = Vec::new();
-    let mut failed = Vec::new();
-    let mut visible = false;
-    let done = {
+    let (ok, failed, visible, done) = {
         let mut st = q.lock();
         st.advance(now);
-        for e in &entries {
-            let id = e.id.clone().unwrap_or_default();
-            let result = match &e.receipt_handle {
-                None => Err(errors::missing("ReceiptHandle")),
-                Some(h) => change_one(&q, &mut st, h, e.visibility_timeout, now, &mut batch),
-            };
-            match result {
-                Ok(v) => {
-                    visible |= v;
-                    ok.push(json!({ "Id": id }));
-                }
-                Err(err) => failed.push(failure(&id, &err)),
-            }
-        }
-        inner.submit_for(&q, &mut st, batch)
+        let (ok, failed, visible) = each_entry(&entries, |e, h| {
+            change_one(&q, &mut st, h, e.visibility_timeout, now, &mut batch)
+        });
+        (ok, failed, visible, inner.submit_for(&q, &mut st, batch))
     };
     done.await?;
     if visible {
