@@ -43,6 +43,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 type Partition = (String, String);
 
+/// SQS's quota of in-flight messages per queue, standard and FIFO.
+const MAX_IN_FLIGHT: usize = 120_000;
+
 /// The SQS service.
 pub struct Sqs {
     inner: Arc<Inner>,
@@ -72,6 +75,8 @@ pub(crate) struct Inner {
     /// Background deletions stop at their next batch (tests stop the service
     /// as a crash would).
     pub halted: AtomicBool,
+    /// Most messages a queue may have in flight (SQS: about 120,000); tests lower it.
+    pub inflight_limit: std::sync::atomic::AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -245,6 +250,7 @@ impl Sqs {
             resume_cleanup: Mutex::new((Vec::new(), Vec::new())),
             clock_offset: AtomicU64::new(0),
             halted: AtomicBool::new(false),
+            inflight_limit: std::sync::atomic::AtomicUsize::new(MAX_IN_FLIGHT),
         });
         load(&inner).map_err(|e| format!("sqs: loading state failed: {e}"))?;
         if tokio::runtime::Handle::try_current().is_ok() {

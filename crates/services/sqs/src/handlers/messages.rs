@@ -787,7 +787,21 @@ pub async fn receive_message(
                     return Ok(json!({ "Messages": resp }));
                 }
             }
-            let (delivered, dead) = st.receive(now, max as usize, vt_ms, max_rc);
+            // SQS caps a queue's in-flight messages (which also bounds what a
+            // standard queue holds in memory): a standard queue says so, a
+            // FIFO queue just returns nothing.
+            let room = inner
+                .inflight_limit
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .saturating_sub(st.counts().1);
+            if room == 0 && !q.fifo {
+                return Err(errors::over_limit(
+                    "Too many messages have been received without being deleted. Please \
+                     delete your received messages or let them timeout before receiving more."
+                        .to_string(),
+                ));
+            }
+            let (delivered, dead) = st.receive(now, (max as usize).min(room), vt_ms, max_rc);
             let mut batch = Batch::new();
             for d in &delivered {
                 batch.put(

@@ -1037,3 +1037,50 @@ async fn shortening_retention_applies_to_queued_messages() {
     assert_eq!(h.counts(&url).await, (0, 0, 0));
     assert!(h.bodies(&url, json!({})).await.is_empty());
 }
+
+/// A standard queue refuses receives past its in-flight quota with OverLimit;
+/// a FIFO queue returns nothing (the quota is lowered here from SQS's 120,000).
+#[tokio::test]
+async fn in_flight_quota() {
+    let h = Harness::new();
+    h.sqs
+        .inner
+        .inflight_limit
+        .store(3, std::sync::atomic::Ordering::Relaxed);
+    let url = h.create("busy", json!({})).await;
+    for i in 0..5 {
+        h.send(&url, &format!("m{i}")).await;
+    }
+    let got = h.receive(&url, json!({ "MaxNumberOfMessages": 10 })).await;
+    assert_eq!(got.len(), 3);
+    let e = h.err("ReceiveMessage", json!({ "QueueUrl": url })).await;
+    assert_eq!(e.code, "OverLimit");
+    assert_eq!(e.status, 403);
+    h.ok(
+        "DeleteMessage",
+        json!({ "QueueUrl": url, "ReceiptHandle": got[0]["ReceiptHandle"] }),
+    )
+    .await;
+    assert_eq!(
+        h.receive(&url, json!({ "MaxNumberOfMessages": 10 }))
+            .await
+            .len(),
+        1
+    );
+
+    let fifo = h.create_fifo("busy.fifo", json!({})).await;
+    for i in 0..5 {
+        h.send_fifo(&fifo, &format!("f{i}"), &format!("g{i}"), &format!("d{i}"))
+            .await;
+    }
+    assert_eq!(
+        h.receive(&fifo, json!({ "MaxNumberOfMessages": 10 }))
+            .await
+            .len(),
+        3
+    );
+    assert!(h
+        .receive(&fifo, json!({ "MaxNumberOfMessages": 10 }))
+        .await
+        .is_empty());
+}
