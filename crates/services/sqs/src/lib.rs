@@ -303,6 +303,7 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
     let mut count = 0u64;
     let mut next = 0u64;
     let mut hidden: Vec<(u64, Msg)> = Vec::new();
+    let mut stateful = std::collections::BTreeSet::new();
     let seq_of = |key: &[u8]| state::split_key(key).and_then(|(_, seq)| seq.parse::<u64>().ok());
     let mut states: HashMap<u64, state::StateRecord> = HashMap::new();
     let read = store.scan(state::MESSAGE_STATE, &prefix, |key, value| {
@@ -386,6 +387,8 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
                 next = seq + 1;
                 if loc != Loc::Ready {
                     hidden.push((seq, msg));
+                } else if msg.receive_count > 0 {
+                    stateful.insert(seq);
                 }
             }
             nimbus_store::Step::Next
@@ -454,7 +457,7 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
             q.id_hex.clone().into_bytes(),
             state::to_json(&c),
         );
-        st.open_stored(&c, hidden);
+        st.open_stored(&c, hidden, stateful);
         // Durable soon; until then this read is simply repeated at the next start.
         drop(store.submit(batch));
     }
@@ -481,6 +484,7 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
 fn open_standard(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountRecord, now: u64) {
     let prefix = format!("{}/", q.id_hex);
     let mut hidden = Vec::new();
+    let mut stateful = std::collections::BTreeSet::new();
     let read = store.scan(state::MESSAGE_STATE, prefix.as_bytes(), |key, value| {
         let Some(rest) = key.strip_prefix(prefix.as_bytes()) else {
             return nimbus_store::Step::Stop;
@@ -492,6 +496,8 @@ fn open_standard(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountR
         if let (Some(seq), Some(r)) = (seq, rec) {
             if r.vis > now {
                 hidden.push((seq, r));
+            } else if r.rc > 0 {
+                stateful.insert(seq);
             }
         }
         nimbus_store::Step::Next
@@ -529,7 +535,7 @@ fn open_standard(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountR
             Some((seq, msg))
         })
         .collect();
-    st.open_stored(&c, hidden);
+    st.open_stored(&c, hidden, stateful);
     st.advance(now);
     let expired = Inner::expired_ops(q, st);
     st.pending_deletes.extend(expired);

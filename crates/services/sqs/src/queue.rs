@@ -162,6 +162,9 @@ pub struct Delivered {
     pub first_receive_ms: u64,
     pub enqueued_ms: u64,
     pub visible_at: u64,
+    /// The message's record as the store had it, when the receive read it
+    /// already (a standard queue's ready messages): the answer needs no second read.
+    pub record: Option<Vec<u8>>,
 }
 
 /// Where a standard queue's messages are: its records in the store, read in
@@ -195,10 +198,10 @@ pub struct Stored {
     purge_above: Option<u64>,
     /// The count record must be written even if no message record changes.
     dirty: bool,
-    /// Messages at or past this position were sent since the queue opened; the
-    /// cursor reaches each of them before any receive, so they have no state
-    /// record to read.
-    fresh_from: u64,
+    /// Ready messages not yet reached by the cursor that have a state record
+    /// (received before the queue opened): only these need it read. A message
+    /// received since comes back through `QueueState::ready`, which always reads it.
+    stateful: BTreeSet<u64>,
 }
 
 impl Stored {
@@ -217,7 +220,7 @@ impl Stored {
             dropped_to: 0,
             purge_above: None,
             dirty: false,
-            fresh_from: 0,
+            stateful: BTreeSet::new(),
         }
     }
 
@@ -279,6 +282,7 @@ impl Stored {
                 enqueued_ms: rec.enq,
                 loc: Loc::Ready,
             },
+            record: value.to_vec(),
         })
     }
 }
@@ -287,6 +291,7 @@ impl Stored {
 struct Cold {
     seq: u64,
     msg: Msg,
+    record: Vec<u8>,
 }
 
 /// Lets a duplicate FIFO send wait until the original is durable before it
@@ -506,7 +511,12 @@ impl QueueState {
 
     /// Opens a standard queue on its stored count and hidden messages (see
     /// `crate::load_messages`).
-    pub fn open_stored(&mut self, c: &crate::state::CountRecord, hidden: Vec<(u64, Msg)>) {
+    pub fn open_stored(
+        &mut self,
+        c: &crate::state::CountRecord,
+        hidden: Vec<(u64, Msg)>,
+        stateful: BTreeSet<u64>,
+    ) {
         self.next_seq = self.next_seq.max(c.next);
         let Some(s) = self.stored.as_mut() else {
             return;
@@ -517,7 +527,7 @@ impl QueueState {
         s.floor = c.floor;
         s.sweep_from = c.floor;
         s.oldest_enq = 0;
-        s.fresh_from = c.next;
+        s.stateful = stateful;
         for (seq, msg) in hidden {
             if seq < c.floor {
                 continue;
@@ -671,6 +681,10 @@ impl QueueState {
         }
         if seq < s.cursor {
             self.ready.insert(seq);
+        } else if msg.receive_count > 0 {
+            // Ahead of the cursor (in flight when the queue opened): its
+            // receive count is in its state record.
+            s.stateful.insert(seq);
         }
     }
 
@@ -955,7 +969,7 @@ impl QueueState {
                         if self.msgs.get(seq).is_some() {
                             return nimbus_store::Step::Next;
                         }
-                        if let Some(c) = s.cold(seq, value, seq < s.fresh_from) {
+                        if let Some(c) = s.cold(seq, value, s.stateful.contains(&seq)) {
                             found.push(c);
                         }
                         if found.len() >= want {
@@ -977,6 +991,9 @@ impl QueueState {
                         (false, Some(l)) => l + 1,
                         (false, None) => from,
                     };
+                    if s.stateful.first().is_some_and(|&f| f < s.cursor) {
+                        s.stateful = s.stateful.split_off(&s.cursor);
+                    }
                 }
                 if found.is_empty() {
                     break;
@@ -1135,6 +1152,7 @@ impl QueueState {
             first_receive_ms: msg.first_receive_ms,
             enqueued_ms: msg.enqueued_ms,
             visible_at,
+            record: Some(c.record),
         };
         self.msgs.insert(c.seq, msg);
         self.index(c.seq, Loc::InFlight(visible_at), None);
@@ -1155,6 +1173,7 @@ impl QueueState {
             first_receive_ms: msg.first_receive_ms,
             enqueued_ms: msg.enqueued_ms,
             visible_at: now + visibility_ms,
+            record: None,
         };
         self.set_loc(seq, Loc::InFlight(now + visibility_ms));
         Some(out)

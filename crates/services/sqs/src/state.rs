@@ -223,6 +223,17 @@ pub fn read_message(
     }
 }
 
+/// A message's immutable part from its record's bytes.
+pub fn decode_message(value: &[u8]) -> Option<MsgData> {
+    match serde_json::from_slice::<MessageRecord>(value) {
+        Ok(r) => Some(r.d),
+        Err(e) => {
+            tracing::error!("sqs: unreadable message record: {e}");
+            None
+        }
+    }
+}
+
 pub fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     // Serializing these plain structs cannot fail; an empty value would be
     // rejected at load and is logged there.

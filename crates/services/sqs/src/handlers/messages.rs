@@ -837,7 +837,11 @@ pub async fn receive_message(
             .encode();
             // Read under no lock: the record is the store's (its overlay has
             // it even before the send's commit is durable).
-            match state::read_message(&inner.store, &q, d.seq) {
+            let data = match &d.record {
+                Some(r) => state::decode_message(r),
+                None => state::read_message(&inner.store, &q, d.seq),
+            };
+            match data {
                 Some(data) => response.push(message_json(&q, d, &data, &handle, &sys, &filter)),
                 None => tracing::warn!("sqs: message {} of {} has no record", d.seq, q.arn),
             }
