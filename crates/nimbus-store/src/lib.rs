@@ -159,6 +159,22 @@ impl Batch {
         self.ops.len()
     }
 
+    /// Calls `f` with each key of `table` starting with `prefix` that this
+    /// batch puts (`true`) or deletes (`false`), in order.
+    pub fn for_each_key(&self, table: &str, prefix: &[u8], mut f: impl FnMut(&[u8], bool)) {
+        for op in &self.ops {
+            match op {
+                Op::Put { table: t, key, .. } if t == table && key.starts_with(prefix) => {
+                    f(key, true)
+                }
+                Op::Delete { table: t, key } if t == table && key.starts_with(prefix) => {
+                    f(key, false)
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// How many puts and deletes this batch holds for keys of `table` that
     /// start with `prefix` (services that keep a stored count of their
     /// records adjust it by what a batch changes).

@@ -22,7 +22,12 @@ pub async fn drop_queues(inner: &Inner, ids: &[String]) -> Result<(), AwsError> 
     let mut batch = Batch::new();
     for id in ids {
         let prefix = format!("{id}/").into_bytes();
-        for table in [state::MESSAGES, state::MESSAGE_STATE, state::DEDUP] {
+        for table in [
+            state::MESSAGES,
+            state::MESSAGE_STATE,
+            state::FIFO_ORDER,
+            state::DEDUP,
+        ] {
             let mut from = prefix.clone();
             loop {
                 let mut last = None;
@@ -74,7 +79,7 @@ pub fn spawn_drop(inner: Arc<Inner>, id: String) {
     });
 }
 
-/// Deletes a purged standard queue's records behind its floor in the
+/// Deletes a purged queue's records behind its floor in the
 /// background (one task per queue at a time).
 pub fn spawn_purge_drain(inner: Arc<Inner>, q: Arc<Queue>) {
     if q.draining.swap(true, Ordering::AcqRel) {

@@ -35,7 +35,7 @@ use handlers::move_tasks::MoveTask;
 use names::QueueKey;
 use nimbus_core::{AwsError, BoxFuture, RequestContext, Service};
 use nimbus_store::{Batch, Store};
-use queue::{CommitTicket, DedupEntry, Loc, Msg, MsgHead, Queue, QueueState};
+use queue::{Loc, Msg, MsgHead, Queue, QueueState};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -179,7 +179,7 @@ impl Inner {
 
     /// Queues a batch that changes `q`'s messages, under `q`'s lock (held as
     /// `st`): the deletions its state has decided ride along, and a standard
-    /// queue's count record goes with it. Submitting under the lock keeps the
+    /// queue's count record (and a FIFO queue's group order) goes with it. Submitting under the lock keeps the
     /// store's order of the queue's batches the order memory made them in,
     /// which is what makes the stored count exact and lets a receive read
     /// ready messages from the store without meeting one being deleted.
@@ -190,9 +190,7 @@ impl Inner {
         mut batch: Batch,
     ) -> impl std::future::Future<Output = Result<(), AwsError>> + Send + 'static {
         Self::collect_expired(q, st, &mut batch);
-        if let Some(count) = st.count_record(&batch) {
-            batch.put(state::COUNTS, q.id_hex.clone().into_bytes(), count);
-        }
+        st.seal(&mut batch);
         self.submit(batch)
     }
 
@@ -275,35 +273,53 @@ impl Sqs {
     }
 }
 
-/// Reads one queue's messages, deduplication ids and sequence reservation
+/// Opens one queue's messages, deduplication ids and sequence reservation
 /// into its state: called by [`Queue::lock`] the first time a queue opened
-/// from the store is used. Each message costs a compact entry in memory; its
-/// body and attributes stay in the store. Records that belong to no message
-/// (a state record without its message, expired ids) are deleted with the
-/// queue's next write.
+/// from the store is used. A queue with a count record reads only what it
+/// keeps in memory ([`open_counted`]); one of an older release is read once
+/// and given its count record and group order ([`open_legacy`]). Records
+/// that belong to no message (a state record without its message, expired
+/// ids) are deleted with the queue's next write.
 pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
     let now = nimbus_core::now_millis();
-    if !q.fifo {
-        match store.get(state::COUNTS, q.id_hex.as_bytes()) {
-            Ok(Some(v)) => match serde_json::from_slice::<state::CountRecord>(&v) {
-                Ok(c) if c.v <= state::RECORD_VERSION => {
-                    open_standard(q, store, st, c, now);
-                    return;
-                }
-                _ => tracing::error!("sqs: unreadable count record of {}; counting", q.arn),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::error!("sqs: reading the count of {}: {e}", q.arn),
+    let counted = match store.get(state::COUNTS, q.id_hex.as_bytes()) {
+        Ok(Some(v)) => match serde_json::from_slice::<state::CountRecord>(&v) {
+            Ok(c) if c.v <= state::RECORD_VERSION => Some(c),
+            _ => {
+                tracing::error!("sqs: unreadable count record of {}; counting", q.arn);
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!("sqs: reading the count of {}: {e}", q.arn);
+            None
         }
+    };
+    match counted {
+        Some(c) => open_counted(q, store, st, c, now),
+        None => open_legacy(q, store, st, now),
     }
+    if q.fifo {
+        load_dedup(q, store, st, now);
+    }
+    st.advance(now);
+    // Messages that expired while nimbus was down go with the next write.
+    let expired = Inner::expired_ops(q, st);
+    st.pending_deletes.extend(expired);
+}
+
+/// Reads every message record of a queue without a count record (one of an
+/// older release, or never written to) once, and writes what its later
+/// first uses read instead: the count record, state records for hidden
+/// messages with what memory keeps of them, and a FIFO queue's group order.
+fn open_legacy(q: &Queue, store: &Store, st: &mut QueueState, now: u64) {
     let prefix = format!("{}/", q.id_hex).into_bytes();
-    // A standard queue without a count record (written before there were
-    // count records, or never written to) is read once, as a FIFO queue always
-    // is; it then gets its count and hidden-message records.
     let mut count = 0u64;
     let mut next = 0u64;
     let mut hidden: Vec<(u64, Msg)> = Vec::new();
     let mut stateful = std::collections::BTreeSet::new();
+    let mut order: Vec<Vec<u8>> = Vec::new();
     let seq_of = |key: &[u8]| state::split_key(key).and_then(|(_, seq)| seq.parse::<u64>().ok());
     let mut states: HashMap<u64, state::StateRecord> = HashMap::new();
     let read = store.scan(state::MESSAGE_STATE, &prefix, |key, value| {
@@ -347,6 +363,8 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
                     return nimbus_store::Step::Next;
                 }
             };
+            count += 1;
+            next = seq + 1;
             let (rc, fr, lr, vis) = match states.remove(&seq) {
                 Some(s) => (s.rc, s.fr, s.lr, s.vis),
                 None => (rec.rc, rec.fr, 0, 0),
@@ -358,69 +376,102 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
             } else {
                 Loc::Ready
             };
-            let mut id = [0u8; 16];
-            if let Ok(u) = uuid::Uuid::parse_str(&rec.d.id) {
-                id = *u.as_bytes();
-            }
-            // One allocation per group, shared by its messages.
-            let group = rec.d.group.map(|g| match groups.get(g.as_str()) {
-                Some(shared) => Arc::clone(shared),
-                None => {
-                    let shared: Arc<str> = Arc::from(g.as_str());
-                    groups.insert(g, shared.clone());
-                    shared
-                }
-            });
-            let msg = Msg {
-                data: MsgHead { id, group },
-                receive_count: rc,
-                first_receive_ms: fr,
-                last_receive_ms: lr,
-                enqueued_ms: rec.enq,
-                loc,
-            };
-            if q.fifo {
-                // Records are keyed by position, so they arrive in order.
-                st.restore(seq, msg);
-            } else {
-                count += 1;
-                next = seq + 1;
-                if loc != Loc::Ready {
-                    hidden.push((seq, msg));
-                } else if msg.receive_count > 0 {
+            if loc == Loc::Ready {
+                if rc > 0 {
                     stateful.insert(seq);
                 }
+            } else {
+                let mut id = [0u8; 16];
+                if let Ok(u) = uuid::Uuid::parse_str(&rec.d.id) {
+                    id = *u.as_bytes();
+                }
+                // One allocation per group, shared by its messages.
+                let group = rec.d.group.as_ref().map(|g| match groups.get(g.as_str()) {
+                    Some(shared) => Arc::clone(shared),
+                    None => {
+                        let shared: Arc<str> = Arc::from(g.as_str());
+                        groups.insert(g.clone(), shared.clone());
+                        shared
+                    }
+                });
+                hidden.push((
+                    seq,
+                    Msg {
+                        data: MsgHead { id, group },
+                        receive_count: rc,
+                        first_receive_ms: fr,
+                        last_receive_ms: lr,
+                        enqueued_ms: rec.enq,
+                        loc,
+                    },
+                ));
+            }
+            if let (true, Some(g)) = (q.fifo, &rec.d.group) {
+                order.push(q.order_key(g, seq));
             }
             nimbus_store::Step::Next
         })
     });
-    let mut dedups: Vec<(String, state::DedupRecord)> = Vec::new();
-    let read = read.and_then(|()| {
-        store.scan(state::DEDUP, &prefix, |key, value| {
-            if !key.starts_with(&prefix) {
-                return nimbus_store::Step::Stop;
-            }
-            let id = state::split_key(key).map(|(_, d)| d.to_string());
-            match (id, serde_json::from_slice::<state::DedupRecord>(value)) {
-                (Some(d), Ok(r)) if r.exp > now => dedups.push((d, r)),
-                _ => st.pending_deletes.push((state::DEDUP, key.to_vec())),
-            }
-            nimbus_store::Step::Next
-        })
-    });
-    let reserved = read.and_then(|()| store.get(state::SEQUENCE, q.id_hex.as_bytes()));
-    let reserved = match reserved {
-        Ok(v) => v,
-        Err(e) => {
-            // The queue then works on what was read; the error is the store's.
-            tracing::error!("sqs: reading the messages of {} failed: {e}", q.arn);
-            None
-        }
-    };
+    if let Err(e) = read {
+        // The queue then works on what was read; the error is the store's.
+        tracing::error!("sqs: reading the messages of {} failed: {e}", q.arn);
+    }
     for seq in states.into_keys() {
         st.pending_deletes
             .push((state::MESSAGE_STATE, q.message_key(seq)));
     }
+    // The group order goes first, in bounded batches, and the count record
+    // last: until it is durable, the next start simply does this again.
+    for chunk in order.chunks(10_000) {
+        let mut batch = Batch::new();
+        for k in chunk {
+            batch.put(state::FIFO_ORDER, k.clone(), Vec::new());
+        }
+        drop(store.submit(batch));
+    }
+    let mut batch = Batch::new();
+    for (seq, m) in &hidden {
+        let (until, delayed) = match m.loc {
+            Loc::Delayed(t) => (t, true),
+            Loc::InFlight(t) => (t, false),
+            _ => continue,
+        };
+        // Written with what a first use needs (older state records lack
+        // it, and a delay had none).
+        batch.put(
+            state::MESSAGE_STATE,
+            q.message_key(*seq),
+            state::to_json(&state::StateRecord::of(m, until, delayed)),
+        );
+    }
+    let c = state::CountRecord {
+        v: state::RECORD_VERSION,
+        n: count,
+        next,
+        dead: 0,
+        floor: 0,
+    };
+    batch.put(
+        state::COUNTS,
+        q.id_hex.clone().into_bytes(),
+        state::to_json(&c),
+    );
+    drop(store.submit(batch));
+    st.open_stored(&c, hidden, stateful);
+}
+
+/// A FIFO queue's sequence reservation. Its deduplication ids stay in the
+/// store: a send looks one up there while ids from before the opening can
+/// still hold ([`QueueState::open_dedup`]).
+fn load_dedup(q: &Queue, store: &Store, st: &mut QueueState, now: u64) {
+    st.open_dedup(now);
+    let reserved = match store.get(state::SEQUENCE, q.id_hex.as_bytes()) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!("sqs: reading the sequence of {} failed: {e}", q.arn);
+            None
+        }
+    };
     if let Some(n) = reserved
         .as_deref()
         .and_then(|v| std::str::from_utf8(v).ok())
@@ -429,59 +480,12 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
         st.ensure_next_seq_at_least(n);
         st.seq_reserved = n;
     }
-    if !q.fifo {
-        let mut batch = Batch::new();
-        for (seq, m) in &hidden {
-            let (until, delayed) = match m.loc {
-                Loc::Delayed(t) => (t, true),
-                Loc::InFlight(t) => (t, false),
-                _ => continue,
-            };
-            // Written with what a first use needs (older state records lack
-            // it, and a delay had none).
-            batch.put(
-                state::MESSAGE_STATE,
-                q.message_key(*seq),
-                state::to_json(&state::StateRecord::of(m, until, delayed)),
-            );
-        }
-        let c = state::CountRecord {
-            v: state::RECORD_VERSION,
-            n: count,
-            next,
-            dead: 0,
-            floor: 0,
-        };
-        batch.put(
-            state::COUNTS,
-            q.id_hex.clone().into_bytes(),
-            state::to_json(&c),
-        );
-        st.open_stored(&c, hidden, stateful);
-        // Durable soon; until then this read is simply repeated at the next start.
-        drop(store.submit(batch));
-    }
-    dedups.sort_by_key(|(_, r)| r.exp);
-    for (k, r) in dedups {
-        st.dedup_insert(
-            k,
-            DedupEntry {
-                message_id: r.id,
-                seq: r.seq,
-                expires_ms: r.exp,
-                ticket: CommitTicket::committed(),
-            },
-        );
-    }
-    st.advance(now);
-    // Messages that expired while nimbus was down go with the next write.
-    let expired = Inner::expired_ops(q, st);
-    st.pending_deletes.extend(expired);
 }
 
-/// Opens a standard queue from its count record and the state records of
-/// its hidden messages (in flight or delayed): reads nothing per ready message.
-fn open_standard(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountRecord, now: u64) {
+/// Opens a queue from its count record and the state records of its hidden
+/// messages (in flight or delayed): reads nothing per ready message. A FIFO
+/// queue reads the record of each hidden message too, for its group.
+fn open_counted(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountRecord, now: u64) {
     let prefix = format!("{}/", q.id_hex);
     let mut hidden = Vec::new();
     let mut stateful = std::collections::BTreeSet::new();
@@ -505,23 +509,36 @@ fn open_standard(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountR
     if let Err(e) = read {
         tracing::error!("sqs: reading the hidden messages of {}: {e}", q.arn);
     }
+    let mut groups: HashMap<String, Arc<str>> = HashMap::new();
     let hidden = hidden
         .into_iter()
         .filter_map(|(seq, r)| {
             let mut id = [0u8; 16];
             let mut enq = r.enq;
-            match r.id.as_deref().map(hex::decode) {
-                Some(Ok(b)) if b.len() == 16 => id.copy_from_slice(&b),
-                // A record of an older release: the message's own record has it.
-                _ => {
-                    let value = store.get(state::MESSAGES, &q.message_key(seq)).ok()??;
-                    let head = serde_json::from_slice::<state::MessageHeadRecord>(&value).ok()?;
-                    id = *uuid::Uuid::parse_str(&head.d.id).ok()?.as_bytes();
-                    enq = head.enq;
+            let mut group = None;
+            let known = match r.id.as_deref().map(hex::decode) {
+                Some(Ok(b)) if b.len() == 16 => {
+                    id.copy_from_slice(&b);
+                    true
                 }
+                _ => false,
+            };
+            // A record of an older release, or a FIFO message's group: the
+            // message's own record has it.
+            if q.fifo || !known {
+                let value = store.get(state::MESSAGES, &q.message_key(seq)).ok()??;
+                let head = serde_json::from_slice::<state::MessageHeadRecord>(&value).ok()?;
+                id = *uuid::Uuid::parse_str(&head.d.id).ok()?.as_bytes();
+                enq = head.enq;
+                group = head.d.group.map(|g| {
+                    groups
+                        .entry(g.clone())
+                        .or_insert_with(|| Arc::from(g))
+                        .clone()
+                });
             }
             let msg = Msg {
-                data: MsgHead { id, group: None },
+                data: MsgHead { id, group },
                 receive_count: r.rc,
                 first_receive_ms: r.fr,
                 last_receive_ms: r.lr,
@@ -536,9 +553,6 @@ fn open_standard(q: &Queue, store: &Store, st: &mut QueueState, c: state::CountR
         })
         .collect();
     st.open_stored(&c, hidden, stateful);
-    st.advance(now);
-    let expired = Inner::expired_ops(q, st);
-    st.pending_deletes.extend(expired);
 }
 
 fn load(inner: &Arc<Inner>) -> Result<(), String> {

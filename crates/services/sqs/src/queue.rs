@@ -202,6 +202,13 @@ pub struct Stored {
     /// (received before the queue opened): only these need it read. A message
     /// received since comes back through `QueueState::ready`, which always reads it.
     stateful: BTreeSet<u64>,
+    /// FIFO: the record the discovery scan just read for a group's head, so
+    /// delivering it needs no second read.
+    prefetch: Option<(u64, Vec<u8>)>,
+    /// FIFO: groups of messages taken out whose record deletion is not yet
+    /// in a batch; their group-order entries go in the batch that deletes the
+    /// record (see [`QueueState::seal`]), never before it.
+    doomed: HashMap<u64, Arc<str>>,
 }
 
 impl Stored {
@@ -221,7 +228,53 @@ impl Stored {
             purge_above: None,
             dirty: false,
             stateful: BTreeSet::new(),
+            prefetch: None,
+            doomed: HashMap::new(),
         }
+    }
+
+    fn order_prefix(&self, group: &str) -> Vec<u8> {
+        order_prefix(&self.prefix, group)
+    }
+
+    fn order_key(&self, group: &str, seq: u64) -> Vec<u8> {
+        order_key(&self.prefix, group, seq)
+    }
+
+    /// Positions of a FIFO group's stored messages from `from` on, in order,
+    /// until `f` says stop.
+    fn group_positions(&self, group: &str, from: u64, mut f: impl FnMut(u64) -> bool) {
+        let prefix = self.order_prefix(group);
+        let read = self.store.scan(
+            crate::state::FIFO_ORDER,
+            &self.order_key(group, from),
+            |key, _| {
+                let seq = key
+                    .strip_prefix(prefix.as_slice())
+                    .and_then(|r| std::str::from_utf8(r).ok())
+                    .and_then(|r| r.parse::<u64>().ok());
+                match seq {
+                    Some(seq) if f(seq) => nimbus_store::Step::Next,
+                    _ => nimbus_store::Step::Stop,
+                }
+            },
+        );
+        if let Err(e) = read {
+            tracing::error!(
+                "sqs: reading the order of group {group} in {}: {e}",
+                self.prefix
+            );
+        }
+    }
+
+    /// The first stored position of a FIFO group that is still alive.
+    fn probe(&self, group: &str) -> Option<u64> {
+        let mut first = None;
+        self.group_positions(group, self.sweep_from, |seq| {
+            first = Some(seq);
+            false
+        });
+        first
     }
 
     fn message_key(&self, seq: u64) -> Vec<u8> {
@@ -235,20 +288,32 @@ impl Stored {
 
     /// A message's record as a ready message: its head and receive state.
     fn read(&self, seq: u64) -> Option<Cold> {
-        let key = self.message_key(seq);
-        let value = match self.store.get(crate::state::MESSAGES, &key) {
-            Ok(v) => v?,
+        let value = self.record(seq)?;
+        self.cold(seq, &value, true, None)
+    }
+
+    fn record(&self, seq: u64) -> Option<Vec<u8>> {
+        match self
+            .store
+            .get(crate::state::MESSAGES, &self.message_key(seq))
+        {
+            Ok(v) => v,
             Err(e) => {
-                tracing::error!("sqs: reading message {seq}: {e}");
-                return None;
+                tracing::error!("sqs: reading message {}{seq}: {e}", self.prefix);
+                None
             }
-        };
-        self.cold(seq, &value, true)
+        }
     }
 
     /// Decodes a record read from the store, with its state record if the
-    /// message was received before.
-    fn cold(&self, seq: u64, value: &[u8], with_state: bool) -> Option<Cold> {
+    /// message was received before (`group`: the FIFO group it is read for).
+    fn cold(
+        &self,
+        seq: u64,
+        value: &[u8],
+        with_state: bool,
+        group: Option<&Arc<str>>,
+    ) -> Option<Cold> {
         let rec = match serde_json::from_slice::<crate::state::MessageHeadRecord>(value) {
             Ok(r) => r,
             Err(e) => {
@@ -274,8 +339,12 @@ impl Stored {
             .unwrap_or([0; 16]);
         Some(Cold {
             seq,
+            delay_until: rec.du,
             msg: Msg {
-                data: MsgHead { id, group: None },
+                data: MsgHead {
+                    id,
+                    group: group.cloned(),
+                },
                 receive_count: rc,
                 first_receive_ms: fr,
                 last_receive_ms: 0,
@@ -287,9 +356,28 @@ impl Stored {
     }
 }
 
-/// A ready message of a standard queue, read from the store.
+/// `{queue-id}/{group}\0`: a FIFO group's entries in `sqs_fifo_order`
+/// (`prefix` is `{queue-id}/`; group ids never contain NUL, so no group's
+/// range holds another's).
+fn order_prefix(prefix: &str, group: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + group.len() + 21);
+    k.extend_from_slice(prefix.as_bytes());
+    k.extend_from_slice(group.as_bytes());
+    k.push(0);
+    k
+}
+
+fn order_key(prefix: &str, group: &str, seq: u64) -> Vec<u8> {
+    let mut k = order_prefix(prefix, group);
+    k.extend_from_slice(format!("{seq:020}").as_bytes());
+    k
+}
+
+/// A ready message read from the store.
 struct Cold {
     seq: u64,
+    /// End of the delay it was sent with.
+    delay_until: u64,
     msg: Msg,
     record: Vec<u8>,
 }
@@ -344,25 +432,43 @@ pub struct Attempt {
     pub response: Vec<serde_json::Value>,
 }
 
+/// A FIFO message group that memory knows of: its messages in memory, by
+/// where they are, and where its ready messages in the store begin.
 #[derive(Debug, Default)]
 struct Group {
+    /// Ready messages in memory (all before `unloaded`).
     ready: BTreeSet<u64>,
     inflight: BTreeSet<u64>,
+    /// Sent but not yet durable, or delayed.
     blocked: BTreeSet<u64>,
-    ticket: Option<u64>,
+    /// Every message of the group that is in the store and not in memory is
+    /// ready and at or after this position (`None`: there are none).
+    unloaded: Option<u64>,
+    /// Its place in the turn order while it has something deliverable.
+    ticket: Option<Ticket>,
 }
 
+/// Groups take turns in the order they became deliverable, told by
+/// position: a group found in the store by its first message's, a group that
+/// became deliverable again by the next position to be handed out then
+/// (the second number only breaks ties).
+type Ticket = (u64, u64);
+
 impl Group {
-    fn available(&self) -> bool {
-        match self.ready.first() {
-            None => false,
-            Some(&head) => {
-                head < self.inflight.first().copied().unwrap_or(u64::MAX)
-                    && head < self.blocked.first().copied().unwrap_or(u64::MAX)
-            }
+    /// The first message that could be delivered: ready in memory, or the
+    /// first one the store holds.
+    fn head(&self) -> Option<u64> {
+        match (self.ready.first().copied(), self.unloaded) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
+    fn available(&self) -> bool {
+        self.head().is_some_and(|h| h < self.limit())
+    }
+
+    /// Messages at or after this position wait for an earlier one.
     fn limit(&self) -> u64 {
         self.inflight
             .first()
@@ -371,9 +477,15 @@ impl Group {
             .min(self.blocked.first().copied().unwrap_or(u64::MAX))
     }
 
-    fn is_empty(&self) -> bool {
+    fn holds_nothing(&self) -> bool {
         self.ready.is_empty() && self.inflight.is_empty() && self.blocked.is_empty()
     }
+}
+
+/// What a FIFO group delivers next: a message in memory, or one read from the store.
+enum Turn {
+    Held(u64),
+    Read(Cold),
 }
 
 /// Why a receipt handle could not change a message's visibility.
@@ -395,16 +507,22 @@ pub struct QueueState {
     /// FIFO sequence numbers never go backwards across a restart.
     pub seq_reserved: u64,
     msgs: crate::seqmap::SeqMap<Msg>,
-    by_age: BTreeSet<(u64, u64)>,
+    /// A standard queue's ready positions behind its cursor.
     ready: BTreeSet<u64>,
+    /// FIFO groups memory knows of; the others are found by the discovery
+    /// scan from the cursor (see [`QueueState::discover`]).
     groups: HashMap<Arc<str>, Group>,
-    avail: BTreeMap<u64, Arc<str>>,
+    avail: BTreeMap<Ticket, Arc<str>>,
     next_ticket: u64,
-    ready_count: usize,
     inflight: BTreeSet<(u64, u64)>,
     delayed: BTreeSet<(u64, u64)>,
     dedup: HashMap<String, DedupEntry>,
     dedup_order: VecDeque<(u64, String)>,
+    /// Deduplication ids of sends before the queue opened stay in the store
+    /// (`sqs_dedup`), not in `dedup`; until this time a send looks there too,
+    /// and after it their records are swept from `dedup_sweep` on.
+    dedup_stored_until: u64,
+    dedup_sweep: Option<Vec<u8>>,
     attempts: HashMap<String, Attempt>,
     attempts_order: VecDeque<(u64, String)>,
     /// Store deletions decided lazily (expired messages, expired dedup ids);
@@ -413,7 +531,8 @@ pub struct QueueState {
     /// Message keys of expired messages, for the handler to turn into deletes.
     expired: Vec<u64>,
     expired_dedup: Vec<String>,
-    /// A standard queue's store (always set for standard queues, see [`Stored`]).
+    /// Where the queue's messages are (set for every queue the service
+    /// makes, see [`Stored`]).
     stored: Option<Stored>,
 }
 
@@ -428,16 +547,16 @@ impl QueueState {
             next_seq: 1,
             seq_reserved: 0,
             msgs: crate::seqmap::SeqMap::default(),
-            by_age: BTreeSet::new(),
             ready: BTreeSet::new(),
             groups: HashMap::new(),
             avail: BTreeMap::new(),
             next_ticket: 0,
-            ready_count: 0,
             inflight: BTreeSet::new(),
             delayed: BTreeSet::new(),
             dedup: HashMap::new(),
             dedup_order: VecDeque::new(),
+            dedup_stored_until: 0,
+            dedup_sweep: None,
             attempts: HashMap::new(),
             attempts_order: VecDeque::new(),
             pending_deletes: Vec::new(),
@@ -447,11 +566,9 @@ impl QueueState {
         }
     }
 
-    /// Gives a standard queue its store: its ready messages live there.
+    /// Gives the queue its store: its ready messages live there.
     pub fn attach(&mut self, store: Store, id_hex: &str) {
-        if !self.fifo {
-            self.stored = Some(Stored::new(store, id_hex));
-        }
+        self.stored = Some(Stored::new(store, id_hex));
     }
 
     pub fn ensure_next_seq_at_least(&mut self, n: u64) {
@@ -470,35 +587,63 @@ impl QueueState {
     pub fn counts(&self) -> (usize, usize, usize) {
         let hidden = self.inflight.len() + self.delayed.len();
         let visible = match &self.stored {
-            None => self.ready_count,
+            None => 0,
             Some(s) => (s.live.saturating_sub(s.pending) as usize).saturating_sub(hidden),
         };
         (visible, self.inflight.len(), self.delayed.len())
     }
 
-    /// The count record a batch for this standard queue must carry: its
-    /// stored count moved by the message records the batch puts (only new
-    /// messages) and deletes (only existing ones). `None` when the batch
-    /// changes no message of the queue, or for FIFO queues.
-    pub fn count_record(&mut self, batch: &nimbus_store::Batch) -> Option<Vec<u8>> {
+    /// Adds what a batch changing this queue's messages must carry besides:
+    /// for a FIFO queue, the group-order entries of the message records it
+    /// puts and deletes; for every queue, its count record, moved by the
+    /// message records the batch puts (only new messages) and deletes (only
+    /// existing ones). Nothing when the batch changes no message.
+    pub fn seal(&mut self, batch: &mut nimbus_store::Batch) {
         let next = self.next_seq;
-        let s = self.stored.as_mut()?;
+        let Some(s) = self.stored.as_mut() else {
+            return;
+        };
+        if self.fifo {
+            let mut puts = Vec::new();
+            let mut deletes = Vec::new();
+            let prefix = s.prefix.clone();
+            batch.for_each_key(crate::state::MESSAGES, prefix.as_bytes(), |key, put| {
+                let Some(seq) = s.seq_of(key) else {
+                    return;
+                };
+                if put {
+                    if let Some(g) = self.msgs.get(seq).and_then(|m| m.data.group.as_ref()) {
+                        puts.push(s.order_key(g, seq));
+                    }
+                } else if let Some(g) = s.doomed.remove(&seq) {
+                    deletes.push(s.order_key(&g, seq));
+                }
+            });
+            for k in puts {
+                batch.put(crate::state::FIFO_ORDER, k, Vec::new());
+            }
+            for k in deletes {
+                batch.delete(crate::state::FIFO_ORDER, k);
+            }
+        }
         let (puts, deletes) = batch.count_keys(crate::state::MESSAGES, s.prefix.as_bytes());
         if puts == 0 && deletes == 0 && !s.dirty && s.purge_above.is_none() {
-            return None;
+            return;
         }
         s.records = (s.records + puts).saturating_sub(deletes);
         s.dirty = false;
         if let Some(above) = s.purge_above.take() {
             s.dead = s.records.saturating_sub(above);
         }
-        Some(crate::state::to_json(&crate::state::CountRecord {
+        let count = crate::state::to_json(&crate::state::CountRecord {
             v: crate::state::RECORD_VERSION,
             n: s.records,
             next,
             dead: s.dead,
             floor: s.floor,
-        }))
+        });
+        let key = s.prefix.trim_end_matches('/').as_bytes().to_vec();
+        batch.put(crate::state::COUNTS, key, count);
     }
 
     /// A batch carrying `puts` new message records failed: the store never
@@ -509,8 +654,9 @@ impl QueueState {
         }
     }
 
-    /// Opens a standard queue on its stored count and hidden messages (see
-    /// `crate::load_messages`).
+    /// Opens a queue on its stored count and hidden messages (see
+    /// `crate::load_messages`); each FIFO group with a hidden message learns
+    /// where its stored messages begin.
     pub fn open_stored(
         &mut self,
         c: &crate::state::CountRecord,
@@ -526,6 +672,7 @@ impl QueueState {
         s.dead = c.dead;
         s.floor = c.floor;
         s.sweep_from = c.floor;
+        s.cursor = s.cursor.max(c.floor);
         s.oldest_enq = 0;
         s.stateful = stateful;
         for (seq, msg) in hidden {
@@ -533,8 +680,17 @@ impl QueueState {
                 continue;
             }
             let loc = msg.loc;
+            let group = msg.data.group.clone();
             self.msgs.insert(seq, msg);
-            self.index(seq, loc, None);
+            self.index(seq, loc, group.as_ref());
+        }
+        let names: Vec<Arc<str>> = self.groups.keys().cloned().collect();
+        for g in names {
+            let first = self.stored.as_ref().and_then(|s| s.probe(&g));
+            if let Some(grp) = self.groups.get_mut(&g) {
+                grp.unloaded = first;
+            }
+            self.reindex_group(&g);
         }
     }
 
@@ -549,8 +705,6 @@ impl QueueState {
             Loc::Ready => {
                 if !self.fifo {
                     self.ready.remove(&seq);
-                } else {
-                    self.ready_count = self.ready_count.saturating_sub(1);
                 }
             }
             Loc::Delayed(t) => {
@@ -560,20 +714,13 @@ impl QueueState {
                 self.inflight.remove(&(t, seq));
             }
         }
-        if self.fifo {
-            if let Some(g) = group {
-                let grp = self.group_mut(g);
+        if let (true, Some(g)) = (self.fifo, group) {
+            if let Some(grp) = self.groups.get_mut(g) {
                 match loc {
-                    Loc::Pending { .. } | Loc::Delayed(_) => {
-                        grp.blocked.remove(&seq);
-                    }
-                    Loc::Ready => {
-                        grp.ready.remove(&seq);
-                    }
-                    Loc::InFlight(_) => {
-                        grp.inflight.remove(&seq);
-                    }
-                }
+                    Loc::Pending { .. } | Loc::Delayed(_) => grp.blocked.remove(&seq),
+                    Loc::Ready => grp.ready.remove(&seq),
+                    Loc::InFlight(_) => grp.inflight.remove(&seq),
+                };
             }
         }
     }
@@ -584,8 +731,6 @@ impl QueueState {
             Loc::Ready => {
                 if !self.fifo {
                     self.ready.insert(seq);
-                } else {
-                    self.ready_count += 1;
                 }
             }
             Loc::Delayed(t) => {
@@ -595,58 +740,53 @@ impl QueueState {
                 self.inflight.insert((t, seq));
             }
         }
-        if self.fifo {
-            if let Some(g) = group {
-                let grp = self.group_mut(g);
-                match loc {
-                    Loc::Pending { .. } | Loc::Delayed(_) => {
-                        grp.blocked.insert(seq);
-                    }
-                    Loc::Ready => {
-                        grp.ready.insert(seq);
-                    }
-                    Loc::InFlight(_) => {
-                        grp.inflight.insert(seq);
-                    }
-                }
-            }
+        if let (true, Some(g)) = (self.fifo, group) {
+            let grp = self.group_mut(g);
+            match loc {
+                Loc::Pending { .. } | Loc::Delayed(_) => grp.blocked.insert(seq),
+                Loc::Ready => grp.ready.insert(seq),
+                Loc::InFlight(_) => grp.inflight.insert(seq),
+            };
         }
     }
 
-    /// Puts a group in (or takes it out of) the turn order after a change.
-    /// A group that becomes deliverable queues up behind the others.
+    /// Puts a group in (or takes it out of) the turn order after a change: a
+    /// group that becomes deliverable queues up behind every message sent so
+    /// far. A group with nothing in memory whose stored messages the
+    /// discovery scan will meet anyway is forgotten, so memory holds no group
+    /// per stored message.
     fn reindex_group(&mut self, g: &Arc<str>) {
-        let Some(grp) = self.groups.get(g) else {
+        let cursor = self.stored.as_ref().map_or(0, |s| s.cursor);
+        let Some(grp) = self.groups.get_mut(g) else {
             return;
         };
-        let available = grp.available();
-        let ticket = grp.ticket;
-        let empty = grp.is_empty();
-        match (available, ticket) {
+        let forget = grp.holds_nothing() && grp.unloaded.is_none_or(|u| u >= cursor);
+        let available = !forget && grp.available();
+        match (available, grp.ticket) {
             (true, None) => {
-                let t = self.next_ticket;
+                let t = (self.next_seq, self.next_ticket);
                 self.next_ticket += 1;
+                grp.ticket = Some(t);
                 self.avail.insert(t, g.clone());
-                if let Some(grp) = self.groups.get_mut(g) {
-                    grp.ticket = Some(t);
-                }
             }
             (false, Some(t)) => {
+                grp.ticket = None;
                 self.avail.remove(&t);
-                if let Some(grp) = self.groups.get_mut(g) {
-                    grp.ticket = None;
-                }
             }
             _ => {}
         }
-        if empty && !available {
+        if forget {
             self.groups.remove(g);
         }
     }
 
     fn set_loc(&mut self, seq: u64, loc: Loc) {
         if loc == Loc::Ready && self.stored.is_some() {
-            self.surface(seq);
+            if self.fifo {
+                self.fifo_ready(seq);
+            } else {
+                self.surface(seq);
+            }
             return;
         }
         let Some(msg) = self.msgs.get_mut(seq) else {
@@ -688,20 +828,93 @@ impl QueueState {
         }
     }
 
+    /// A FIFO message becomes ready. Memory keeps it only when it is back
+    /// from flight ahead of its group's stored messages; otherwise memory
+    /// lets go of it and the group's stored messages begin no later than it.
+    fn fifo_ready(&mut self, seq: u64) {
+        let Some(msg) = self.msgs.get_mut(seq) else {
+            return;
+        };
+        let old = msg.loc;
+        let Some(g) = msg.data.group.clone() else {
+            return;
+        };
+        let unloaded = self.groups.get(&g).and_then(|grp| grp.unloaded);
+        let fresh = matches!(old, Loc::Pending { .. } | Loc::Delayed(_));
+        if !fresh && unloaded.is_none_or(|u| seq < u) {
+            msg.loc = Loc::Ready;
+            self.unindex(seq, old, Some(&g));
+            self.index(seq, Loc::Ready, Some(&g));
+            self.reindex_group(&g);
+            return;
+        }
+        let Some(msg) = self.msgs.remove(seq) else {
+            return;
+        };
+        self.unindex(seq, old, Some(&g));
+        if let Some(s) = self.stored.as_mut() {
+            if matches!(old, Loc::Pending { .. }) {
+                s.pending = s.pending.saturating_sub(1);
+            }
+            if msg.receive_count > 0 {
+                s.stateful.insert(seq);
+            }
+        }
+        if let Some(grp) = self.groups.get_mut(&g) {
+            grp.unloaded = Some(unloaded.map_or(seq, |u| u.min(seq)));
+        }
+        self.reindex_group(&g);
+    }
+
+    /// Memory starts to know a FIFO group: its messages so far, if any, are
+    /// in the store, from the first one its group order holds.
+    fn know_group(&mut self, g: &Arc<str>) {
+        let first = self.stored.as_ref().and_then(|s| s.probe(g));
+        self.groups.insert(
+            g.clone(),
+            Group {
+                unloaded: first,
+                ..Group::default()
+            },
+        );
+    }
+
+    /// Memory learns that a FIFO group's message at `seq` is in the store
+    /// only (put back after a failed move).
+    fn note_stored(&mut self, g: &Arc<str>, seq: u64) {
+        let cursor = self.stored.as_ref().map_or(0, |s| s.cursor);
+        if !self.groups.contains_key(g) {
+            if seq >= cursor {
+                // The discovery scan meets it.
+                return;
+            }
+            self.know_group(g);
+        }
+        if let Some(grp) = self.groups.get_mut(g) {
+            grp.unloaded = Some(grp.unloaded.map_or(seq, |u| u.min(seq)));
+        }
+        self.reindex_group(g);
+    }
+
     /// Removes a message entirely and returns it (for a standard queue, also
-    /// one memory does not hold: it is read from the store).
+    /// one memory does not hold: it is read from the store; a FIFO queue
+    /// removes only messages in memory).
     pub fn remove(&mut self, seq: u64) -> Option<Msg> {
-        if self.stored.is_some() {
+        if !self.fifo {
             return self.remove_stored(seq);
         }
         let msg = self.msgs.remove(seq)?;
-        let group = if self.fifo {
-            msg.data.group.clone()
-        } else {
-            None
-        };
+        let group = msg.data.group.clone();
         self.unindex(seq, msg.loc, group.as_ref());
-        self.by_age.remove(&(msg.enqueued_ms, seq));
+        if let Some(s) = self.stored.as_mut() {
+            s.live = s.live.saturating_sub(1);
+            if matches!(msg.loc, Loc::Pending { .. }) {
+                // Never durable: no group-order entry either.
+                s.pending = s.pending.saturating_sub(1);
+            } else if let Some(g) = &group {
+                s.doomed.insert(seq, g.clone());
+            }
+        }
         if let Some(g) = group {
             self.reindex_group(&g);
         }
@@ -747,6 +960,11 @@ impl QueueState {
         self.next_seq += 1;
         let loc = Loc::Pending { delay_until };
         let group = if self.fifo { data.group.clone() } else { None };
+        if let Some(g) = &group {
+            if !self.groups.contains_key(g) {
+                self.know_group(g);
+            }
+        }
         self.msgs.insert(
             seq,
             Msg {
@@ -758,16 +976,11 @@ impl QueueState {
                 loc,
             },
         );
-        match self.stored.as_mut() {
-            None => {
-                self.by_age.insert((enqueued_ms, seq));
-            }
-            Some(s) => {
-                s.live += 1;
-                s.pending += 1;
-                if s.oldest_enq == u64::MAX {
-                    s.oldest_enq = enqueued_ms;
-                }
+        if let Some(s) = self.stored.as_mut() {
+            s.live += 1;
+            s.pending += 1;
+            if s.oldest_enq == u64::MAX {
+                s.oldest_enq = enqueued_ms;
             }
         }
         self.index(seq, loc, group.as_ref());
@@ -798,23 +1011,6 @@ impl QueueState {
         }
     }
 
-    /// Rebuilds a message from the store at startup.
-    pub fn restore(&mut self, seq: u64, msg: Msg) {
-        let loc = msg.loc;
-        let group = if self.fifo {
-            msg.data.group.clone()
-        } else {
-            None
-        };
-        self.by_age.insert((msg.enqueued_ms, seq));
-        self.msgs.insert(seq, msg);
-        self.index(seq, loc, group.as_ref());
-        if let Some(g) = group {
-            self.reindex_group(&g);
-        }
-        self.next_seq = self.next_seq.max(seq + 1);
-    }
-
     /// Applies every transition that is due at `now`: visibility timeouts that
     /// ran out, delays that ended, messages past retention, dedup ids and
     /// receive attempts past their window. Expired records are queued for
@@ -833,19 +1029,7 @@ impl QueueState {
             self.set_loc(seq, Loc::Ready);
         }
         let retention_ms = self.attrs.message_retention_period as u64 * 1000;
-        if self.stored.is_some() {
-            self.sweep(now, retention_ms);
-        }
-        while let Some(&(enq, seq)) = self.by_age.first() {
-            if enq.saturating_add(retention_ms) > now {
-                break;
-            }
-            if matches!(self.msgs.get(seq).map(|m| m.loc), Some(Loc::Pending { .. })) {
-                break;
-            }
-            self.remove(seq);
-            self.expired.push(seq);
-        }
+        self.sweep(now, retention_ms);
         while let Some((exp, _)) = self.dedup_order.front() {
             if *exp > now {
                 break;
@@ -856,6 +1040,9 @@ impl QueueState {
                     self.expired_dedup.push(key);
                 }
             }
+        }
+        if now >= self.dedup_stored_until && self.dedup_sweep.is_some() {
+            self.sweep_stored_dedup(now);
         }
         while let Some((exp, _)) = self.attempts_order.front() {
             if *exp > now {
@@ -869,11 +1056,11 @@ impl QueueState {
         }
     }
 
-    /// Retention for a standard queue: expires records from the front of the
-    /// store, in position order, up to the first one still within the
-    /// period (at most [`SWEEP_STEP`] per call). A message moved in from
-    /// another queue keeps its older enqueue time: it is never delivered
-    /// after its period, but leaves the count only when the sweep reaches it.
+    /// Retention: expires records from the front of the store, in position
+    /// order, up to the first one still within the period (at most
+    /// [`SWEEP_STEP`] per call). A message moved in from another queue keeps
+    /// its older enqueue time: it is never delivered after its period, but
+    /// leaves the count only when the sweep reaches it.
     fn sweep(&mut self, now: u64, retention_ms: u64) {
         let Some(s) = self.stored.as_ref() else {
             return;
@@ -893,15 +1080,16 @@ impl QueueState {
                 held_back = true;
                 return nimbus_store::Step::Stop;
             }
-            let enq = match serde_json::from_slice::<crate::state::MessageHeadRecord>(value) {
-                Ok(r) => r.enq,
-                Err(_) => 0,
-            };
+            let (enq, group) =
+                match serde_json::from_slice::<crate::state::MessageHeadRecord>(value) {
+                    Ok(r) => (r.enq, r.d.group),
+                    Err(_) => (0, None),
+                };
             if enq.saturating_add(retention_ms) > now {
                 next_oldest = enq;
                 return nimbus_store::Step::Stop;
             }
-            expired.push(seq);
+            expired.push((seq, group));
             if expired.len() >= SWEEP_STEP {
                 held_back = true;
                 return nimbus_store::Step::Stop;
@@ -912,11 +1100,11 @@ impl QueueState {
             tracing::error!("sqs: retention sweep of {}: {e}", s.prefix);
             return;
         }
-        let last = expired.last().copied();
-        for seq in expired {
-            if self.remove_stored_known(seq) {
-                self.expired.push(seq);
-            }
+        let last = expired.last().map(|(seq, _)| *seq);
+        for (seq, group) in expired {
+            let group = group.map(|g| self.shared_group(g));
+            self.take_out(seq, group);
+            self.expired.push(seq);
         }
         if let Some(s) = self.stored.as_mut() {
             if let Some(l) = last {
@@ -927,18 +1115,37 @@ impl QueueState {
         }
     }
 
-    /// Takes a standard queue's message out without reading its record
-    /// (the caller has read it); false if it is already gone.
-    fn remove_stored_known(&mut self, seq: u64) -> bool {
+    /// A group id as memory shares it (one allocation per known group).
+    fn shared_group(&self, g: String) -> Arc<str> {
+        match self.groups.get_key_value(g.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(g),
+        }
+    }
+
+    /// Takes a message out without reading its record (the caller has read
+    /// it, and gives a FIFO message's group).
+    fn take_out(&mut self, seq: u64, group: Option<Arc<str>>) {
+        let mut pending = false;
         if let Some(m) = self.msgs.remove(seq) {
-            self.unindex(seq, m.loc, None);
-        } else {
+            pending = matches!(m.loc, Loc::Pending { .. });
+            self.unindex(seq, m.loc, group.as_ref());
+        } else if !self.fifo {
             self.ready.remove(&seq);
         }
         if let Some(s) = self.stored.as_mut() {
             s.live = s.live.saturating_sub(1);
+            if pending {
+                s.pending = s.pending.saturating_sub(1);
+            }
+            s.stateful.remove(&seq);
+            if let (true, Some(g)) = (self.fifo, &group) {
+                s.doomed.insert(seq, g.clone());
+            }
         }
-        true
+        if let (true, Some(g)) = (self.fifo, group) {
+            self.reindex_group(&g);
+        }
     }
 
     /// Up to `n` ready messages of a standard queue, taken out of its ready
@@ -969,7 +1176,7 @@ impl QueueState {
                         if self.msgs.get(seq).is_some() {
                             return nimbus_store::Step::Next;
                         }
-                        if let Some(c) = s.cold(seq, value, s.stateful.contains(&seq)) {
+                        if let Some(c) = s.cold(seq, value, s.stateful.contains(&seq), None) {
                             found.push(c);
                         }
                         if found.len() >= want {
@@ -1002,9 +1209,8 @@ impl QueueState {
             };
             for c in found {
                 if c.msg.enqueued_ms.saturating_add(retention_ms) <= now {
-                    if self.remove_stored_known(c.seq) {
-                        self.expired.push(c.seq);
-                    }
+                    self.take_out(c.seq, None);
+                    self.expired.push(c.seq);
                 } else {
                     out.push(c);
                 }
@@ -1013,7 +1219,7 @@ impl QueueState {
         out
     }
 
-    /// PurgeQueue on a standard queue: every message below a floor (the first
+    /// PurgeQueue: every message below a floor (the first
     /// send not yet durable, or the next position) is gone at once; their
     /// records are deleted in the background ([`QueueState::purged_chunk`]),
     /// the count record carrying how many are left so a restart neither shows
@@ -1033,10 +1239,25 @@ impl QueueState {
             .collect();
         for seq in below {
             if let Some(m) = self.msgs.remove(seq) {
-                self.unindex(seq, m.loc, None);
+                self.unindex(seq, m.loc, m.data.group.as_ref());
             }
         }
         self.ready = self.ready.split_off(&floor);
+        if let Some(s) = self.stored.as_mut() {
+            s.cursor = s.cursor.max(floor);
+            s.prefetch = None;
+            s.doomed.retain(|&seq, _| seq >= floor);
+        }
+        // FIFO groups start over: what is left of each begins at the floor.
+        self.avail.clear();
+        let names: Vec<Arc<str>> = self.groups.keys().cloned().collect();
+        for g in names {
+            if let Some(grp) = self.groups.get_mut(&g) {
+                grp.ticket = None;
+                grp.unloaded = Some(floor);
+            }
+            self.reindex_group(&g);
+        }
         let Some(s) = self.stored.as_mut() else {
             return;
         };
@@ -1071,13 +1292,22 @@ impl QueueState {
             return Vec::new();
         }
         let mut seqs = Vec::new();
+        let mut groups = Vec::new();
         let floor = s.floor;
+        let fifo = self.fifo;
         let read = s.store.scan(
             crate::state::MESSAGES,
             &s.message_key(s.dropped_to),
-            |key, _| match s.seq_of(key) {
+            |key, value| match s.seq_of(key) {
                 Some(seq) if seq < floor => {
                     seqs.push(seq);
+                    if fifo {
+                        // Its group-order entry goes with the record.
+                        let head = serde_json::from_slice::<crate::state::MessageHeadRecord>(value);
+                        if let Some(g) = head.ok().and_then(|h| h.d.group) {
+                            groups.push((seq, g));
+                        }
+                    }
                     if seqs.len() >= limit {
                         nimbus_store::Step::Stop
                     } else {
@@ -1090,6 +1320,9 @@ impl QueueState {
         if let Err(e) = read {
             tracing::error!("sqs: deleting purged messages of {}: {e}", s.prefix);
             return Vec::new();
+        }
+        for (seq, g) in groups {
+            s.doomed.insert(seq, Arc::from(g));
         }
         match seqs.last() {
             Some(&last) => {
@@ -1154,9 +1387,182 @@ impl QueueState {
             visible_at,
             record: Some(c.record),
         };
+        let group = msg.data.group.clone();
         self.msgs.insert(c.seq, msg);
-        self.index(c.seq, Loc::InFlight(visible_at), None);
+        self.index(c.seq, Loc::InFlight(visible_at), group.as_ref());
+        if let Some(s) = self.stored.as_mut() {
+            s.stateful.remove(&c.seq);
+        }
+        if let Some(g) = group {
+            self.reindex_group(&g);
+        }
         out
+    }
+
+    /// Finds FIFO groups memory does not know yet, reading the store from
+    /// the cursor on up to the position where the first known group's turn
+    /// is (so groups keep their order), or to the first send not yet durable.
+    /// Each record is passed once; at most [`SWEEP_STEP`] per call. A group
+    /// found takes its turn by its first message's position.
+    fn discover(&mut self) {
+        let target = self.avail.first_key_value().map_or(u64::MAX, |(t, _)| t.0);
+        let Some(s) = self.stored.as_ref() else {
+            return;
+        };
+        let from = s.cursor.max(s.sweep_from);
+        if from >= target || from >= self.next_seq {
+            return;
+        }
+        let mut next = from;
+        let mut seen = 0;
+        let mut found: Option<(u64, String, Vec<u8>)> = None;
+        let read = s.store.scan(
+            crate::state::MESSAGES,
+            &s.message_key(from),
+            |key, value| {
+                let Some(seq) = s.seq_of(key) else {
+                    return nimbus_store::Step::Stop;
+                };
+                if seq >= target {
+                    return nimbus_store::Step::Stop;
+                }
+                if let Some(m) = self.msgs.get(seq) {
+                    if matches!(m.loc, Loc::Pending { .. }) {
+                        return nimbus_store::Step::Stop;
+                    }
+                    next = seq + 1;
+                    return nimbus_store::Step::Next;
+                }
+                next = seq + 1;
+                seen += 1;
+                let head = serde_json::from_slice::<crate::state::MessageHeadRecord>(value);
+                match head.ok().and_then(|h| h.d.group) {
+                    Some(g) if !self.groups.contains_key(g.as_str()) => {
+                        found = Some((seq, g, value.to_vec()));
+                        nimbus_store::Step::Stop
+                    }
+                    _ if seen >= SWEEP_STEP => nimbus_store::Step::Stop,
+                    _ => nimbus_store::Step::Next,
+                }
+            },
+        );
+        if let Err(e) = read {
+            tracing::error!("sqs: reading the messages of {}: {e}", s.prefix);
+            return;
+        }
+        let t = (found.as_ref().map_or(0, |f| f.0), self.next_ticket);
+        let Some(s) = self.stored.as_mut() else {
+            return;
+        };
+        s.cursor = s.cursor.max(next);
+        if let Some((seq, g, value)) = found {
+            s.prefetch = Some((seq, value));
+            let g: Arc<str> = Arc::from(g);
+            self.next_ticket += 1;
+            self.groups.insert(
+                g.clone(),
+                Group {
+                    unloaded: Some(seq),
+                    ticket: Some(t),
+                    ..Group::default()
+                },
+            );
+            self.avail.insert(t, g);
+        }
+    }
+
+    /// Reads up to `want` ready messages of FIFO group `g` from the store,
+    /// from where its stored messages begin up to `limit` (or to a message
+    /// memory holds, which is not ready), and moves that point past them.
+    /// Expired ones found on the way are dropped.
+    fn load(&mut self, g: &Arc<str>, want: usize, limit: u64, now: u64) -> Vec<Cold> {
+        let Some(from) = self.groups.get(g).and_then(|grp| grp.unloaded) else {
+            return Vec::new();
+        };
+        let prefetch = self.stored.as_mut().and_then(|s| s.prefetch.take());
+        let Some(s) = self.stored.as_ref() else {
+            return Vec::new();
+        };
+        let mut seqs = Vec::with_capacity(want);
+        let mut next = None;
+        s.group_positions(g, from.max(s.sweep_from), |seq| {
+            if seq >= limit || seqs.len() >= want || self.msgs.get(seq).is_some() {
+                next = Some(seq);
+                return false;
+            }
+            seqs.push(seq);
+            true
+        });
+        let mut found = Vec::with_capacity(seqs.len());
+        let mut orphans = Vec::new();
+        let mut prefetch = prefetch;
+        for seq in seqs {
+            let value = match prefetch.take() {
+                Some((p, v)) if p == seq => Some(v),
+                other => {
+                    prefetch = other;
+                    s.record(seq)
+                }
+            };
+            match value {
+                Some(v) => found.extend(s.cold(seq, &v, s.stateful.contains(&seq), Some(g))),
+                // Its record was deleted: the entry is left over.
+                None => orphans.push(s.order_key(g, seq)),
+            }
+        }
+        for k in orphans {
+            self.pending_deletes.push((crate::state::FIFO_ORDER, k));
+        }
+        if let Some(grp) = self.groups.get_mut(g) {
+            grp.unloaded = next;
+        }
+        let retention_ms = self.attrs.message_retention_period as u64 * 1000;
+        let mut out = Vec::with_capacity(found.len());
+        for c in found {
+            if c.msg.enqueued_ms.saturating_add(retention_ms) <= now {
+                self.take_out(c.seq, Some(g.clone()));
+                self.expired.push(c.seq);
+            } else if c.delay_until > now {
+                // Delayed, but memory did not know (a record of an older
+                // release): it holds its group back until the delay ends.
+                let mut msg = c.msg;
+                msg.loc = Loc::Delayed(c.delay_until);
+                self.msgs.insert(c.seq, msg);
+                self.index(c.seq, Loc::Delayed(c.delay_until), Some(g));
+                if let Some(grp) = self.groups.get_mut(g) {
+                    grp.unloaded = Some(c.seq + 1);
+                }
+                break;
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// The FIFO group whose turn it is and what it delivers next, in order:
+    /// up to `want` messages before its first one in flight (or not yet
+    /// deliverable), from memory first, then from the store.
+    fn fifo_turn(&mut self, now: u64, want: usize) -> Option<(Arc<str>, Ticket, Vec<Turn>)> {
+        self.discover();
+        let (&ticket, g) = self.avail.first_key_value()?;
+        let g = g.clone();
+        let grp = self.groups.get(&g)?;
+        let limit = grp.limit();
+        let unloaded = grp.unloaded.unwrap_or(u64::MAX);
+        let mut run: Vec<Turn> = grp
+            .ready
+            .iter()
+            .copied()
+            .take_while(|&seq| seq < limit && seq < unloaded)
+            .take(want)
+            .map(Turn::Held)
+            .collect();
+        if run.len() < want && unloaded < limit {
+            let read = self.load(&g, want - run.len(), limit, now);
+            run.extend(read.into_iter().map(Turn::Read));
+        }
+        Some((g, ticket, run))
     }
 
     fn deliver(&mut self, seq: u64, now: u64, visibility_ms: u64) -> Option<Delivered> {
@@ -1207,7 +1613,7 @@ impl QueueState {
                 }
                 for c in found {
                     if max_receive_count.is_some_and(|limit| c.msg.receive_count >= limit) {
-                        self.remove_stored_known(c.seq);
+                        self.take_out(c.seq, None);
                         dead.push((c.seq, c.msg));
                     } else {
                         out.push(self.deliver_cold(c, now, visibility_ms));
@@ -1217,34 +1623,27 @@ impl QueueState {
             return (out, dead);
         }
         while out.len() < max {
-            let Some((&ticket, g)) = self.avail.first_key_value() else {
+            let Some((g, ticket, run)) = self.fifo_turn(now, max - out.len()) else {
                 break;
             };
-            let g = g.clone();
-            // Messages before the group's first in-flight (or not yet
-            // deliverable) message may go out together, in order.
-            let limit = self.groups.get(&g).map_or(0, Group::limit);
-            while out.len() < max {
-                let Some(grp) = self.groups.get(&g) else {
-                    break;
-                };
-                let Some(&head) = grp.ready.first() else {
-                    break;
-                };
-                if head >= limit {
-                    break;
-                }
-                if self.over_limit(head, max_receive_count) {
-                    if let Some(m) = self.remove(head) {
-                        dead.push((head, m));
+            for turn in run {
+                match turn {
+                    Turn::Held(seq) if self.over_limit(seq, max_receive_count) => {
+                        if let Some(m) = self.remove(seq) {
+                            dead.push((seq, m));
+                        }
                     }
-                    continue;
-                }
-                match self.deliver(head, now, visibility_ms) {
-                    Some(d) => out.push(d),
-                    None => break,
+                    Turn::Held(seq) => out.extend(self.deliver(seq, now, visibility_ms)),
+                    Turn::Read(c)
+                        if max_receive_count.is_some_and(|l| c.msg.receive_count >= l) =>
+                    {
+                        self.take_out(c.seq, Some(g.clone()));
+                        dead.push((c.seq, c.msg));
+                    }
+                    Turn::Read(c) => out.push(self.deliver_cold(c, now, visibility_ms)),
                 }
             }
+            self.reindex_group(&g);
             if self.avail.first_key_value().map(|(t, _)| *t) == Some(ticket) {
                 // The group is still first in line: only possible when the
                 // response is full, or when the group is stuck; stop either way.
@@ -1256,54 +1655,58 @@ impl QueueState {
 
     /// Takes up to `max` deliverable messages out of the queue (move tasks).
     pub fn take_ready(&mut self, now: u64, max: usize) -> Vec<(u64, Msg)> {
-        if self.stored.is_some() {
-            let found = self.next_ready(now, max);
-            let mut out = Vec::with_capacity(found.len());
-            for c in found {
-                self.remove_stored_known(c.seq);
+        let mut out = Vec::new();
+        if !self.fifo {
+            for c in self.next_ready(now, max) {
+                self.take_out(c.seq, None);
                 out.push((c.seq, c.msg));
             }
             return out;
         }
-        let mut out = Vec::new();
         while out.len() < max {
-            let seq = if self.fifo {
-                let Some((_, g)) = self.avail.first_key_value() else {
-                    break;
-                };
-                match self
-                    .groups
-                    .get(g)
-                    .and_then(|grp| grp.ready.first().copied())
-                {
-                    Some(s) => s,
-                    None => break,
-                }
-            } else {
-                match self.ready.first() {
-                    Some(s) => *s,
-                    None => break,
-                }
+            let Some((g, ticket, run)) = self.fifo_turn(now, max - out.len()) else {
+                break;
             };
-            match self.remove(seq) {
-                Some(m) => out.push((seq, m)),
-                None => break,
+            let stuck = run.is_empty();
+            for turn in run {
+                match turn {
+                    Turn::Held(seq) => out.extend(self.remove(seq).map(|m| (seq, m))),
+                    Turn::Read(c) => {
+                        self.take_out(c.seq, Some(g.clone()));
+                        out.push((c.seq, c.msg));
+                    }
+                }
+            }
+            self.reindex_group(&g);
+            if stuck && self.avail.first_key_value().map(|(t, _)| *t) == Some(ticket) {
+                break;
             }
         }
         out
     }
 
-    /// Puts back messages that [`QueueState::take_ready`] took but could not move.
+    /// Puts back messages that [`QueueState::take_ready`] took but could not
+    /// move: their records were never deleted, so they are ready in the store.
     pub fn put_back(&mut self, items: Vec<(u64, Msg)>) {
-        if let Some(s) = self.stored.as_mut() {
+        let Some(s) = self.stored.as_mut() else {
+            return;
+        };
+        s.live += items.len() as u64;
+        if !self.fifo {
             // Taken from behind the cursor: ready there again.
-            s.live += items.len() as u64;
             self.ready.extend(items.into_iter().map(|(seq, _)| seq));
             return;
         }
-        for (seq, mut m) in items {
-            m.loc = Loc::Ready;
-            self.restore(seq, m);
+        for (seq, m) in items {
+            if let Some(s) = self.stored.as_mut() {
+                s.doomed.remove(&seq);
+                if m.receive_count > 0 {
+                    s.stateful.insert(seq);
+                }
+            }
+            if let Some(g) = &m.data.group {
+                self.note_stored(g, seq);
+            }
         }
     }
 
@@ -1368,6 +1771,10 @@ impl QueueState {
             if seq < s.sweep_from || s.read(seq).is_none_or(|c| &c.msg.data.id != message_id) {
                 return Ok(None);
             }
+            if self.fifo {
+                // Ready again: the receive the handle is from is over.
+                return Err(());
+            }
             return Ok(self.remove_stored(seq));
         };
         if &msg.data.id_bytes() != message_id {
@@ -1383,26 +1790,81 @@ impl QueueState {
         Ok(self.remove(seq))
     }
 
-    /// Removes every committed message (PurgeQueue); returns their positions.
-    pub fn purge(&mut self) -> Vec<u64> {
-        if self.stored.is_some() {
-            self.purge_stored();
-            return Vec::new();
-        }
-        let seqs: Vec<u64> = self
-            .msgs
-            .iter()
-            .filter(|(_, m)| !matches!(m.loc, Loc::Pending { .. }))
-            .map(|(s, _)| s)
-            .collect();
-        for s in &seqs {
-            self.remove(*s);
-        }
-        seqs
+    /// PurgeQueue: removes every committed message (see [`QueueState::purge_stored`]).
+    pub fn purge(&mut self) {
+        self.purge_stored();
     }
 
     pub fn dedup_get(&self, key: &str, now: u64) -> Option<DedupEntry> {
-        self.dedup.get(key).filter(|e| e.expires_ms > now).cloned()
+        if let Some(e) = self.dedup.get(key) {
+            return (e.expires_ms > now).then(|| e.clone());
+        }
+        if now >= self.dedup_stored_until {
+            return None;
+        }
+        let s = self.stored.as_ref()?;
+        let k = format!("{}{key}", s.prefix);
+        let v = match s.store.get(crate::state::DEDUP, k.as_bytes()) {
+            Ok(v) => v?,
+            Err(e) => {
+                tracing::error!("sqs: reading deduplication id of {}: {e}", s.prefix);
+                return None;
+            }
+        };
+        let r = serde_json::from_slice::<crate::state::DedupRecord>(&v).ok()?;
+        (r.exp > now).then(|| DedupEntry {
+            message_id: r.id,
+            seq: r.seq,
+            expires_ms: r.exp,
+            ticket: CommitTicket::committed(),
+        })
+    }
+
+    /// The queue opens at `now`: deduplication ids of earlier sends stay in
+    /// the store (read when a send needs one), all gone by the end of a
+    /// window from now; their records are swept then.
+    pub fn open_dedup(&mut self, now: u64) {
+        let Some(s) = self.stored.as_ref() else {
+            return;
+        };
+        self.dedup_stored_until = now + DEDUP_WINDOW_MS;
+        self.dedup_sweep = Some(s.prefix.as_bytes().to_vec());
+    }
+
+    /// Deletes the expired records of deduplication ids from before the
+    /// queue opened, [`SWEEP_STEP`] per call, until it reaches the end.
+    fn sweep_stored_dedup(&mut self, now: u64) {
+        let (Some(s), Some(from)) = (self.stored.as_ref(), self.dedup_sweep.as_ref()) else {
+            return;
+        };
+        let prefix = s.prefix.as_bytes();
+        let mut seen = 0;
+        let mut next = None;
+        let mut expired = Vec::new();
+        let read = s.store.scan(crate::state::DEDUP, from, |key, value| {
+            let Some(id) = key.strip_prefix(prefix) else {
+                return nimbus_store::Step::Stop;
+            };
+            if seen >= SWEEP_STEP {
+                next = Some(key.to_vec());
+                return nimbus_store::Step::Stop;
+            }
+            seen += 1;
+            let id = String::from_utf8_lossy(id).into_owned();
+            let exp =
+                serde_json::from_slice::<crate::state::DedupRecord>(value).map_or(0, |r| r.exp);
+            // Ids in memory are deleted when their own window ends.
+            if exp <= now && !self.dedup.contains_key(&id) {
+                expired.push(id);
+            }
+            nimbus_store::Step::Next
+        });
+        if let Err(e) = read {
+            tracing::error!("sqs: sweeping deduplication ids of {}: {e}", s.prefix);
+            return;
+        }
+        self.expired_dedup.extend(expired);
+        self.dedup_sweep = next;
     }
 
     pub fn dedup_insert(&mut self, key: String, entry: DedupEntry) {
@@ -1517,6 +1979,11 @@ impl Queue {
         format!("{}/{:020}", self.id_hex, seq).into_bytes()
     }
 
+    /// A FIFO message's entry in its group's order.
+    pub fn order_key(&self, group: &str, seq: u64) -> Vec<u8> {
+        order_key(&format!("{}/", self.id_hex), group, seq)
+    }
+
     pub fn dedup_key(&self, key: &str) -> Vec<u8> {
         format!("{}/{}", self.id_hex, key).into_bytes()
     }
@@ -1556,24 +2023,36 @@ mod tests {
         (q, dir)
     }
 
+    /// A FIFO queue on a store of its own.
+    fn fifo() -> (QueueState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let mut q = QueueState::new(QueueAttrs::default(), true, 0);
+        q.attach(store, "q");
+        (q, dir)
+    }
+
+    /// Sends as the handlers do: pending, with its record written.
+    fn write_pending(q: &mut QueueState, id: u8, group: Option<&str>, delay_until: u64) -> u64 {
+        let s = q.insert_pending(data(id, group), 0, 0, 1000, delay_until);
+        let st = q.stored.as_ref().unwrap();
+        let (store, key) = (st.store.clone(), st.message_key(s));
+        let uuid = uuid::Uuid::from_bytes([id; 16]);
+        let g = group.map(|g| format!(r#","g":"{g}""#)).unwrap_or_default();
+        let mut batch = nimbus_store::Batch::new();
+        batch.put(
+            crate::state::MESSAGES,
+            key,
+            format!(r#"{{"v":1,"d":{{"id":"{uuid}"{g}}},"enq":1000,"du":{delay_until}}}"#),
+        );
+        q.seal(&mut batch);
+        store.commit_blocking(batch).unwrap();
+        s
+    }
+
     /// Sends as the handlers do: pending, its record written, then settled.
     fn send_delayed(q: &mut QueueState, id: u8, group: Option<&str>, delay_until: u64) -> u64 {
-        let s = q.insert_pending(data(id, group), 0, 0, 1000, delay_until);
-        if let Some((store, key)) = q
-            .stored
-            .as_ref()
-            .map(|st| (st.store.clone(), st.message_key(s)))
-        {
-            let uuid = uuid::Uuid::from_bytes([id; 16]);
-            let mut batch = nimbus_store::Batch::new();
-            batch.put(
-                crate::state::MESSAGES,
-                key,
-                format!(r#"{{"v":1,"d":{{"id":"{uuid}"}},"enq":1000,"du":{delay_until}}}"#),
-            );
-            q.count_record(&batch);
-            store.commit_blocking(batch).unwrap();
-        }
+        let s = write_pending(q, id, group, delay_until);
         q.finish_pending(s, 1000);
         s
     }
@@ -1639,9 +2118,9 @@ mod tests {
 
     #[test]
     fn pending_is_invisible_until_finished() {
-        let mut q = QueueState::new(QueueAttrs::default(), true, 0);
-        let a = q.insert_pending(data(1, Some("g")), 0, 0, 1000, 0);
-        let b = q.insert_pending(data(2, Some("g")), 0, 0, 1000, 0);
+        let (mut q, _dir) = fifo();
+        let a = write_pending(&mut q, 1, Some("g"), 0);
+        let b = write_pending(&mut q, 2, Some("g"), 0);
         q.finish_pending(b, 1000);
         // m2 is durable but m1 ahead of it is not: nothing may be delivered yet.
         assert!(q.receive(1000, 10, 1000, None).0.is_empty());
@@ -1651,7 +2130,7 @@ mod tests {
 
     #[test]
     fn fifo_group_blocking_and_turns() {
-        let mut q = QueueState::new(QueueAttrs::default(), true, 0);
+        let (mut q, _dir) = fifo();
         send(&mut q, 1, Some("g1"));
         send(&mut q, 2, Some("g1"));
         send(&mut q, 3, Some("g2"));
@@ -1703,7 +2182,7 @@ mod tests {
 
     #[test]
     fn fifo_delete_needs_current_receipt() {
-        let mut q = QueueState::new(QueueAttrs::default(), true, 0);
+        let (mut q, _dir) = fifo();
         send(&mut q, 1, Some("g"));
         let (d, _) = q.receive(1000, 1, 1000, None);
         let id = d[0].data.id_bytes();
@@ -1711,6 +2190,17 @@ mod tests {
         assert!(q.delete(d[0].seq, 1, &id, 2000).is_err());
         let (d, _) = q.receive(2000, 1, 1000, None);
         assert!(q.delete(d[0].seq, 2, &id, 2000).unwrap().is_some());
+        // The handler deletes the record in the same locked section.
+        let st = q.stored.as_ref().unwrap();
+        let (store, key) = (st.store.clone(), st.message_key(d[0].seq));
+        let mut batch = nimbus_store::Batch::new();
+        batch.delete(crate::state::MESSAGES, key);
+        q.seal(&mut batch);
+        store.commit_blocking(batch).unwrap();
         assert_eq!(q.delete(d[0].seq, 2, &id, 2000), Ok(None));
+        assert_eq!(q.counts(), (0, 0, 0));
+        // Its group-order entry went with the record.
+        let left = store.scan_prefix(crate::state::FIFO_ORDER, b"q/").unwrap();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -7,7 +7,8 @@
 //! | `sqs_queues` | `{account}/{region}/{name}` | [`QueueRecord`]: id, type, attributes, tags |
 //! | `sqs_messages` | `{queue-id}/{seq:020}` | [`MessageRecord`]: the message as sent |
 //! | `sqs_message_state` | `{queue-id}/{seq:020}` | [`StateRecord`]: receive count, visibility deadline (or end of delay) |
-//! | `sqs_counts` | `{queue-id}` | [`CountRecord`]: a standard queue's stored message count and next position |
+//! | `sqs_fifo_order` | `{queue-id}/{group}\0{seq:020}` | empty: a FIFO group's messages in order |
+//! | `sqs_counts` | `{queue-id}` | [`CountRecord`]: a queue's stored message count and next position |
 //! | `sqs_dropped` | `{queue-id}` | a deleted queue whose records are still being deleted |
 //! | `sqs_dedup` | `{queue-id}/{dedup-key}` | [`DedupRecord`]: FIFO deduplication id within its window |
 //! | `sqs_sequence` | `{queue-id}` | highest reserved position (FIFO sequence numbers never go back) |
@@ -15,13 +16,15 @@
 //! | `sqs_move_tasks` | `{task-id}` | [`MoveTaskRecord`] |
 //!
 //! A message's body is written once; each receive rewrites only its small
-//! state record. A standard queue reads its ready messages from
-//! `sqs_messages` in position order when it delivers them; what it keeps in
+//! state record. A queue reads its ready messages from the store when it
+//! delivers them: a standard queue from `sqs_messages` in position order, a
+//! FIFO queue group by group through `sqs_fifo_order`. What it keeps in
 //! memory (messages in flight or delayed) is rebuilt at its first use from
 //! the state records whose deadline is still ahead (a delayed send writes one
-//! too), and its count comes from `sqs_counts`, written with every
-//! batch that adds or removes one of its messages (legacy queues without a
-//! count record are counted once, then get one). `queue-id` is random per queue incarnation, so records of a
+//! too), and its count comes from `sqs_counts`, written with every batch that
+//! adds or removes one of its messages. Queues of older releases (no count
+//! record) are read once at their first use, then get their count record and
+//! group order. `queue-id` is random per queue incarnation, so records of a
 //! deleted queue can never be mistaken for a new queue of the same name.
 
 use crate::attributes::QueueAttrs;
@@ -34,6 +37,7 @@ pub const MESSAGES: &str = "sqs_messages";
 pub const MESSAGE_STATE: &str = "sqs_message_state";
 pub const DEDUP: &str = "sqs_dedup";
 pub const COUNTS: &str = "sqs_counts";
+pub const FIFO_ORDER: &str = "sqs_fifo_order";
 pub const DROPPED: &str = "sqs_dropped";
 pub const SEQUENCE: &str = "sqs_sequence";
 pub const DELETED_QUEUES: &str = "sqs_deleted_queues";

@@ -275,7 +275,7 @@ async fn enqueue(
             let head = MsgHead::of(&p.data);
             let seq = st.insert_pending(head.clone(), 0, 0, p.enq, p.delay_until);
             batch.put(state::MESSAGES, q.message_key(seq), p.record);
-            if !q.fifo && p.delay_until > 0 {
+            if p.delay_until > 0 {
                 let m = Msg {
                     data: head,
                     receive_count: 0,

@@ -447,11 +447,8 @@ pub async fn purge_queue(
             }
         }
         st.purged_at_ms = Some(now);
-        for seq in st.purge() {
-            let k = q.message_key(seq);
-            batch.delete(state::MESSAGES, k.clone());
-            batch.delete(state::MESSAGE_STATE, k);
-        }
+        // Records go in the background, in bounded batches (`cleanup`).
+        st.purge();
         batch.put(
             state::QUEUES,
             q.key.store_key().into_bytes(),

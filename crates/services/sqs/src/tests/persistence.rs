@@ -424,3 +424,189 @@ async fn deep_purges_and_deletes_go_in_bounded_batches() {
         assert_eq!(records_of(&h, table).await, 0, "{table}");
     }
 }
+
+/// Every body a queue delivers until it is empty, deleting as it goes.
+async fn drain(h: &Harness, url: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let batch = h
+            .receive(
+                url,
+                json!({ "MaxNumberOfMessages": 10, "VisibilityTimeout": 100 }),
+            )
+            .await;
+        if batch.is_empty() {
+            return got;
+        }
+        for m in batch {
+            got.push(m["Body"].as_str().unwrap().to_string());
+            h.ok(
+                "DeleteMessage",
+                json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }),
+            )
+            .await;
+        }
+    }
+}
+
+/// A FIFO queue keeps only its hidden messages in memory: its first use
+/// after a restart reads the count and the state records, and its groups'
+/// messages are read from the store in order as their turns come, also past
+/// a group held back by messages in flight. A queue of the previous format
+/// (no count record, no group order) is read once and given both.
+#[tokio::test]
+async fn a_fifo_queue_opens_on_its_count_and_reads_groups_in_turn() {
+    let h = Harness::new();
+    let url = h
+        .create_fifo("deep.fifo", json!({ "ContentBasedDeduplication": "true" }))
+        .await;
+    for i in 0..30 {
+        for g in ["a", "b", "c"] {
+            h.ok(
+                "SendMessage",
+                json!({ "QueueUrl": url, "MessageBody": format!("{g}{i:02}"), "MessageGroupId": g }),
+            )
+            .await;
+        }
+    }
+    for i in 0..20 {
+        h.ok(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": format!("u{i:02}"), "MessageGroupId": format!("u{i:02}") }),
+        )
+        .await;
+    }
+    let taken = h
+        .receive(
+            &url,
+            json!({ "MaxNumberOfMessages": 10, "VisibilityTimeout": 100 }),
+        )
+        .await;
+    let bodies: Vec<&str> = taken.iter().map(|m| m["Body"].as_str().unwrap()).collect();
+    assert_eq!(
+        bodies,
+        (0..10).map(|i| format!("a{i:02}")).collect::<Vec<_>>()
+    );
+    for m in &taken[..4] {
+        h.ok(
+            "DeleteMessage",
+            json!({ "QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"] }),
+        )
+        .await;
+    }
+    assert_eq!(h.counts(&url).await, (100, 6, 0));
+
+    let h = h.reopen().await;
+    let q = h.sqs.inner.queue_by_arn(&h.arn(&url).await).unwrap();
+    assert_eq!(h.counts(&url).await, (100, 6, 0));
+    // Only the six in flight are in memory.
+    assert_eq!(q.lock().len(), 6);
+    // Group a waits for its messages in flight; b's turn is first (its
+    // first message was sent first), and it goes out as a run.
+    let first = h.bodies(&url, json!({ "MaxNumberOfMessages": 10 })).await;
+    assert_eq!(
+        first,
+        (0..10).map(|i| format!("b{i:02}")).collect::<Vec<_>>()
+    );
+    assert!(q.lock().len() <= 16, "memory holds what is in flight");
+
+    // The previous format: no count record, no group order.
+    let store = h.sqs.inner.store.clone();
+    let id = q.id_hex.clone();
+    drop(q);
+    let mut batch = nimbus_store::Batch::new();
+    batch.delete(crate::state::COUNTS, id.clone().into_bytes());
+    for (k, _) in store
+        .scan_prefix(crate::state::FIFO_ORDER, format!("{id}/").as_bytes())
+        .unwrap()
+    {
+        batch.delete(crate::state::FIFO_ORDER, k);
+    }
+    store.commit(batch).await.unwrap();
+    drop(store);
+    let h = h.reopen().await;
+    assert_eq!(h.counts(&url).await, (90, 16, 0));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let order = records_of(&h, crate::state::FIFO_ORDER).await;
+    assert_eq!(order, 106, "the group order was written");
+
+    // The rest comes out once each, in order within each group, the
+    // messages in flight once their visibility ends.
+    h.advance(101_000);
+    let got = drain(&h, &url).await;
+    assert_eq!(got.len(), 106);
+    let mut seen = std::collections::HashSet::new();
+    for g in ["a", "b", "c"] {
+        let of: Vec<&String> = got.iter().filter(|b| b.starts_with(g)).collect();
+        let start = if g == "a" { 4 } else { 0 };
+        let want: Vec<String> = (start..30).map(|i| format!("{g}{i:02}")).collect();
+        assert_eq!(of, want.iter().collect::<Vec<_>>(), "group {g}");
+    }
+    for b in &got {
+        assert!(seen.insert(b.clone()), "{b} delivered twice");
+    }
+    assert_eq!(h.counts(&url).await, (0, 0, 0));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(records_of(&h, crate::state::MESSAGES).await, 0);
+    assert_eq!(records_of(&h, crate::state::FIFO_ORDER).await, 0);
+
+    // A purge takes the group order with the records.
+    for i in 0..5 {
+        h.ok(
+            "SendMessage",
+            json!({ "QueueUrl": url, "MessageBody": format!("p{i}"), "MessageGroupId": "p" }),
+        )
+        .await;
+    }
+    assert_eq!(records_of(&h, crate::state::FIFO_ORDER).await, 5);
+    h.ok("PurgeQueue", json!({ "QueueUrl": url })).await;
+    assert_eq!(h.counts(&url).await, (0, 0, 0));
+    let mut cleared = false;
+    for _ in 0..200 {
+        if records_of(&h, crate::state::FIFO_ORDER).await == 0
+            && records_of(&h, crate::state::MESSAGES).await == 0
+        {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(cleared, "purged records and their group order deleted");
+    h.ok(
+        "SendMessage",
+        json!({ "QueueUrl": url, "MessageBody": "after", "MessageGroupId": "p" }),
+    )
+    .await;
+    h.advance(301_000);
+    assert_eq!(drain(&h, &url).await, ["after"]);
+}
+
+/// Deduplication ids from before a restart stay in the store: a send finds
+/// them there within their window, and their records are swept after it.
+#[tokio::test]
+async fn dedup_ids_from_before_a_restart_are_read_then_swept() {
+    let h = Harness::new();
+    let url = h.create_fifo("d.fifo", json!({})).await;
+    let first = h.send_fifo(&url, "one", "g", "dup").await;
+    h.send_fifo(&url, "two", "g", "other").await;
+    let h = h.reopen().await;
+    let again = h.send_fifo(&url, "one again", "g", "dup").await;
+    assert_eq!(again["MessageId"], first["MessageId"]);
+    let q = h.sqs.inner.queue_by_arn(&h.arn(&url).await).unwrap();
+    assert_eq!(q.lock().counts().0, 2);
+    assert_eq!(records_of(&h, crate::state::DEDUP).await, 2);
+    h.advance(301_000);
+    h.send_fifo(&url, "three", "g", "new").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let left: Vec<String> = h
+        .sqs
+        .inner
+        .store
+        .scan_prefix(crate::state::DEDUP, b"")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with("/new"), "{left:?}");
+}
