@@ -29,6 +29,9 @@
 //! small operations on it empty and filled with many objects and messages
 //! (memory, restart to ready, throughput).
 //!
+//! `--sqs-fifo` runs the SQS workloads (and sqs-backlog's queue) on FIFO
+//! queues, their messages spread over `--sqs-fifo-groups` message groups.
+//!
 //! `--workload state-save` starts a nimbus of its own, fills it, and times
 //! `nimbus state save` and `nimbus state load` against `tar` of the same data
 //! directory.
@@ -158,6 +161,16 @@ pub struct BenchArgs {
     /// sqs-backlog: messages (of --message-size) queued before the filled run.
     #[arg(long, default_value_t = 2_000_000)]
     backlog_messages: u64,
+    /// Run the SQS workloads (sqs-send, sqs-send-batch, sqs-cycle, and sqs-backlog's
+    /// fill and cycles) on FIFO queues (named *.fifo, FifoQueue=true) instead of
+    /// standard ones: each message gets a MessageGroupId (see --sqs-fifo-groups) and
+    /// a unique MessageDeduplicationId; the report labels these runs "(fifo)".
+    #[arg(long)]
+    sqs_fifo: bool,
+    /// With --sqs-fifo: message groups the messages are spread over (message i
+    /// goes to group g{i % N}).
+    #[arg(long, default_value_t = 100, value_name = "N", requires = "sqs_fifo")]
+    sqs_fifo_groups: u64,
 }
 
 use nimbus_core::parse_byte_size as parse_size;
@@ -264,6 +277,9 @@ impl Plan {
         if usize::try_from(a.list_keys).is_err() || a.list_keys > 100_000_000 {
             return Err("--list-keys must be at most 100,000,000".into());
         }
+        if a.sqs_fifo_groups == 0 {
+            return Err("--sqs-fifo-groups must be at least 1".into());
+        }
         if let Some(b) = &a.s3_list_bucket {
             if !s3::valid_bucket_name(b) {
                 return Err(format!("--s3-list-bucket {b:?}: not a valid bucket name"));
@@ -297,6 +313,7 @@ impl Plan {
                 large_ops: a.large_ops,
                 large_concurrency: a.large_concurrency,
                 disk_dir: disk_dir.clone(),
+                fifo_groups: a.sqs_fifo.then_some(a.sqs_fifo_groups),
             },
             signer: Signer {
                 access_key: a.access_key,
@@ -364,7 +381,8 @@ impl Plan {
             };
             let mut s3_state = s3::EndpointState::default();
             for w in &endpoint_workloads {
-                eprint!("{} {}: ", info.endpoint.name, w.name());
+                let fifo = self.cfg.fifo_groups.is_some();
+                eprint!("{} {}: ", info.endpoint.name, sqs::label(*w, fifo));
                 let r = if w.is_s3() {
                     s3::run(&target, *w, &self.cfg, &mut s3_state).await
                 } else {
@@ -640,6 +658,40 @@ mod tests {
         let p = plan(&["--workload", "sqs-backlog,s3-scale"]).unwrap();
         assert_eq!((p.scale.objects, p.scale.messages), (1_000_000, 2_000_000));
         assert_eq!(plan(&[]).unwrap().scale.objects, 0);
+    }
+
+    #[test]
+    fn fifo_flags() {
+        assert_eq!(plan(&[]).unwrap().cfg.fifo_groups, None);
+        let p = plan(&["--sqs-fifo"]).unwrap();
+        assert_eq!(p.cfg.fifo_groups, Some(100));
+        assert_eq!(p.workloads, Workload::SQS.to_vec());
+        let p = plan(&[
+            "--workload",
+            "sqs-backlog",
+            "--sqs-fifo",
+            "--sqs-fifo-groups",
+            "7",
+            "--backlog-messages",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(p.cfg.fifo_groups, Some(7));
+        assert_eq!(p.scale.messages, 1000);
+        let p = plan(&[
+            "--sqs-fifo-groups=1",
+            "--sqs-fifo",
+            "--workload",
+            "sqs-cycle",
+        ])
+        .unwrap();
+        assert_eq!(p.cfg.fifo_groups, Some(1));
+        // Groups without FIFO queues would be silently ignored: refused instead.
+        assert!(plan(&["--sqs-fifo-groups", "5"]).is_err());
+        assert!(plan(&["--sqs-fifo", "--sqs-fifo-groups", "0"]).is_err());
+        assert!(plan(&["--sqs-fifo", "--sqs-fifo-groups", "-1"]).is_err());
+        assert!(plan(&["--sqs-fifo", "--sqs-fifo-groups", "many"]).is_err());
+        assert!(plan(&["--sqs-fifo=yes"]).is_err());
     }
 
     #[test]

@@ -224,6 +224,11 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
             cfg.large_concurrency
         );
     }
+    if let (Some(groups), true) = (cfg.fifo_groups, results.iter().any(|r| r.fifo)) {
+        out += &format!(
+            "SQS on FIFO queues (\"(fifo)\"): messages spread over {groups} message groups, each with its own deduplication id\n"
+        );
+    }
     for e in endpoints {
         let server = match (e.server_pid, e.idle_rss_kib) {
             (Some(pid), Some(kib)) => format!(" (server pid {pid}, idle RSS {} MiB)", mib(kib)),
@@ -265,7 +270,7 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
                 row.push(r.endpoint.clone());
             }
             if r.failure.is_some() {
-                row.push(r.workload.name().to_string());
+                row.push(r.label());
                 // The reason is listed under the table, where it has room.
                 row.push("FAILED".to_string());
                 row.extend(std::iter::repeat_n(
@@ -275,9 +280,9 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
                 return row;
             }
             let name = if r.stopped_early {
-                format!("{} (time limit)", r.workload.name())
+                format!("{} (time limit)", r.label())
             } else {
-                r.workload.name().to_string()
+                r.label()
             };
             row.extend([
                 name,
@@ -342,13 +347,16 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
                 .filter(|r| &r.endpoint == base && r.failure.is_none())
             {
                 let Some(b) = results.iter().find(|r| {
-                    &r.endpoint == other && r.workload == a.workload && r.failure.is_none()
+                    &r.endpoint == other
+                        && r.workload == a.workload
+                        && r.fifo == a.fifo
+                        && r.failure.is_none()
                 }) else {
                     continue;
                 };
                 let p = |r: &RunResult, pct| r.p(pct).map(f64::from);
                 let mut row = vec![
-                    a.workload.name().to_string(),
+                    a.label(),
                     ratio(a.ops_per_sec(), b.ops_per_sec()),
                     ratio(a.msgs_per_sec(), b.msgs_per_sec()),
                 ];
@@ -416,10 +424,10 @@ fn problems(
     let mut problems = String::new();
     for r in results {
         if let Some(why) = &r.failure {
-            problems += &format!("- {} {}: {why}\n", r.endpoint, r.workload.name());
+            problems += &format!("- {} {}: {why}\n", r.endpoint, r.label());
         }
         for e in &r.first_errors {
-            problems += &format!("- {} {}: {e}\n", r.endpoint, r.workload.name());
+            problems += &format!("- {} {}: {e}\n", r.endpoint, r.label());
         }
     }
     if let Some(s) = startup {
@@ -454,6 +462,7 @@ pub fn json(
             json!({
                 "endpoint": r.endpoint,
                 "workload": r.workload.name(),
+                "fifo": r.fifo,
                 "failure": r.failure,
                 "ok_ops": r.ok_ops,
                 "messages": r.messages,
@@ -493,6 +502,7 @@ pub fn json(
                 let Some(b) = results.iter().find(|r| {
                     r.endpoint == other.endpoint.name
                         && r.workload == a.workload
+                        && r.fifo == a.fifo
                         && r.failure.is_none()
                 }) else {
                     continue;
@@ -506,6 +516,7 @@ pub fn json(
                     "endpoint": base.endpoint.name,
                     "baseline": other.endpoint.name,
                     "workload": a.workload.name(),
+                    "fifo": a.fifo,
                     "ops_per_sec": div(a.ops_per_sec(), b.ops_per_sec()),
                     "msgs_per_sec": div(a.msgs_per_sec(), b.msgs_per_sec()),
                     "mb_per_sec": div(a.mb_per_sec(), b.mb_per_sec()),
@@ -528,6 +539,7 @@ pub fn json(
             "large_size": cfg.large_size,
             "large_ops": cfg.large_ops,
             "large_concurrency": cfg.large_concurrency,
+            "sqs_fifo_groups": cfg.fifo_groups,
         },
         "endpoints": endpoints.iter().map(|e| json!({
             "name": e.endpoint.name,
@@ -584,6 +596,7 @@ mod tests {
             failure: None,
             stopped_early: false,
             empty_receives: 0,
+            fifo: false,
         }
     }
 
@@ -630,6 +643,7 @@ mod tests {
             large_ops: 2,
             large_concurrency: 1,
             disk_dir: std::env::temp_dir(),
+            fifo_groups: None,
         };
         let ep = |n: &str, u: &str| EndpointInfo {
             endpoint: Endpoint::parse(&format!("{n}={u}")).unwrap(),
@@ -653,6 +667,28 @@ mod tests {
         let j = json(&cfg, &eps, &results, None, None);
         assert_eq!(j["ratios"][0]["ops_per_sec"], 4.0);
         assert_eq!(j["results"][1]["p50_us"], 4000);
+        assert_eq!(j["results"][1]["fifo"], false);
+        assert!(!t.contains("fifo"), "{t}");
+
+        // FIFO runs: labelled in the rows and the ratios, said in the header and the JSON.
+        let fifo_cfg = RunConfig {
+            fifo_groups: Some(100),
+            ..cfg.clone()
+        };
+        let mut fifo = results.clone();
+        for r in &mut fifo {
+            r.fifo = true;
+        }
+        let t = text(&fifo_cfg, &eps, &fifo, None, 0, None);
+        assert!(t.contains("SQS on FIFO queues"), "{t}");
+        assert!(t.contains("100 message groups"), "{t}");
+        assert!(t.contains("| nimbus   | sqs-send (fifo) |"), "{t}");
+        assert!(t.contains("| sqs-send (fifo) | 4.00x |"), "{t}");
+        let j = json(&fifo_cfg, &eps, &fifo, None, None);
+        assert_eq!(j["results"][0]["fifo"], true);
+        assert_eq!(j["results"][0]["workload"], "sqs-send");
+        assert_eq!(j["ratios"][0]["fifo"], true);
+        assert_eq!(j["config"]["sqs_fifo_groups"], 100);
 
         // Large PUTs: MB/s columns appear, and the disk section relates them to dd.
         let mut large = results.clone();

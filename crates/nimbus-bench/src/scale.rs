@@ -6,7 +6,9 @@
 //! restarts it (restart to ready, RSS after), times the first use of the
 //! deep queue (which reads its messages), times the same operations again and
 //! reads the RSS once more (the working set's cost). The filled run is compared with the empty one in the usual ratio
-//! table (endpoints `filled` and `empty`, one server).
+//! table (endpoints `filled` and `empty`, one server). With `--sqs-fifo` the
+//! backlog is a FIFO queue (filled with SendMessageBatch, the messages spread
+//! over the message groups) and both sqs-cycle runs use FIFO queues.
 
 use super::client::{self, Endpoint, HttpClient, S3Client, Signer};
 use super::measure;
@@ -37,6 +39,8 @@ pub struct ScaleResult {
     pub results: Vec<RunResult>,
     pub objects: u64,
     pub messages: u64,
+    /// The backlog's message groups when it is a FIFO queue (`--sqs-fifo`).
+    pub fifo_groups: Option<u64>,
     pub fill_secs: f64,
     pub rss_empty_kib: Option<u64>,
     pub rss_filled_kib: Option<u64>,
@@ -59,6 +63,7 @@ pub async fn run(
     let mut result = ScaleResult {
         objects: scale.objects,
         messages: scale.messages,
+        fifo_groups: cfg.fifo_groups.filter(|_| scale.messages > 0),
         ..ScaleResult::default()
     };
     let (_dir, mut server) =
@@ -118,7 +123,11 @@ async fn timed_phase(
         }
     }
     if scale.messages > 0 {
-        eprint!("\n  {} {}: ", endpoint.name, Workload::SqsCycle.name());
+        eprint!(
+            "\n  {} {}: ",
+            endpoint.name,
+            sqs::label(Workload::SqsCycle, cfg.fifo_groups.is_some())
+        );
         let r = sqs::run(&target, Workload::SqsCycle, cfg).await;
         eprint!("{}", super::progress_line(&r));
         out.push(r);
@@ -243,11 +252,12 @@ async fn fill(
         eprint!("\n  queueing {} messages", scale.messages);
         return sqs::send_messages(
             &target,
-            QUEUE,
+            &sqs::queue_name(QUEUE, cfg.fifo_groups.is_some()),
             scale.messages,
             cfg.message_size,
             cfg.concurrency,
             cfg.request_timeout,
+            cfg.fifo_groups,
         )
         .await
         .map(Some);
@@ -265,8 +275,12 @@ pub fn text(r: &ScaleResult) -> String {
         ),
         _ => "-".into(),
     };
+    let queue = match r.fifo_groups {
+        Some(g) => format!(" (FIFO queue, {g} message groups)"),
+        None => String::new(),
+    };
     let mut out = format!(
-        "\nscale: {} objects, {} queued messages, filled in {:.1} s; data directory {:.1} MB\n",
+        "\nscale: {} objects, {} queued messages{queue}, filled in {:.1} s; data directory {:.1} MB\n",
         r.objects,
         r.messages,
         r.fill_secs,
@@ -306,6 +320,7 @@ pub fn json(r: &ScaleResult) -> Value {
     json!({
         "objects": r.objects,
         "messages": r.messages,
+        "fifo_groups": r.fifo_groups,
         "fill_secs": r.fill_secs,
         "rss_empty_kib": r.rss_empty_kib,
         "rss_filled_kib": r.rss_filled_kib,

@@ -4,7 +4,10 @@
 //! `concurrency` workers that share one operation budget, and deletes the
 //! queue afterwards. Only the timed phase is measured: queue creation and the
 //! pre-fill of `sqs-cycle` are not. All workers run as futures of one task on
-//! a current-thread runtime, so their shared tallies are plain `Cell`s.
+//! a current-thread runtime, so their shared tallies are plain `Cell`s. With
+//! `--sqs-fifo` the queues are FIFO ones: each message then carries a message
+//! group id (spread over `--sqs-fifo-groups` groups) and a unique
+//! deduplication id, and the results are labelled `(fifo)`.
 
 use super::client::{self, Endpoint, HttpClient, Reply, S3Client, Signer};
 use super::measure;
@@ -170,6 +173,72 @@ pub struct RunConfig {
     pub large_concurrency: usize,
     /// dd: where the sequential-write file goes (the server's data disk).
     pub disk_dir: PathBuf,
+    /// SQS: `Some(groups)` runs the SQS workloads on FIFO queues, the messages
+    /// spread over that many message groups; `None`: standard queues.
+    pub fifo_groups: Option<u64>,
+}
+
+/// The FIFO ids of one queue's messages: message `i` goes to group
+/// `g{i % groups}` and is deduplicated by `{prefix}-{i}`. The queue has no
+/// content-based deduplication and every body is the same, so each message
+/// needs an id of its own or SQS would drop it as a duplicate; the random
+/// prefix keeps ids apart should two fills ever share a queue.
+#[derive(Debug, Clone)]
+pub struct FifoIds {
+    groups: u64,
+    prefix: String,
+}
+
+impl FifoIds {
+    /// Ids for a queue whose messages are spread over `groups` (at least 1) groups.
+    pub fn new(groups: u64) -> FifoIds {
+        FifoIds {
+            groups: groups.max(1),
+            prefix: nimbus_core::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 8),
+        }
+    }
+
+    /// `(MessageGroupId, MessageDeduplicationId)` of message `i`.
+    pub fn ids(&self, i: u64) -> (String, String) {
+        (
+            format!("g{}", i % self.groups),
+            format!("{}-{i}", self.prefix),
+        )
+    }
+
+    /// Ids for the queue of a run, when the run is on FIFO queues.
+    fn of(cfg: &RunConfig) -> Option<FifoIds> {
+        cfg.fifo_groups.map(FifoIds::new)
+    }
+}
+
+/// The name to create for a queue called `base`: SQS requires FIFO queue
+/// names to end in `.fifo`.
+pub fn queue_name(base: &str, fifo: bool) -> String {
+    if fifo {
+        format!("{base}.fifo")
+    } else {
+        base.to_string()
+    }
+}
+
+/// The CreateQueue body of `name`, a FIFO queue when `fifo`.
+pub fn create_queue_body(name: &str, fifo: bool) -> Value {
+    if fifo {
+        json!({"QueueName": name, "Attributes": {"FifoQueue": "true"}})
+    } else {
+        json!({"QueueName": name})
+    }
+}
+
+/// How a workload is named in reports: an SQS workload run on FIFO queues is
+/// `sqs-cycle (fifo)`, so that its figures are never read as a standard queue's.
+pub fn label(workload: Workload, fifo: bool) -> String {
+    if fifo && (Workload::SQS.contains(&workload) || workload == Workload::SqsBacklog) {
+        format!("{} (fifo)", workload.name())
+    } else {
+        workload.name().to_string()
+    }
 }
 
 /// What the server process did during the timed phase.
@@ -209,6 +278,8 @@ pub struct RunResult {
     pub stopped_early: bool,
     /// `sqs-cycle`: receives that returned no message.
     pub empty_receives: u64,
+    /// The SQS run used a FIFO queue (`--sqs-fifo`).
+    pub fifo: bool,
 }
 
 impl RunResult {
@@ -228,7 +299,13 @@ impl RunResult {
             failure: Some(why),
             stopped_early: false,
             empty_receives: 0,
+            fifo: false,
         }
+    }
+
+    /// The workload's name as reported (see [`label`]).
+    pub fn label(&self) -> String {
+        label(self.workload, self.fifo)
     }
 
     pub fn secs(&self) -> f64 {
@@ -393,12 +470,37 @@ pub fn message_body(size: usize) -> String {
         .collect()
 }
 
-/// The SendMessageBatch body for `n` (<= 10) copies of `body`.
-pub fn send_batch_body(queue_url: &str, body: &str, n: usize) -> Value {
+/// The SendMessageBatch body for `n` (<= 10) copies of `body`; on a FIFO
+/// queue (`fifo` given) the entries are messages `first..first + n` of `ids`.
+pub fn send_batch_body(
+    queue_url: &str,
+    body: &str,
+    n: usize,
+    fifo: Option<(&FifoIds, u64)>,
+) -> Value {
     let entries: Vec<Value> = (0..n)
-        .map(|i| json!({"Id": format!("m{i}"), "MessageBody": body}))
+        .map(|i| {
+            let mut entry = json!({"Id": format!("m{i}"), "MessageBody": body});
+            if let Some((ids, first)) = fifo {
+                let (group, dedup) = ids.ids(first + i as u64);
+                entry["MessageGroupId"] = group.into();
+                entry["MessageDeduplicationId"] = dedup.into();
+            }
+            entry
+        })
         .collect();
     json!({"QueueUrl": queue_url, "Entries": entries})
+}
+
+/// The SendMessage body of `body`; on a FIFO queue (`fifo` given) it is message `i` of `ids`.
+fn send_body(queue_url: &str, body: &str, fifo: Option<(&FifoIds, u64)>) -> Value {
+    let mut v = json!({"QueueUrl": queue_url, "MessageBody": body});
+    if let Some((ids, i)) = fifo {
+        let (group, dedup) = ids.ids(i);
+        v["MessageGroupId"] = group.into();
+        v["MessageDeduplicationId"] = dedup.into();
+    }
+    v
 }
 
 /// `(successful, failed entries)` of a SendMessageBatch or DeleteMessageBatch answer.
@@ -440,6 +542,13 @@ pub fn receipt_handles(answer: &Value) -> Vec<(String, String)> {
 
 /// Runs `workload` once against `target`: queue setup, timed phase, clean-up.
 pub async fn run(target: &Target<'_>, workload: Workload, cfg: &RunConfig) -> RunResult {
+    let mut result = run_on_queue(target, workload, cfg).await;
+    // Failures too: a failed FIFO run must not read as a failed standard one.
+    result.fifo = cfg.fifo_groups.is_some();
+    result
+}
+
+async fn run_on_queue(target: &Target<'_>, workload: Workload, cfg: &RunConfig) -> RunResult {
     let ep = target.endpoint.name.as_str();
     // Idle RSS is taken before anything of this run touches the server.
     let rss_before = match target.server_pid.map(measure::sample_server).transpose() {
@@ -447,15 +556,19 @@ pub async fn run(target: &Target<'_>, workload: Workload, cfg: &RunConfig) -> Ru
         Err(e) => return RunResult::failed(ep, workload, e),
     };
     let millis = nimbus_core::now_millis() % 1_000_000_000;
-    let queue_name = format!(
-        "nimbus-bench-{}-{}-{millis}",
-        workload.name(),
-        std::process::id()
+    let fifo = cfg.fifo_groups.is_some();
+    let queue_name = queue_name(
+        &format!(
+            "nimbus-bench-{}-{}-{millis}",
+            workload.name(),
+            std::process::id()
+        ),
+        fifo,
     );
     let created = target
         .call_json(
             "CreateQueue",
-            &json!({"QueueName": queue_name}),
+            &create_queue_body(&queue_name, fifo),
             cfg.request_timeout,
         )
         .await;
@@ -501,9 +614,10 @@ async fn timed_run(
     let ep = target.endpoint.name.as_str();
     let body = message_body(cfg.message_size);
     let tally = Tally::default();
+    let fifo = FifoIds::of(cfg);
     let mut target_msgs = cfg.ops;
     if workload == Workload::SqsCycle {
-        match prefill(target, cfg, queue_url, &body).await {
+        match prefill(target, cfg, queue_url, &body, fifo.as_ref()).await {
             Ok((sent, errs)) => {
                 if !errs.is_empty() {
                     tally.error(errs.len() as u64, || {
@@ -524,7 +638,7 @@ async fn timed_run(
     }
 
     // The phase's future holds references only, so the tally stays readable here.
-    let (body, tally_ref) = (body.as_str(), &tally);
+    let (body, tally_ref, fifo) = (body.as_str(), &tally, fifo.as_ref());
     let phase = timed_phase(
         target.server_pid,
         rss_before,
@@ -537,7 +651,10 @@ async fn timed_run(
                     target,
                     workload,
                     cfg,
-                    queue_url,
+                    Queue {
+                        url: queue_url,
+                        fifo,
+                    },
                     body,
                     tally_ref,
                     deadline,
@@ -585,6 +702,7 @@ impl RunResult {
             failure: None,
             stopped_early: tally.stopped_early.get(),
             empty_receives: tally.empty_receives.get(),
+            fifo: false,
         }
     }
 }
@@ -668,6 +786,7 @@ async fn prefill(
     cfg: &RunConfig,
     queue_url: &str,
     body: &str,
+    fifo: Option<&FifoIds>,
 ) -> Result<(u64, Vec<String>), String> {
     let batches = cfg.ops.div_ceil(10);
     let next = Cell::new(0u64);
@@ -686,7 +805,7 @@ async fn prefill(
             match target
                 .call_json(
                     "SendMessageBatch",
-                    &send_batch_body(queue_url, body, n),
+                    &send_batch_body(queue_url, body, n, fifo.map(|f| (f, i * 10))),
                     cfg.request_timeout,
                 )
                 .await
@@ -708,12 +827,20 @@ async fn prefill(
     Ok((sent.get(), errors.take()))
 }
 
+/// The queue a run drives.
+#[derive(Clone, Copy)]
+struct Queue<'a> {
+    url: &'a str,
+    /// The ids of its messages, on a FIFO queue.
+    fifo: Option<&'a FifoIds>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn worker(
     target: &Target<'_>,
     workload: Workload,
     cfg: &RunConfig,
-    queue_url: &str,
+    queue: Queue<'_>,
     body: &str,
     tally: &Tally,
     deadline: Instant,
@@ -721,13 +848,21 @@ async fn worker(
 ) {
     match workload {
         Workload::SqsSend => {
-            // Every SendMessage carries the same bytes: build them once.
-            let req_body =
-                Bytes::from(json!({"QueueUrl": queue_url, "MessageBody": body}).to_string());
-            while tally.claim(cfg.ops, deadline).is_some() {
+            // On a standard queue every SendMessage carries the same bytes:
+            // build them once. A FIFO message has ids of its own, so its
+            // request is built per message (a copy of the body: small next to
+            // the signing, and shown in the client CPU column).
+            let same_body = Bytes::from(send_body(queue.url, body, None).to_string());
+            while let Some(i) = tally.claim(cfg.ops, deadline) {
+                let req_body = match queue.fifo {
+                    Some(ids) => {
+                        Bytes::from(send_body(queue.url, body, Some((ids, i))).to_string())
+                    }
+                    None => same_body.clone(),
+                };
                 let started = Instant::now();
                 match target
-                    .call("SendMessage", req_body.clone(), cfg.request_timeout)
+                    .call("SendMessage", req_body, cfg.request_timeout)
                     .await
                 {
                     Ok(r) if r.ok() => tally.ok(started.elapsed(), 1),
@@ -739,11 +874,18 @@ async fn worker(
             }
         }
         Workload::SqsSendBatch => {
-            let req_body = Bytes::from(send_batch_body(queue_url, body, 10).to_string());
-            while tally.claim(cfg.ops, deadline).is_some() {
+            // As for SendMessage: one body for a standard queue, one per batch on a FIFO one.
+            let same_body = Bytes::from(send_batch_body(queue.url, body, 10, None).to_string());
+            while let Some(i) = tally.claim(cfg.ops, deadline) {
+                let req_body = match queue.fifo {
+                    Some(ids) => Bytes::from(
+                        send_batch_body(queue.url, body, 10, Some((ids, i * 10))).to_string(),
+                    ),
+                    None => same_body.clone(),
+                };
                 let started = Instant::now();
                 match target
-                    .call("SendMessageBatch", req_body.clone(), cfg.request_timeout)
+                    .call("SendMessageBatch", req_body, cfg.request_timeout)
                     .await
                 {
                     Ok(r) if r.ok() => {
@@ -773,8 +915,11 @@ async fn worker(
                 }
             }
         }
+        // A FIFO queue is consumed the same way: a receive returns messages of
+        // one group, which stays locked until they are deleted, and the worker
+        // deletes them at once.
         Workload::SqsCycle => {
-            cycle_worker(target, cfg, queue_url, tally, deadline, target_msgs).await
+            cycle_worker(target, cfg, queue.url, tally, deadline, target_msgs).await
         }
         // Not SQS workloads: run elsewhere.
         _ => {}
@@ -892,7 +1037,9 @@ async fn cycle_worker(
 }
 
 /// Creates `queue` (or finds it) and sends it `count` messages of `size` bytes
-/// with SendMessageBatch, `concurrency` at a time; returns its URL.
+/// with SendMessageBatch, `concurrency` at a time; returns its URL. With
+/// `fifo_groups` the queue is a FIFO one (`queue` must then end in `.fifo`)
+/// and the messages are spread over that many groups.
 pub(crate) async fn send_messages(
     target: &Target<'_>,
     queue: &str,
@@ -900,10 +1047,16 @@ pub(crate) async fn send_messages(
     size: usize,
     concurrency: usize,
     timeout: Duration,
+    fifo_groups: Option<u64>,
 ) -> Result<String, String> {
     let created = target
-        .call_json("CreateQueue", &json!({"QueueName": queue}), timeout)
+        .call_json(
+            "CreateQueue",
+            &create_queue_body(queue, fifo_groups.is_some()),
+            timeout,
+        )
         .await?;
+    let fifo = fifo_groups.map(FifoIds::new);
     let url = created["QueueUrl"]
         .as_str()
         .ok_or("CreateQueue answered no QueueUrl")?
@@ -922,7 +1075,7 @@ pub(crate) async fn send_messages(
             let answer = target
                 .call_json(
                     "SendMessageBatch",
-                    &send_batch_body(&url, &body, n),
+                    &send_batch_body(&url, &body, n, fifo.as_ref().map(|f| (f, b * 10))),
                     timeout,
                 )
                 .await?;
@@ -975,9 +1128,10 @@ mod tests {
         let b = message_body(256);
         assert_eq!(b.len(), 256);
         assert!(b.bytes().all(|c| c.is_ascii_alphanumeric()));
-        let batch = send_batch_body("http://q", "x", 10);
+        let batch = send_batch_body("http://q", "x", 10, None);
         assert_eq!(batch["Entries"].as_array().map(Vec::len), Some(10));
         assert_eq!(batch["Entries"][9]["Id"], "m9");
+        assert!(batch["Entries"][9].get("MessageGroupId").is_none());
 
         let answer: Value = serde_json::from_str(
             r#"{"Successful":[{"Id":"m0"},{"Id":"m1"}],"Failed":[{"Id":"m2","Code":"X","SenderFault":true}]}"#,
@@ -997,6 +1151,51 @@ mod tests {
             vec![("d0".into(), "h1".into()), ("d1".into(), "h2".into())]
         );
         assert!(receipt_handles(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn fifo_ids_and_bodies() {
+        let ids = FifoIds::new(3);
+        let (g, d) = ids.ids(7);
+        assert_eq!(g, "g1");
+        assert!(d.ends_with("-7") && d.len() == 10, "{d}");
+        // Unique per message and per queue: another queue's ids have another prefix.
+        assert_ne!(ids.ids(8).1, d);
+        assert_ne!(FifoIds::new(3).ids(7).1, d);
+        assert_eq!(FifoIds::new(0).ids(5).0, "g0");
+
+        let batch = send_batch_body("http://q", "x", 4, Some((&ids, 20)));
+        let groups: Vec<_> = (0..4)
+            .map(|i| batch["Entries"][i]["MessageGroupId"].as_str().unwrap())
+            .collect();
+        assert_eq!(groups, ["g2", "g0", "g1", "g2"]);
+        assert_eq!(
+            batch["Entries"][3]["MessageDeduplicationId"].as_str(),
+            Some(ids.ids(23).1.as_str())
+        );
+        let one = send_body("http://q", "x", Some((&ids, 4)));
+        assert_eq!(one["MessageGroupId"], "g1");
+        assert_eq!(one["MessageBody"], "x");
+        assert!(send_body("http://q", "x", None)
+            .get("MessageDeduplicationId")
+            .is_none());
+
+        assert_eq!(queue_name("q", true), "q.fifo");
+        assert_eq!(queue_name("q", false), "q");
+        assert_eq!(
+            create_queue_body("q.fifo", true),
+            json!({"QueueName": "q.fifo", "Attributes": {"FifoQueue": "true"}})
+        );
+        assert_eq!(create_queue_body("q", false), json!({"QueueName": "q"}));
+
+        assert_eq!(label(Workload::SqsCycle, true), "sqs-cycle (fifo)");
+        assert_eq!(label(Workload::SqsBacklog, true), "sqs-backlog (fifo)");
+        assert_eq!(label(Workload::SqsCycle, false), "sqs-cycle");
+        assert_eq!(label(Workload::S3Get, true), "s3-get");
+        let mut r = RunResult::failed("e", Workload::SqsSend, "x".into());
+        assert_eq!(r.label(), "sqs-send");
+        r.fifo = true;
+        assert_eq!(r.label(), "sqs-send (fifo)");
     }
 
     #[test]

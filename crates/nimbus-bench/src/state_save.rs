@@ -138,6 +138,8 @@ async fn measure_all(
         cfg.message_size,
         cfg.concurrency,
         cfg.request_timeout,
+        // state-save measures the store; a standard queue is its common case.
+        None,
     )
     .await?;
     eprint!(", {} stopped instances", cfg.instances);
