@@ -301,7 +301,7 @@ pub(crate) fn load_messages(q: &Queue, store: &Store, st: &mut QueueState) {
         None => open_legacy(q, store, st, now),
     }
     if q.fifo {
-        load_dedup(q, store, st, now);
+        load_sequence(q, store, st);
     }
     st.advance(now);
     // Messages that expired while nimbus was down go with the next write.
@@ -460,11 +460,9 @@ fn open_legacy(q: &Queue, store: &Store, st: &mut QueueState, now: u64) {
     st.open_stored(&c, hidden, stateful);
 }
 
-/// A FIFO queue's sequence reservation. Its deduplication ids stay in the
-/// store: a send looks one up there while ids from before the opening can
-/// still hold ([`QueueState::open_dedup`]).
-fn load_dedup(q: &Queue, store: &Store, st: &mut QueueState, now: u64) {
-    st.open_dedup(now);
+/// A FIFO queue's sequence reservation (its deduplication ids stay in the
+/// store: a send looks one up there).
+fn load_sequence(q: &Queue, store: &Store, st: &mut QueueState) {
     let reserved = match store.get(state::SEQUENCE, q.id_hex.as_bytes()) {
         Ok(v) => v,
         Err(e) => {

@@ -516,13 +516,15 @@ pub struct QueueState {
     next_ticket: u64,
     inflight: BTreeSet<(u64, u64)>,
     delayed: BTreeSet<(u64, u64)>,
+    /// Deduplication ids of sends not yet durable; the others are only in
+    /// the store (`sqs_dedup`), where a send looks them up.
     dedup: HashMap<String, DedupEntry>,
-    dedup_order: VecDeque<(u64, String)>,
-    /// Deduplication ids of sends before the queue opened stay in the store
-    /// (`sqs_dedup`), not in `dedup`; until this time a send looks there too,
-    /// and after it their records are swept from `dedup_sweep` on.
-    dedup_stored_until: u64,
+    /// The sweep of expired `sqs_dedup` records: where it goes on from, how
+    /// many ids were written since its last step, and when it goes round
+    /// again on its own.
     dedup_sweep: Option<Vec<u8>>,
+    dedup_written: usize,
+    dedup_sweep_at: u64,
     attempts: HashMap<String, Attempt>,
     attempts_order: VecDeque<(u64, String)>,
     /// Store deletions decided lazily (expired messages, expired dedup ids);
@@ -554,9 +556,9 @@ impl QueueState {
             inflight: BTreeSet::new(),
             delayed: BTreeSet::new(),
             dedup: HashMap::new(),
-            dedup_order: VecDeque::new(),
-            dedup_stored_until: 0,
             dedup_sweep: None,
+            dedup_written: 0,
+            dedup_sweep_at: 0,
             attempts: HashMap::new(),
             attempts_order: VecDeque::new(),
             pending_deletes: Vec::new(),
@@ -582,6 +584,11 @@ impl QueueState {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.msgs.len()
+    }
+
+    #[cfg(test)]
+    pub fn dedup_in_memory(&self) -> usize {
+        self.dedup.len()
     }
 
     pub fn counts(&self) -> (usize, usize, usize) {
@@ -1030,19 +1037,8 @@ impl QueueState {
         }
         let retention_ms = self.attrs.message_retention_period as u64 * 1000;
         self.sweep(now, retention_ms);
-        while let Some((exp, _)) = self.dedup_order.front() {
-            if *exp > now {
-                break;
-            }
-            if let Some((exp, key)) = self.dedup_order.pop_front() {
-                if self.dedup.get(&key).map(|e| e.expires_ms) == Some(exp) {
-                    self.dedup.remove(&key);
-                    self.expired_dedup.push(key);
-                }
-            }
-        }
-        if now >= self.dedup_stored_until && self.dedup_sweep.is_some() {
-            self.sweep_stored_dedup(now);
+        if self.fifo && (self.dedup_written >= SWEEP_STEP / 2 || now >= self.dedup_sweep_at) {
+            self.sweep_dedup(now);
         }
         while let Some((exp, _)) = self.attempts_order.front() {
             if *exp > now {
@@ -1795,12 +1791,11 @@ impl QueueState {
         self.purge_stored();
     }
 
+    /// The send a deduplication id stands for while its window lasts: one
+    /// not yet durable from memory, others from the store.
     pub fn dedup_get(&self, key: &str, now: u64) -> Option<DedupEntry> {
         if let Some(e) = self.dedup.get(key) {
             return (e.expires_ms > now).then(|| e.clone());
-        }
-        if now >= self.dedup_stored_until {
-            return None;
         }
         let s = self.stored.as_ref()?;
         let k = format!("{}{key}", s.prefix);
@@ -1820,28 +1815,21 @@ impl QueueState {
         })
     }
 
-    /// The queue opens at `now`: deduplication ids of earlier sends stay in
-    /// the store (read when a send needs one), all gone by the end of a
-    /// window from now; their records are swept then.
-    pub fn open_dedup(&mut self, now: u64) {
+    /// One step of the sweep of expired deduplication records: at most
+    /// [`SWEEP_STEP`] records from where the last step ended, going round
+    /// the queue's records again ten seconds after it reached their end. It
+    /// keeps pace with the sends (a step per half step of ids written), so
+    /// the records stay about a window's worth and memory holds none.
+    fn sweep_dedup(&mut self, now: u64) {
         let Some(s) = self.stored.as_ref() else {
             return;
         };
-        self.dedup_stored_until = now + DEDUP_WINDOW_MS;
-        self.dedup_sweep = Some(s.prefix.as_bytes().to_vec());
-    }
-
-    /// Deletes the expired records of deduplication ids from before the
-    /// queue opened, [`SWEEP_STEP`] per call, until it reaches the end.
-    fn sweep_stored_dedup(&mut self, now: u64) {
-        let (Some(s), Some(from)) = (self.stored.as_ref(), self.dedup_sweep.as_ref()) else {
-            return;
-        };
         let prefix = s.prefix.as_bytes();
+        let from = self.dedup_sweep.clone().unwrap_or_else(|| prefix.to_vec());
         let mut seen = 0;
         let mut next = None;
         let mut expired = Vec::new();
-        let read = s.store.scan(crate::state::DEDUP, from, |key, value| {
+        let read = s.store.scan(crate::state::DEDUP, &from, |key, value| {
             let Some(id) = key.strip_prefix(prefix) else {
                 return nimbus_store::Step::Stop;
             };
@@ -1853,7 +1841,7 @@ impl QueueState {
             let id = String::from_utf8_lossy(id).into_owned();
             let exp =
                 serde_json::from_slice::<crate::state::DedupRecord>(value).map_or(0, |r| r.exp);
-            // Ids in memory are deleted when their own window ends.
+            // An id being sent again right now keeps its record.
             if exp <= now && !self.dedup.contains_key(&id) {
                 expired.push(id);
             }
@@ -1864,12 +1852,24 @@ impl QueueState {
             return;
         }
         self.expired_dedup.extend(expired);
+        self.dedup_written = 0;
+        if next.is_none() {
+            self.dedup_sweep_at = now + 10_000;
+        }
         self.dedup_sweep = next;
     }
 
+    /// A send with a deduplication id, until it is durable ([`QueueState::dedup_settled`]).
     pub fn dedup_insert(&mut self, key: String, entry: DedupEntry) {
-        self.dedup_order.push_back((entry.expires_ms, key.clone()));
+        // Its record is written again: a deletion the sweep decided must not follow it.
+        self.expired_dedup.retain(|d| d != &key);
+        self.dedup_written += 1;
         self.dedup.insert(key, entry);
+    }
+
+    /// The send is durable: the store has its id from now on.
+    pub fn dedup_settled(&mut self, key: &str, seq: u64) {
+        self.dedup_remove_if(key, seq);
     }
 
     pub fn dedup_remove_if(&mut self, key: &str, seq: u64) {

@@ -355,6 +355,9 @@ async fn enqueue(
                 for (seq, key) in &fresh {
                     if r.is_ok() {
                         st.finish_pending(*seq, now);
+                        if let Some(k) = key {
+                            st.dedup_settled(k, *seq);
+                        }
                     } else {
                         st.remove(*seq);
                         if let Some(k) = key {

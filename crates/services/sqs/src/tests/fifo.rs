@@ -351,3 +351,46 @@ async fn fifo_queue_delay_applies_to_every_message() {
     h.advance(2_001);
     assert_eq!(h.bodies(&url, json!({})).await, ["message-1"]);
 }
+
+/// Deduplication ids live in the store once their send is durable (memory
+/// holds none), and the sweep of expired ones keeps pace with the sends.
+#[tokio::test]
+async fn dedup_ids_live_in_the_store_and_their_sweep_keeps_pace() {
+    let h = Harness::new();
+    let url = h.create_fifo("swept.fifo", json!({})).await;
+    let send_batch = |round: usize| {
+        let entries: Vec<Value> = (0..10)
+            .map(|i| json!({ "Id": i.to_string(), "MessageBody": "x", "MessageGroupId": "g", "MessageDeduplicationId": format!("r{round}-{i}") }))
+            .collect();
+        h.ok(
+            "SendMessageBatch",
+            json!({ "QueueUrl": url, "Entries": entries }),
+        )
+    };
+    for round in 0..300 {
+        send_batch(round).await;
+    }
+    let q = h.sqs.inner.queue_by_arn(&h.arn(&url).await).unwrap();
+    assert_eq!(q.lock().dedup_in_memory(), 0);
+    let dup = h.send_fifo(&url, "again", "g", "r7-3").await;
+    assert_eq!(q.lock().counts().0, 3000, "{dup}");
+    let dedup_records = |h: &Harness| {
+        h.sqs
+            .inner
+            .store
+            .scan_prefix(crate::state::DEDUP, b"")
+            .unwrap()
+            .len()
+    };
+    assert_eq!(dedup_records(&h), 3000);
+    // Past the window, sends carry on: the old ids' records go as they do.
+    h.advance(301_000);
+    for round in 300..500 {
+        send_batch(round).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(dedup_records(&h), 2000);
+    // An expired id is a new send again.
+    h.send_fifo(&url, "again", "g", "r7-3").await;
+    assert_eq!(q.lock().counts().0, 5001);
+}
