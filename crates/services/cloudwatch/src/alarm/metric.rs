@@ -552,18 +552,24 @@ impl EvaluationRange {
         let end = query_time_ms.div_euclid(step) * step;
         EvaluationRange {
             newest_period_start_ms: end - period_ms,
-            periods: evaluation_range_periods(evaluation_periods),
+            periods: evaluation_range_periods(evaluation_periods, period_secs),
         }
     }
 }
 
-/// How many periods an alarm with N evaluation periods retrieves. The guide
-/// says it is "a higher number of data points than specified by Evaluation
-/// Periods", depending on the period and the metric's resolution, and gives
-/// one example: N = 3 retrieves 5. AWS publishes no formula; nimbus uses N + 2,
-/// which matches that example.
-pub fn evaluation_range_periods(evaluation_periods: u32) -> u32 {
-    evaluation_periods.max(1).saturating_add(2)
+/// How many periods an alarm with N evaluation periods of `period_secs`
+/// retrieves: its evaluation range. The guide says only that it is "a higher
+/// number of data points than specified by Evaluation Periods", depending on
+/// the period and the metric's resolution, with one example: N = 3 at 5
+/// minutes retrieves 5. AWS publishes no formula. Real reasons show more for
+/// short periods: a 60 s alarm with N = 2 evaluated at 14:07:25 read the
+/// datapoints of 14:01 and 14:02, six periods back. nimbus therefore looks
+/// back N periods plus at least 5 minutes, and at least 2 periods:
+/// N + max(2, ceil(300 s / period)).
+pub fn evaluation_range_periods(evaluation_periods: u32, period_secs: u32) -> u32 {
+    let period = period_secs.max(1);
+    let extra = 300u32.div_ceil(period).max(2);
+    evaluation_periods.max(1).saturating_add(extra)
 }
 
 /// A real datapoint placed in the range.

@@ -269,7 +269,7 @@ fn other_syntax_errors_name_the_token_and_its_position() {
     // Positions count UTF-16 units, as Java does: "é" is one, "😀" two.
     assert_eq!(
         error("OK(\"é😀\") x"),
-        "Error in AlarmRule [Unsupported token 'x' at char 9]"
+        "Error in AlarmRule [Unsupported token 'x' at char 10]"
     );
 }
 
@@ -326,8 +326,11 @@ fn alarm_and_element_limits() {
         "Error in AlarmRule [AlarmRule can have at most 500 elements]"
     );
     // A rule of nothing but NOTs is read without recursion.
-    let nots = format!("{}TRUE", "NOT ".repeat((MAX_RULE_LENGTH - 4) / 4));
+    let nots = format!("{}TRUE", "NOT ".repeat(2558));
     assert_eq!(parse(&nots).expr(), &RuleExpr::Constant(true));
+    let nots = format!("{}TRUE", "NOT ".repeat(2559));
+    assert_eq!(nots.len(), MAX_RULE_LENGTH);
+    assert_eq!(parse(&nots).expr(), &not(RuleExpr::Constant(true)));
 }
 
 #[test]
