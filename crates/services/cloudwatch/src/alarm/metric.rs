@@ -28,6 +28,7 @@
 
 use super::state::{AlarmState, Outcome, StateUpdate};
 use super::text::{counted, data_time, java_double, json_string, reason_time, was_were};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// `ComparisonOperator` for static-threshold alarms. The anomaly-detection
@@ -187,6 +188,12 @@ pub fn low_sample_count_limit(percentile: f64) -> Option<f64> {
     }
 }
 
+/// The most evaluation periods an alarm can have: the API allows one day of
+/// evaluation for periods under an hour, so 8640 periods of 10 seconds. A
+/// larger N (which the API refuses) is read as this, so that a bad config
+/// cannot make an evaluation allocate without bound.
+pub const MAX_EVALUATION_PERIODS: usize = 8640;
+
 /// The settings of a metric alarm that evaluation needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricAlarmConfig {
@@ -235,9 +242,10 @@ impl MetricAlarmConfig {
         }
     }
 
-    /// N, never below 1 so that a bad config cannot divide the world by zero.
+    /// N, within 1..=[`MAX_EVALUATION_PERIODS`]: a config the API would refuse
+    /// still evaluates, in bounded time.
     fn n(&self) -> usize {
-        self.evaluation_periods.max(1) as usize
+        (self.evaluation_periods as usize).clamp(1, MAX_EVALUATION_PERIODS)
     }
 
     /// M, within 1..=N (the API rejects anything else before it gets here).
@@ -386,6 +394,7 @@ impl MetricAlarmConfig {
                 )
             });
 
+        // `write!` into a String cannot fail: its results are ignored below.
         let mut reason = String::from("Threshold Crossed: ");
         if supporting.is_empty() {
             // Only the filled-in periods speak for the new state. The real
@@ -600,8 +609,11 @@ impl Evidence<'_> {
 struct Window<'a> {
     newest_start_ms: i64,
     period_ms: i64,
-    /// Index = age; `None` for a period without a datapoint.
-    slots: Vec<Option<Slot<'a>>>,
+    /// Periods in the range, at least N.
+    len: usize,
+    /// The periods that have a datapoint, by age. Sparse, so that the size of
+    /// the range costs nothing.
+    real: BTreeMap<usize, Slot<'a>>,
 }
 
 /// What is evaluated: the real datapoints (newest first) and the start times
@@ -622,7 +634,7 @@ impl<'a> Window<'a> {
         let period_ms = config.period_ms();
         // The range must cover N periods for the rules to make sense.
         let len = (range.periods as usize).max(config.n());
-        let mut slots: Vec<Option<Slot<'a>>> = vec![None; len];
+        let mut real = BTreeMap::new();
         for point in datapoints {
             let behind = range
                 .newest_period_start_ms
@@ -633,8 +645,8 @@ impl<'a> Window<'a> {
             let Ok(age) = usize::try_from(age) else {
                 continue;
             };
-            if let Some(place @ None) = slots.get_mut(age) {
-                *place = Some(Slot {
+            if age < len {
+                real.entry(age).or_insert(Slot {
                     age,
                     point,
                     breaching: config.comparison.breaches(point.value, config.threshold),
@@ -644,7 +656,8 @@ impl<'a> Window<'a> {
         Window {
             newest_start_ms: range.newest_period_start_ms,
             period_ms,
-            slots,
+            len,
+            real,
         }
     }
 
@@ -655,21 +668,12 @@ impl<'a> Window<'a> {
     }
 
     fn evaluated(&self, n: usize) -> Evaluated<'a> {
-        let real: Vec<Slot<'a>> = self.slots.iter().flatten().copied().collect();
-        if real.len() >= n {
-            return Evaluated {
-                real: real.into_iter().take(n).collect(),
-                filled: Vec::new(),
-            };
-        }
+        let real: Vec<Slot<'a>> = self.real.values().take(n).copied().collect();
         let missing_needed = n - real.len();
-        let filled = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| slot.is_none())
-            .map(|(age, _)| self.start_of(age))
+        let filled = (0..self.len)
+            .filter(|age| !self.real.contains_key(age))
             .take(missing_needed)
+            .map(|age| self.start_of(age))
             .collect();
         Evaluated { real, filled }
     }

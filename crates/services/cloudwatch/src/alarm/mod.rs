@@ -15,6 +15,7 @@ pub use composite::{ChildAlarm, CompositeTrigger};
 pub use metric::{
     evaluation_range_periods, low_sample_count_limit, percentile_fraction, ComparisonOperator,
     Datapoint, EvaluationRange, LowSampleCountPercentile, MetricAlarmConfig, TreatMissingData,
+    MAX_EVALUATION_PERIODS,
 };
 pub use rule::{
     AlarmRule, RuleError, RuleExpr, MAX_RULE_ALARMS, MAX_RULE_ELEMENTS, MAX_RULE_LENGTH,

@@ -1083,3 +1083,29 @@ fn datapoints_are_placed_in_the_period_that_holds_them() {
     assert_eq!(got.state, AlarmState::Alarm);
     assert!(got.reason.starts_with("Threshold Crossed: 2 out of the last 2 datapoints [20.0 (01/03/26 00:10:59), 20.0 (01/03/26 00:09:59)]"), "{}", got.reason);
 }
+
+#[test]
+fn absurd_sizes_cost_little_and_do_not_panic() {
+    let mut config = MetricAlarmConfig::new(
+        ComparisonOperator::GreaterThanThreshold,
+        1.0,
+        u32::MAX,
+        u32::MAX,
+        Some("Sum"),
+    );
+    let range = EvaluationRange {
+        newest_period_start_ms: i64::MAX,
+        periods: u32::MAX,
+    };
+    let got = config.assess(range, &[], i64::MAX).expect("a verdict");
+    assert_eq!(got.state, AlarmState::InsufficientData);
+    assert_eq!(
+        got.reason,
+        format!("Insufficient Data: {MAX_EVALUATION_PERIODS} datapoints were unknown.")
+    );
+    config.treat_missing_data = TreatMissingData::Breaching;
+    config.datapoints_to_alarm = Some(u32::MAX);
+    let points = [point(i64::MIN, 5.0, 1.0), point(0, 5.0, 1.0)];
+    let got = config.assess(range, &points, i64::MIN).expect("a verdict");
+    assert_eq!(got.state, AlarmState::Alarm);
+}
