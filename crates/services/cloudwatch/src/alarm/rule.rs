@@ -118,6 +118,28 @@ impl AlarmRule {
         &self.alarms
     }
 
+    /// PutCompositeAlarm's refusal of a rule that names alarms that do not
+    /// exist: `Could not save the composite alarm as alarms [gone] in the alarm
+    /// rule do not exist` (the AWS wording; with several, nimbus lists them in
+    /// rule order, separated by ", ").
+    pub fn check_alarms_exist(&self, exists: &dyn Fn(&str) -> bool) -> Result<(), RuleError> {
+        let missing: Vec<&str> = self
+            .alarms
+            .iter()
+            .map(String::as_str)
+            .filter(|alarm| !exists(alarm))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(RuleError {
+            message: format!(
+                "Could not save the composite alarm as alarms [{}] in the alarm rule do not exist",
+                missing.join(", ")
+            ),
+        })
+    }
+
     /// True when the rule holds, i.e. the composite alarm belongs in ALARM.
     pub fn evaluate(&self, state_of: &dyn Fn(&str) -> Option<AlarmState>) -> bool {
         self.expr.evaluate(state_of)

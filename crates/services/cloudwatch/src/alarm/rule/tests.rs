@@ -383,3 +383,18 @@ fn errors_become_validation_errors() {
         "Error in AlarmRule [Unsupported token ')' at char 1]"
     );
 }
+
+#[test]
+fn alarms_that_do_not_exist_are_named() {
+    let rule = parse("ALARM(a) OR ALARM(gone) OR OK(\"also gone\") OR ALARM(gone)");
+    let exists = |alarm: &str| alarm == "a";
+    let Err(missing) = rule.check_alarms_exist(&exists) else {
+        panic!("two alarms are missing");
+    };
+    assert_eq!(
+        missing.message(),
+        "Could not save the composite alarm as alarms [gone, also gone] in the alarm rule do not exist"
+    );
+    assert_eq!(rule.check_alarms_exist(&|_: &str| true), Ok(()));
+    assert_eq!(parse("TRUE").check_alarms_exist(&|_: &str| false), Ok(()));
+}
