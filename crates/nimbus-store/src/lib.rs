@@ -475,6 +475,45 @@ impl Store {
         Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
+    /// [`Store::get`] of several keys at once: one look at the overlay and at
+    /// most one redb view for all of them (a request that checks a batch of
+    /// keys pays for one view, not one per key).
+    pub fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let mut unresolved = Vec::new();
+        let txn = {
+            let overlay = self.overlay();
+            for (i, key) in keys.iter().enumerate() {
+                match overlay.get(table, key) {
+                    Pending::Put(value) => out[i] = Some(value.to_vec()),
+                    Pending::Deleted => {}
+                    Pending::None => unresolved.push(i),
+                }
+            }
+            if unresolved.is_empty() {
+                return Ok(out);
+            }
+            self.db.begin_read().map_err(err)?
+        };
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
+        let t = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(out),
+            Err(e) => return Err(err(e)),
+        };
+        for i in unresolved {
+            out[i] = t
+                .get(keys[i].as_slice())
+                .map_err(err)?
+                .map(|v| v.value().to_vec());
+        }
+        Ok(out)
+    }
+
     /// Calls `visit` with the records of `table` from the first key at or
     /// after `from`, in key order, as of the writes submitted before each
     /// record is reached, until it returns [`Step::Stop`] or the table ends.

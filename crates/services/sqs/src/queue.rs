@@ -874,9 +874,11 @@ impl QueueState {
     }
 
     /// Memory starts to know a FIFO group: its messages so far, if any, are
-    /// in the store, from the first one its group order holds.
+    /// in the store at or after the cursor (the discovery scan has not met
+    /// them), which is where reading its group order will start. Reading
+    /// nothing here keeps a send to a group memory forgot free of reads.
     fn know_group(&mut self, g: &Arc<str>) {
-        let first = self.stored.as_ref().and_then(|s| s.probe(g));
+        let first = self.stored.as_ref().map(|s| s.cursor.max(s.sweep_from));
         self.groups.insert(
             g.clone(),
             Group {
@@ -1791,28 +1793,46 @@ impl QueueState {
         self.purge_stored();
     }
 
-    /// The send a deduplication id stands for while its window lasts: one
-    /// not yet durable from memory, others from the store.
-    pub fn dedup_get(&self, key: &str, now: u64) -> Option<DedupEntry> {
-        if let Some(e) = self.dedup.get(key) {
-            return (e.expires_ms > now).then(|| e.clone());
-        }
-        let s = self.stored.as_ref()?;
-        let k = format!("{}{key}", s.prefix);
-        let v = match s.store.get(crate::state::DEDUP, k.as_bytes()) {
-            Ok(v) => v?,
+    /// The sends a request's deduplication ids stand for while their window
+    /// lasts (`None` for a new id): those not yet durable from memory, the
+    /// others from the store, all read in one view. An id that occurs twice
+    /// in the request is answered by [`QueueState::dedup_pending`] for its
+    /// second occurrence, once the first is in memory.
+    pub fn dedup_lookup(&self, keys: &[&str], now: u64) -> Vec<Option<DedupEntry>> {
+        let Some(s) = self.stored.as_ref() else {
+            return keys.iter().map(|k| self.dedup_pending(k, now)).collect();
+        };
+        let stored: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| format!("{}{k}", s.prefix).into_bytes())
+            .collect();
+        let values = match s.store.get_many(crate::state::DEDUP, &stored) {
+            Ok(v) => v,
             Err(e) => {
-                tracing::error!("sqs: reading deduplication id of {}: {e}", s.prefix);
-                return None;
+                tracing::error!("sqs: reading deduplication ids of {}: {e}", s.prefix);
+                vec![None; keys.len()]
             }
         };
-        let r = serde_json::from_slice::<crate::state::DedupRecord>(&v).ok()?;
-        (r.exp > now).then(|| DedupEntry {
-            message_id: r.id,
-            seq: r.seq,
-            expires_ms: r.exp,
-            ticket: CommitTicket::committed(),
-        })
+        keys.iter()
+            .zip(values)
+            .map(|(k, v)| {
+                if let Some(e) = self.dedup.get(*k) {
+                    return (e.expires_ms > now).then(|| e.clone());
+                }
+                let r = serde_json::from_slice::<crate::state::DedupRecord>(&v?).ok()?;
+                (r.exp > now).then(|| DedupEntry {
+                    message_id: r.id,
+                    seq: r.seq,
+                    expires_ms: r.exp,
+                    ticket: CommitTicket::committed(),
+                })
+            })
+            .collect()
+    }
+
+    /// A send not yet durable that a deduplication id stands for.
+    pub fn dedup_pending(&self, key: &str, now: u64) -> Option<DedupEntry> {
+        self.dedup.get(key).filter(|e| e.expires_ms > now).cloned()
     }
 
     /// One step of the sweep of expired deduplication records: at most

@@ -260,9 +260,22 @@ async fn enqueue(
             return Err(errors::queue_does_not_exist());
         }
         st.advance(now);
-        for p in prepared {
+        let keys: Vec<&str> = prepared
+            .iter()
+            .filter_map(|p| p.dedup_key.as_deref())
+            .collect();
+        let mut known = st.dedup_lookup(&keys, now).into_iter();
+        let mut prepared_keys: Vec<Option<DedupEntry>> = Vec::with_capacity(prepared.len());
+        for p in &prepared {
+            prepared_keys.push(match &p.dedup_key {
+                Some(_) => known.next().flatten(),
+                None => None,
+            });
+        }
+        for (p, known) in prepared.into_iter().zip(prepared_keys) {
             if let Some(k) = &p.dedup_key {
-                if let Some(e) = st.dedup_get(k, now) {
+                // A repeat within this request is in memory by now.
+                if let Some(e) = st.dedup_pending(k, now).or(known) {
                     originals.push(e.ticket.clone());
                     out.push(Sent {
                         data: p.data,
