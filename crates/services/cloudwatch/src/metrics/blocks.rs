@@ -191,11 +191,12 @@ impl Block {
         match self {
             Block::Raw(raw) => match payload {
                 Payload::Values(pairs) => {
-                    raw.values.extend(pairs.iter().map(|&(value, count)| RawValue {
-                        offset: offset_s,
-                        value,
-                        count,
-                    }));
+                    raw.values
+                        .extend(pairs.iter().map(|&(value, count)| RawValue {
+                            offset: offset_s,
+                            value,
+                            count,
+                        }));
                     pairs.len()
                 }
                 Payload::Set(stats) => {
@@ -430,7 +431,11 @@ mod tests {
     #[test]
     fn raw_blocks_round_trip() {
         let mut b = Block::new(Tier::Raw);
-        b.add(Tier::Raw, 59, &Payload::Values(vec![(1.5, 1.0), (2.0, 3.0)]));
+        b.add(
+            Tier::Raw,
+            59,
+            &Payload::Values(vec![(1.5, 1.0), (2.0, 3.0)]),
+        );
         b.add(Tier::Raw, 0, &Payload::Values(vec![(-7.25, 0.5)]));
         b.add(Tier::Raw, 3599, &set(10.0, 55.0, 1.0, 10.0));
         let bytes = b.encode();
@@ -450,8 +455,14 @@ mod tests {
     #[test]
     fn rollup_slots_merge_and_round_trip() {
         let mut b = Block::new(Tier::Minute);
-        assert_eq!(b.add(Tier::Minute, 60, &Payload::Values(vec![(5.0, 1.0)])), 1);
-        assert_eq!(b.add(Tier::Minute, 61, &Payload::Values(vec![(7.0, 2.0)])), 0);
+        assert_eq!(
+            b.add(Tier::Minute, 60, &Payload::Values(vec![(5.0, 1.0)])),
+            1
+        );
+        assert_eq!(
+            b.add(Tier::Minute, 61, &Payload::Values(vec![(7.0, 2.0)])),
+            0
+        );
         b.add(Tier::Minute, 120, &Payload::Values(vec![(3.0, 4.0)]));
         b.add(Tier::Minute, 180, &set(2.0, 3.0, 1.0, 2.0));
         b.add(Tier::Minute, 240, &Payload::Values(vec![(-1.0, 1.0)]));

@@ -227,7 +227,10 @@ mod tests {
         for counts in [vec![1.0; 5], vec![1.0, 2.0, 300.0], vec![0.5, 2.0]] {
             let mut buf = Vec::new();
             put_count_column(&mut buf, &counts);
-            assert_eq!(Reader::new(&buf).count_column(counts.len()).unwrap(), counts);
+            assert_eq!(
+                Reader::new(&buf).count_column(counts.len()).unwrap(),
+                counts
+            );
         }
         let mut buf = Vec::new();
         put_count_column(&mut buf, &[1.0; 100]);

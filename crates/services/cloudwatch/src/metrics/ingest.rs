@@ -204,7 +204,9 @@ fn check_length(text: &str, path: &str, max: usize) -> Result<(), MetricsError> 
 }
 
 fn invalid_value(shown: impl std::fmt::Display, path: &str) -> MetricsError {
-    MetricsError::invalid(format!("The value {shown} for parameter {path} is invalid."))
+    MetricsError::invalid(format!(
+        "The value {shown} for parameter {path} is invalid."
+    ))
 }
 
 fn validate_datum(
@@ -265,7 +267,8 @@ fn validate_datum(
     if findings.errors.len() > errors_before {
         return None;
     }
-    let (Some(name), Some(dimensions), Some(unit), Some(payload)) = (name, dimensions, unit, payload)
+    let (Some(name), Some(dimensions), Some(unit), Some(payload)) =
+        (name, dimensions, unit, payload)
     else {
         return None;
     };
@@ -592,12 +595,22 @@ mod tests {
             msg,
             "The collection MetricData must not have a size greater than 1000."
         );
-        assert_eq!(put(vec![MetricDatum::value("M", 1.0); 1000]).unwrap().len(), 1000);
+        assert_eq!(
+            put(vec![MetricDatum::value("M", 1.0); 1000]).unwrap().len(),
+            1000
+        );
     }
 
     #[test]
     fn value_range() {
-        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e109, -1e109, 1e-109] {
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e109,
+            -1e109,
+            1e-109,
+        ] {
             let (code, msg) = err_of(vec![MetricDatum::value("M", bad)]);
             assert_eq!(code, "InvalidParameterValue", "{bad}");
             assert!(msg.ends_with("for parameter MetricData.member.1.Value is invalid."));
@@ -607,7 +620,15 @@ mod tests {
             msg,
             "The value NaN for parameter MetricData.member.1.Value is invalid."
         );
-        for good in [0.0, -0.0, 1e108, -1e108, 1e-108, 2f64.powi(360), -(2f64.powi(-360))] {
+        for good in [
+            0.0,
+            -0.0,
+            1e108,
+            -1e108,
+            1e-108,
+            2f64.powi(360),
+            -(2f64.powi(-360)),
+        ] {
             assert!(put(vec![MetricDatum::value("M", good)]).is_ok(), "{good}");
         }
     }
@@ -794,7 +815,13 @@ mod tests {
         let thirty: Vec<_> = (0..30)
             .map(|i| DimensionInput::new(&format!("d{i}"), "v"))
             .collect();
-        assert_eq!(put(vec![with(thirty.clone())]).unwrap()[0].identity.dimensions().len(), 30);
+        assert_eq!(
+            put(vec![with(thirty.clone())]).unwrap()[0]
+                .identity
+                .dimensions()
+                .len(),
+            30
+        );
         let mut many = thirty;
         many.push(DimensionInput::new("d30", "v"));
         assert_eq!(
@@ -818,7 +845,13 @@ mod tests {
             msg,
             "The parameter MetricData.member.1.Dimensions.member.1.Value is required."
         );
-        for (name, value) in [(":a", "v"), ("a", "   "), ("a", "é"), ("a\u{1}", "v"), ("", "v")] {
+        for (name, value) in [
+            (":a", "v"),
+            ("a", "   "),
+            ("a", "é"),
+            ("a\u{1}", "v"),
+            ("", "v"),
+        ] {
             let (code, _) = err_of(vec![with(vec![DimensionInput::new(name, value)])]);
             assert_eq!(code, "InvalidParameterValue", "{name:?}={value:?}");
         }
@@ -832,9 +865,9 @@ mod tests {
     fn units_and_resolution() {
         let mut d = MetricDatum::value("M", 1.0);
         d.unit = Some("Furlongs".into());
-        assert!(err_of(vec![d])
-            .1
-            .starts_with("The parameter MetricData.member.1.Unit must be a value in the set [ Seconds,"));
+        assert!(err_of(vec![d]).1.starts_with(
+            "The parameter MetricData.member.1.Unit must be a value in the set [ Seconds,"
+        ));
         let mut d = MetricDatum::value("M", 1.0);
         d.storage_resolution = Some(5);
         assert_eq!(

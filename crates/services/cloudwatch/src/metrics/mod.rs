@@ -90,7 +90,7 @@ pub use query::{Retention, MAX_DATAPOINTS_PER_CALL};
 pub use stats::{Bounds, PeriodAggregate, Statistic};
 
 use blocks::Block;
-use nimbus_store::{Batch, Store, StoreError, Step};
+use nimbus_store::{Batch, Step, Store, StoreError};
 use query::{PeriodAccumulator, Plan};
 use records::{LogEntry, LogRecord, SeriesRecord};
 use std::collections::{BTreeMap, HashMap};
@@ -292,7 +292,10 @@ impl Metrics {
                 }
             })?;
             if bad_key {
-                return Err(MetricsError::corrupt("ingest log", "a key is not a sequence"));
+                return Err(MetricsError::corrupt(
+                    "ingest log",
+                    "a key is not a sequence",
+                ));
             }
             let Some(&(last_seq, _)) = chunk.last() else {
                 break;
@@ -342,11 +345,9 @@ impl Metrics {
                 start_s,
                 series: entry.series,
             };
-            let block = inner
-                .pending
-                .entry(key)
-                .or_insert_with(|| Block::new(tier));
-            inner.pending_entries += block.add(tier, (entry.time_s - start_s) as u32, &entry.payload);
+            let block = inner.pending.entry(key).or_insert_with(|| Block::new(tier));
+            inner.pending_entries +=
+                block.add(tier, (entry.time_s - start_s) as u32, &entry.payload);
         }
     }
 
@@ -485,7 +486,8 @@ impl Metrics {
             let absorbed_after = n - (1u32 << n.trailing_zeros());
             let mut merged = Block::new(key.tier);
             if absorbed_after + 1 < n {
-                let from = records::block_key(key.tier, key.start_s, key.series, absorbed_after + 1);
+                let from =
+                    records::block_key(key.tier, key.start_s, key.series, absorbed_after + 1);
                 for (segment_key, segment) in self.segments(key, &from)? {
                     if let Some(segment) = segment {
                         merged.merge(segment);
@@ -540,10 +542,12 @@ impl Metrics {
         inner
             .flush_numbers
             .retain(|k, _| k.start_s + 2 * k.tier.block_s() > now_s);
-        let cap = self.options.series_cache;
-        if inner.flush_numbers.len() > cap.saturating_mul(Tier::ALL.len() * 2) {
+        // Every flushed block had a pending entry, so the pending budget
+        // bounds the current blocks too; past it, forget them all.
+        if inner.flush_numbers.len() > self.options.max_pending_entries {
             inner.flush_numbers.clear();
         }
+        let cap = self.options.series_cache;
         if inner.series.len() > cap {
             let mut by_use: Vec<(u64, Vec<u8>)> = inner
                 .series
@@ -593,7 +597,9 @@ impl Metrics {
             let block = match Block::decode(key.tier, v) {
                 Ok(b) => Some(b),
                 Err(e) => {
-                    tracing::error!("metrics: dropping a segment of {key:?} that does not decode: {e}");
+                    tracing::error!(
+                        "metrics: dropping a segment of {key:?} that does not decode: {e}"
+                    );
                     None
                 }
             };
@@ -649,7 +655,11 @@ impl Metrics {
                 out.push(Datapoint {
                     timestamp_ms: (plan.start_s + k as u64 * plan.period_s) as i64 * 1000,
                     unit,
-                    values: request.statistics.iter().map(|s| aggregate.value(s)).collect(),
+                    values: request
+                        .statistics
+                        .iter()
+                        .map(|s| aggregate.value(s))
+                        .collect(),
                 });
             }
         }
@@ -724,7 +734,11 @@ impl Metrics {
                 last_put_ms: cached.unwrap_or(record.last_put_ms).max(record.last_put_ms),
             });
         }
-        let next = if more { found.last().map(|f| f.0.clone()) } else { None };
+        let next = if more {
+            found.last().map(|f| f.0.clone())
+        } else {
+            None
+        };
         Ok((out, next))
     }
 
@@ -781,8 +795,10 @@ impl Metrics {
             let keep_from = now_s.saturating_sub(retention.of(tier));
             let mut expired: Vec<Vec<u8>> = Vec::new();
             let left = budget.saturating_sub(report.segments_deleted);
-            self.store.scan(records::BLOCKS, &[tier.code()], |k, _| {
-                match records::decode_block_key(k) {
+            self.store.scan(
+                records::BLOCKS,
+                &[tier.code()],
+                |k, _| match records::decode_block_key(k) {
                     Some((t, start, _, _)) if t == tier => {
                         if start + tier.block_s() > keep_from {
                             return Step::Stop;
@@ -795,14 +811,16 @@ impl Metrics {
                         Step::Next
                     }
                     _ => Step::Stop,
-                }
-            })?;
+                },
+            )?;
             report.segments_deleted += expired.len();
             for k in expired {
                 batch.delete(records::BLOCKS, k);
             }
             let before = inner.pending.len();
-            inner.pending.retain(|k, _| k.tier != tier || k.start_s + tier.block_s() > keep_from);
+            inner
+                .pending
+                .retain(|k, _| k.tier != tier || k.start_s + tier.block_s() > keep_from);
             if inner.pending.len() != before {
                 inner.pending_entries = inner.pending.values().map(Block::entries).sum();
             }
@@ -824,19 +842,20 @@ impl Metrics {
         let mut forgotten: Vec<Vec<u8>> = Vec::new();
         let mut last_key: Option<Vec<u8>> = None;
         let mut undecodable: Option<String> = None;
-        self.store.scan(records::SERIES, &inner.catalog_cursor, |k, v| {
-            if scanned >= left * 4 || forgotten.len() >= left {
-                return Step::Stop;
-            }
-            scanned += 1;
-            last_key = Some(k.to_vec());
-            match SeriesRecord::decode(v) {
-                Ok(r) if r.last_put_ms < forget_before_ms => forgotten.push(k.to_vec()),
-                Ok(_) => {}
-                Err(e) => undecodable = Some(e),
-            }
-            Step::Next
-        })?;
+        self.store
+            .scan(records::SERIES, &inner.catalog_cursor, |k, v| {
+                if scanned >= left * 4 || forgotten.len() >= left {
+                    return Step::Stop;
+                }
+                scanned += 1;
+                last_key = Some(k.to_vec());
+                match SeriesRecord::decode(v) {
+                    Ok(r) if r.last_put_ms < forget_before_ms => forgotten.push(k.to_vec()),
+                    Ok(_) => {}
+                    Err(e) => undecodable = Some(e),
+                }
+                Step::Next
+            })?;
         if let Some(e) = undecodable {
             tracing::error!("metrics: a series record does not decode: {e}");
         }

@@ -186,10 +186,15 @@ impl Plan {
 }
 
 /// The finest tier that keeps `period_start_s` and divides the period.
-fn source_tier(period_start_s: u64, period_s: u64, now_s: u64, retention: &Retention) -> Option<Tier> {
-    Tier::ALL.into_iter().find(|&tier| {
-        period_s % tier.slot_s() == 0 && retention.keeps(tier, period_start_s, now_s)
-    })
+fn source_tier(
+    period_start_s: u64,
+    period_s: u64,
+    now_s: u64,
+    retention: &Retention,
+) -> Option<Tier> {
+    Tier::ALL
+        .into_iter()
+        .find(|&tier| period_s % tier.slot_s() == 0 && retention.keeps(tier, period_start_s, now_s))
 }
 
 /// What one period gathers while blocks are read.
@@ -300,7 +305,10 @@ mod tests {
             assert_eq!(validate_period(ok).unwrap(), ok as u64);
         }
         for bad in [0, -60, 2, 45, 61, 90] {
-            assert_eq!(validate_period(bad).unwrap_err().code(), "InvalidParameterValue");
+            assert_eq!(
+                validate_period(bad).unwrap_err().code(),
+                "InvalidParameterValue"
+            );
         }
         let e = validate_range(5, 5).unwrap_err();
         assert_eq!(
@@ -315,8 +323,14 @@ mod tests {
         // 12:32:34 style offsets inside an hour.
         let base = (NOW_MS / HOUR_MS) * HOUR_MS - 10 * DAY_MS;
         let t = base + 32 * 60_000 + 34_000;
-        assert_eq!(rounded_start_s(t, 60, NOW_MS) as i64 * 1000, base + 32 * 60_000);
-        assert_eq!(rounded_start_s(t, 10, NOW_MS) as i64 * 1000, base + 32 * 60_000 + 30_000);
+        assert_eq!(
+            rounded_start_s(t, 60, NOW_MS) as i64 * 1000,
+            base + 32 * 60_000
+        );
+        assert_eq!(
+            rounded_start_s(t, 10, NOW_MS) as i64 * 1000,
+            base + 32 * 60_000 + 30_000
+        );
         assert_eq!(rounded_start_s(t, 1, NOW_MS) as i64 * 1000, t);
         let t20 = t - 10 * DAY_MS;
         assert_eq!(

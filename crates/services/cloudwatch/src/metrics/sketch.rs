@@ -4,14 +4,15 @@
 //! bucket's values by `2γ^i/(γ+1)` is off by at most 0.5% of the value
 //! (CloudWatch's own percentiles over aggregated data are approximate
 //! too). A bucket also remembers its value while every value in it is the
-//! same, which makes integer-valued metrics (counts, sizes below 100) and
-//! constant ones exact. Negative values are not sketched: CloudWatch does
-//! not compute percentile statistics over data with negative values, so a
-//! slot that has any drops its sketch (see `store::Slot`).
+//! same whole number, which keeps integer-valued metrics (counts, sizes
+//! below 100) exact; statistics clamp estimates to the period's exact
+//! minimum and maximum, which keeps constant metrics exact. Negative values
+//! are not sketched: CloudWatch does not compute percentile statistics over
+//! data with negative values, so a slot that has any drops its sketch.
 //!
 //! Indexes fit an `i16` for every value CloudWatch accepts (up to 2^360).
 
-use super::codec::{is_small_integer, put_varint, put_zigzag, Reader};
+use super::codec::{is_small_integer, put_count_column, put_varint, put_zigzag, Reader};
 
 const GAMMA: f64 = 1.01;
 /// The zero bucket's index: below every other.
@@ -21,7 +22,8 @@ const ZERO_INDEX: i32 = i32::MIN;
 struct Bucket {
     index: i32,
     count: f64,
-    /// The one value seen in this bucket, or NaN once two differ.
+    /// The one whole number seen in this bucket, or NaN once two differ
+    /// (or for a fraction, which an estimate serves as well).
     exact: f64,
 }
 
@@ -57,10 +59,16 @@ impl Sketch {
 
     /// Adds `count` occurrences of `value` (which must not be negative).
     pub fn add(&mut self, value: f64, count: f64) {
+        let exact = if is_small_integer(value) {
+            // -0.0 is kept as 0.0: the encoding stores whole numbers as integers.
+            value + 0.0
+        } else {
+            f64::NAN
+        };
         self.add_bucket(Bucket {
             index: index_of(value),
             count,
-            exact: value,
+            exact,
         });
     }
 
@@ -103,98 +111,84 @@ impl Sketch {
         })
     }
 
-    /// Appends the encoding: a bucket count, then per bucket a header byte
-    /// (bit 0: count is 1; bit 1: count is a varint, else an `f64`; bit 2:
-    /// the exact value follows; bit 3: it is a zig-zag varint, else an
-    /// `f64`; bit 4: the zero bucket), the index (zig-zag for the first
-    /// non-zero bucket, then the varint step from the previous), the count
-    /// and the exact value.
+    /// Appends the encoding, in columns: the bucket count; a byte saying
+    /// whether the first bucket is the zero bucket; the other buckets'
+    /// indexes (zig-zag for the first, then varint steps); the counts (a
+    /// count column: nothing but its kind byte when all are 1); a bitmap of
+    /// the buckets with an exact value; those values as zig-zag varints.
     pub fn encode(&self, buf: &mut Vec<u8>) {
-        put_varint(buf, self.buckets.len() as u64);
+        let n = self.buckets.len();
+        put_varint(buf, n as u64);
+        if n == 0 {
+            return;
+        }
+        let has_zero = self.buckets[0].index == ZERO_INDEX;
+        buf.push(u8::from(has_zero));
         let mut prev: Option<i32> = None;
-        for b in &self.buckets {
-            let mut head = 0u8;
-            if b.count == 1.0 {
-                head |= 1;
-            } else if b.count >= 0.0 && is_small_integer(b.count) {
-                head |= 2;
+        for b in &self.buckets[usize::from(has_zero)..] {
+            match prev {
+                None => put_zigzag(buf, i64::from(b.index)),
+                Some(p) => put_varint(buf, (i64::from(b.index) - i64::from(p)) as u64),
             }
+            prev = Some(b.index);
+        }
+        let counts: Vec<f64> = self.buckets.iter().map(|b| b.count).collect();
+        put_count_column(buf, &counts);
+        let mut bitmap = vec![0u8; n.div_ceil(8)];
+        for (i, b) in self.buckets.iter().enumerate() {
             if !b.exact.is_nan() {
-                head |= 4;
-                if is_small_integer(b.exact) && !(b.exact == 0.0 && b.exact.is_sign_negative()) {
-                    head |= 8;
-                }
+                bitmap[i / 8] |= 1 << (i % 8);
             }
-            if b.index == ZERO_INDEX {
-                head |= 16;
-            }
-            buf.push(head);
-            if b.index != ZERO_INDEX {
-                match prev {
-                    None => put_zigzag(buf, i64::from(b.index)),
-                    Some(p) => put_varint(buf, (i64::from(b.index) - i64::from(p)) as u64),
-                }
-                prev = Some(b.index);
-            }
-            if head & 1 == 0 {
-                if head & 2 != 0 {
-                    put_varint(buf, b.count as u64);
-                } else {
-                    buf.extend_from_slice(&b.count.to_le_bytes());
-                }
-            }
-            if head & 4 != 0 {
-                if head & 8 != 0 {
-                    put_zigzag(buf, b.exact as i64);
-                } else {
-                    buf.extend_from_slice(&b.exact.to_le_bytes());
-                }
+        }
+        buf.extend_from_slice(&bitmap);
+        for b in &self.buckets {
+            if !b.exact.is_nan() {
+                put_zigzag(buf, b.exact as i64);
             }
         }
     }
 
     pub fn decode(r: &mut Reader) -> Result<Sketch, String> {
         let n = r.count(1)?;
-        let mut buckets = Vec::with_capacity(n);
+        if n == 0 {
+            return Ok(Sketch::default());
+        }
+        let has_zero = match r.u8()? {
+            0 => false,
+            1 => true,
+            other => return Err(format!("bad zero-bucket flag {other}")),
+        };
+        let mut indexes = Vec::with_capacity(n);
+        if has_zero {
+            indexes.push(ZERO_INDEX);
+        }
         let mut prev: Option<i32> = None;
-        for _ in 0..n {
-            let head = r.u8()?;
-            let index = if head & 16 != 0 {
-                if prev.is_some() || !buckets.is_empty() {
-                    return Err("zero bucket out of order".into());
-                }
-                ZERO_INDEX
-            } else {
-                let index = match prev {
-                    None => r.zigzag()?,
-                    Some(p) => {
-                        let step = r.varint()?;
-                        if step == 0 {
-                            return Err("bucket indexes out of order".into());
-                        }
-                        i64::from(p).saturating_add(step.min(i64::MAX as u64) as i64)
+        while indexes.len() < n {
+            let index = match prev {
+                None => r.zigzag()?,
+                Some(p) => {
+                    let step = r.varint()?;
+                    if step == 0 {
+                        return Err("bucket indexes out of order".into());
                     }
-                };
-                let index = i32::try_from(index).map_err(|_| "bucket index out of range")?;
-                if index == ZERO_INDEX {
-                    return Err("bucket index out of range".into());
+                    i64::from(p).saturating_add(step.min(i64::MAX as u64) as i64)
                 }
-                prev = Some(index);
-                index
             };
-            let count = if head & 1 != 0 {
-                1.0
-            } else if head & 2 != 0 {
-                r.varint()? as f64
-            } else {
-                r.f64_le()?
-            };
-            let exact = if head & 4 == 0 {
-                f64::NAN
-            } else if head & 8 != 0 {
+            let index = i32::try_from(index).map_err(|_| "bucket index out of range")?;
+            if index == ZERO_INDEX {
+                return Err("bucket index out of range".into());
+            }
+            prev = Some(index);
+            indexes.push(index);
+        }
+        let counts = r.count_column(n)?;
+        let bitmap = r.bytes(n.div_ceil(8))?.to_vec();
+        let mut buckets = Vec::with_capacity(n);
+        for (i, (index, count)) in indexes.into_iter().zip(counts).enumerate() {
+            let exact = if bitmap[i / 8] & (1 << (i % 8)) != 0 {
                 r.zigzag()? as f64
             } else {
-                r.f64_le()?
+                f64::NAN
             };
             buckets.push(Bucket {
                 index,
@@ -243,15 +237,28 @@ mod tests {
         }
         let entries: Vec<(f64, f64)> = s.entries().collect();
         assert_eq!(
-            entries,
-            vec![(0.0, 2.0), (1.0, 2.0), (2.0, 4.0), (3.0, 2.0), (99.0, 2.0), (1e300, 2.0)]
+            entries[..5],
+            [(0.0, 2.0), (1.0, 2.0), (2.0, 4.0), (3.0, 2.0), (99.0, 2.0)]
         );
+        // A fraction or a number too large for an integer is estimated.
+        assert!((entries[5].0 / 1e300 - 1.0).abs() < 0.005);
+        let mut f = Sketch::default();
+        f.add(0.25, 1.0);
+        let (v, _) = f.entries().next().unwrap();
+        assert!(v != 0.25 && (v / 0.25 - 1.0).abs() < 0.005);
     }
 
     #[test]
     fn encoding_round_trips() {
         let mut s = Sketch::default();
-        for (v, c) in [(0.0, 3.0), (0.5, 1.0), (0.5000001, 1.0), (7.0, 2.5), (1e-100, 1.0), (1e108, 4.0)] {
+        for (v, c) in [
+            (0.0, 3.0),
+            (0.5, 1.0),
+            (0.5000001, 1.0),
+            (7.0, 2.5),
+            (1e-100, 1.0),
+            (1e108, 4.0),
+        ] {
             s.add(v, c);
         }
         let mut other = Sketch::default();
@@ -260,8 +267,14 @@ mod tests {
         let mut buf = Vec::new();
         s.encode(&mut buf);
         let back = Sketch::decode(&mut Reader::new(&buf)).unwrap();
-        let a: Vec<(u64, u64)> = s.entries().map(|(v, c)| (v.to_bits(), c.to_bits())).collect();
-        let b: Vec<(u64, u64)> = back.entries().map(|(v, c)| (v.to_bits(), c.to_bits())).collect();
+        let a: Vec<(u64, u64)> = s
+            .entries()
+            .map(|(v, c)| (v.to_bits(), c.to_bits()))
+            .collect();
+        let b: Vec<(u64, u64)> = back
+            .entries()
+            .map(|(v, c)| (v.to_bits(), c.to_bits()))
+            .collect();
         assert_eq!(a, b);
         for cut in 0..buf.len() {
             assert!(Sketch::decode(&mut Reader::new(&buf[..cut])).is_err());

@@ -481,9 +481,27 @@ mod tests {
             Some(TrimmedSum(bounds(true, None, Some(90.0))))
         );
         for bad in [
-            "p101", "p-1", "P99", "p", "p99.", "p1e2", "TM90", "tm(10%:90%)", "TM(10%:90)",
-            "TM(:)", "TM(90%:10%)", "TM(5:5)", "PR(10%:20%)", "pr50", "TM(10%:90%", "IQR",
-            "p99.12345678901", "average", "TM(101%:)", "XX(1:2)", "tm-5",
+            "p101",
+            "p-1",
+            "P99",
+            "p",
+            "p99.",
+            "p1e2",
+            "TM90",
+            "tm(10%:90%)",
+            "TM(10%:90)",
+            "TM(:)",
+            "TM(90%:10%)",
+            "TM(5:5)",
+            "PR(10%:20%)",
+            "pr50",
+            "TM(10%:90%",
+            "IQR",
+            "p99.12345678901",
+            "average",
+            "TM(101%:)",
+            "XX(1:2)",
+            "tm-5",
         ] {
             assert_eq!(Statistic::parse(bad), None, "{bad}");
         }
@@ -495,17 +513,26 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
             parse_requested(&s(&["Sum", "Maximum"]), &s(&["p99"])).unwrap(),
-            vec![Statistic::Sum, Statistic::Maximum, Statistic::Percentile(99.0)]
+            vec![
+                Statistic::Sum,
+                Statistic::Maximum,
+                Statistic::Percentile(99.0)
+            ]
         );
         let e = parse_requested(&s(&["Sum", "Median"]), &[]).unwrap_err();
         assert_eq!(e.code(), "InvalidParameterValue");
-        assert!(e.message().starts_with("The parameter Statistics.member.2 must be"));
+        assert!(e
+            .message()
+            .starts_with("The parameter Statistics.member.2 must be"));
         let e = parse_requested(&[], &s(&["p101"])).unwrap_err();
         assert_eq!(
             e.message(),
             "The value p101 for parameter ExtendedStatistics is not supported."
         );
-        assert_eq!(parse_requested(&[], &[]).unwrap_err().code(), "MissingParameter");
+        assert_eq!(
+            parse_requested(&[], &[]).unwrap_err().code(),
+            "MissingParameter"
+        );
     }
 
     /// The data expanded into one entry per data point, sorted.
@@ -579,7 +606,9 @@ mod tests {
         assert_eq!(v("Minimum"), sorted[0]);
         assert_eq!(v("Maximum"), *sorted.last().unwrap());
 
-        for p in [0.0, 0.5, 1.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.5, 99.0, 99.9, 100.0] {
+        for p in [
+            0.0, 0.5, 1.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.5, 99.0, 99.9, 100.0,
+        ] {
             let want = if p == 0.0 {
                 sorted[0]
             } else {
@@ -588,7 +617,13 @@ mod tests {
             assert_eq!(v(&format!("p{p}")), want, "p{p}");
         }
 
-        for (a, b) in [(0.0, 90.0), (10.0, 90.0), (2.0, 98.0), (25.0, 75.0), (33.3, 100.0)] {
+        for (a, b) in [
+            (0.0, 90.0),
+            (10.0, 90.0),
+            (2.0, 98.0),
+            (25.0, 75.0),
+            (33.3, 100.0),
+        ] {
             let kept = by_hand_kept_percent(&sorted, a, b);
             let name = format!("TM({a}%:{b}%)");
             assert!(close(v(&name), mean(&kept)), "{name}");
@@ -606,20 +641,24 @@ mod tests {
         assert!(close(v("tm90"), mean(&kept)));
         assert_eq!(v("tc90"), kept.len() as f64);
         assert!(close(v("ts90"), kept.iter().sum()));
-        assert!(close(v("IQM"), mean(&by_hand_kept_percent(&sorted, 25.0, 75.0))));
+        assert!(close(
+            v("IQM"),
+            mean(&by_hand_kept_percent(&sorted, 25.0, 75.0))
+        ));
         // tm99 averages exactly the points p99 is the top of.
         let kept99 = by_hand_kept_percent(&sorted, 0.0, 99.0);
         assert_eq!(*kept99.last().unwrap(), v("p99"));
 
         // Value ranges: lower exclusive, upper inclusive.
-        let inside: Vec<f64> = sorted.iter().cloned().filter(|&x| x > 3.5 && x <= 100.5).collect();
+        let inside: Vec<f64> = sorted
+            .iter()
+            .cloned()
+            .filter(|&x| x > 3.5 && x <= 100.5)
+            .collect();
         assert!(close(v("TM(3.5:100.5)"), mean(&inside)));
         assert_eq!(v("TC(3.5:100.5)"), inside.len() as f64);
         assert!(close(v("TS(3.5:100.5)"), inside.iter().sum()));
-        assert!(close(
-            v("PR(3.5:100.5)"),
-            100.0 * inside.len() as f64 / n
-        ));
+        assert!(close(v("PR(3.5:100.5)"), 100.0 * inside.len() as f64 / n));
         let below: Vec<f64> = sorted.iter().cloned().filter(|&x| x <= 300.0).collect();
         assert!(close(v("PR(:300)"), 100.0 * below.len() as f64 / n));
         let clamped: Vec<f64> = sorted.iter().map(|x| x.clamp(10.0, 150.0)).collect();
@@ -660,7 +699,17 @@ mod tests {
             estimated: false,
         };
         let expanded = aggregate(&[1.0, 1.0, 10.0, 10.0, 10.0, 10.0]);
-        for s in ["p10", "p33.3", "p34", "p50", "tm50", "TM(20%:80%)", "WM(20%:80%)", "PR(1:10)", "tc40"] {
+        for s in [
+            "p10",
+            "p33.3",
+            "p34",
+            "p50",
+            "tm50",
+            "TM(20%:80%)",
+            "WM(20%:80%)",
+            "PR(1:10)",
+            "tc40",
+        ] {
             let stat = Statistic::parse(s).unwrap();
             assert_eq!(weighted.value(&stat), expanded.value(&stat), "{s}");
         }
