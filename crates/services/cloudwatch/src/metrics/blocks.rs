@@ -12,10 +12,13 @@
 //!   column; set count; the sets' offsets; their sample counts (count
 //!   column); sums, minimums and maximums (XOR columns).
 //! - roll-up (`2`): slot count; slot indexes as varint steps; sample counts
-//!   (count column); sums, minimums, maximums (XOR columns); one byte per
-//!   slot saying how its values are kept (`0` a sketch follows, `1` none:
+//!   (count column); minimums (XOR column); one kind byte per slot (low
+//!   bits: how its values are kept, `0` a sketch follows, `1` none:
 //!   percentiles unavailable, `2` one value, the minimum, so no sketch is
-//!   stored); then the sketches of the slots marked `0`.
+//!   stored; bit 2: its sum and maximum are stored, else every sample was
+//!   the minimum); the sums and maximums of the slots with bit 2 (XOR
+//!   columns); then the sketches of the slots marked `0`. A value published
+//!   once a minute so costs its minute slot about 5 bytes.
 
 use super::codec::{put_count_column, put_varint, put_xor_column, Reader};
 use super::ingest::{Payload, SetStats};
@@ -30,6 +33,9 @@ const KIND_ROLLUP: u8 = 2;
 const VALUES_SKETCH: u8 = 0;
 const VALUES_NONE: u8 = 1;
 const VALUES_SINGLE: u8 = 2;
+/// Set in a slot's kind byte when its sum and maximum are stored; else the
+/// maximum is the minimum and the sum the minimum times the count.
+const SPREAD_STORED: u8 = 4;
 
 /// The resolutions data is kept at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,6 +165,13 @@ impl Slot {
         }
     }
 
+    /// Whether every sample had the same value, so the minimum and count
+    /// give the maximum and sum (compared bit for bit: nothing is lost).
+    fn is_uniform(&self) -> bool {
+        self.max.to_bits() == self.min.to_bits()
+            && (self.min * self.count).to_bits() == self.sum.to_bits()
+    }
+
     /// Whether the sketch says nothing the aggregates do not: one value.
     fn is_single_value(&self) -> bool {
         self.min == self.max && self.sketch.as_ref().is_some_and(|s| s.bucket_count() == 1)
@@ -286,16 +299,19 @@ impl Block {
                 put_offsets(&mut buf, slots.keys().copied());
                 let counts: Vec<f64> = slots.values().map(|s| s.count).collect();
                 put_count_column(&mut buf, &counts);
-                put_xor_column(&mut buf, slots.values().map(|s| s.sum));
                 put_xor_column(&mut buf, slots.values().map(|s| s.min));
-                put_xor_column(&mut buf, slots.values().map(|s| s.max));
                 for s in slots.values() {
-                    buf.push(match &s.sketch {
+                    let values = match &s.sketch {
                         None => VALUES_NONE,
                         Some(_) if s.is_single_value() => VALUES_SINGLE,
                         Some(_) => VALUES_SKETCH,
-                    });
+                    };
+                    let spread = if s.is_uniform() { 0 } else { SPREAD_STORED };
+                    buf.push(values | spread);
                 }
+                let spread = || slots.values().filter(|s| !s.is_uniform());
+                put_xor_column(&mut buf, spread().map(|s| s.sum));
+                put_xor_column(&mut buf, spread().map(|s| s.max));
                 for s in slots.values() {
                     if let Some(sketch) = &s.sketch {
                         if !s.is_single_value() {
@@ -330,7 +346,7 @@ impl Block {
                         count: counts[i],
                     })
                     .collect();
-                let m = r.count(5)?;
+                let m = r.count(4)?;
                 let offsets = take_offsets(&mut r, m, limit)?;
                 let counts = r.count_column(m)?;
                 let sums = r.xor_column(m)?;
@@ -353,16 +369,26 @@ impl Block {
                 })
             }
             (KIND_ROLLUP, Tier::Minute | Tier::FiveMinute | Tier::Hour) => {
-                let n = r.count(5)?;
+                // Each slot takes at least an index step, a minimum and a kind byte.
+                let n = r.count(3)?;
                 let indexes = take_offsets(&mut r, n, limit)?;
                 let counts = r.count_column(n)?;
-                let sums = r.xor_column(n)?;
                 let mins = r.xor_column(n)?;
-                let maxs = r.xor_column(n)?;
                 let kinds = r.bytes(n)?.to_vec();
+                let spread = kinds.iter().filter(|&&k| k & SPREAD_STORED != 0).count();
+                let mut sums = r.xor_column(spread)?.into_iter();
+                let mut maxs = r.xor_column(spread)?.into_iter();
                 let mut slots = BTreeMap::new();
                 for i in 0..n {
-                    let sketch = match kinds[i] {
+                    let (sum, max) = if kinds[i] & SPREAD_STORED != 0 {
+                        match (sums.next(), maxs.next()) {
+                            (Some(sum), Some(max)) => (sum, max),
+                            _ => return Err("missing slot sums".into()),
+                        }
+                    } else {
+                        (mins[i] * counts[i], mins[i])
+                    };
+                    let sketch = match kinds[i] & !SPREAD_STORED {
                         VALUES_NONE => None,
                         VALUES_SINGLE => {
                             let mut s = Sketch::default();
@@ -376,9 +402,9 @@ impl Block {
                         indexes[i],
                         Slot {
                             count: counts[i],
-                            sum: sums[i],
+                            sum,
                             min: mins[i],
-                            max: maxs[i],
+                            max,
                             sketch,
                         },
                     );
@@ -477,11 +503,19 @@ mod tests {
         let bytes = b.encode();
         let back = Block::decode(Tier::Minute, &bytes).unwrap();
         assert_eq!(back, b);
+        // Many slots of one repeated value take about 3 bytes each.
+        let mut flat = Block::new(Tier::Minute);
+        for k in 0..1440 {
+            flat.add(Tier::Minute, k * 60, &Payload::Values(vec![(1.0, 1.0)]));
+        }
+        let bytes = flat.encode();
+        assert!(bytes.len() < 3 * 1440 + 16, "{}", bytes.len());
+        assert_eq!(Block::decode(Tier::Minute, &bytes).unwrap(), flat);
         // A single repeated value costs no sketch bytes.
         let mut single = Block::new(Tier::Hour);
         single.add(Tier::Hour, 0, &Payload::Values(vec![(3.0, 4.0)]));
         let bytes = single.encode();
-        assert!(bytes.len() <= 16, "{}", bytes.len());
+        assert!(bytes.len() <= 10, "{}", bytes.len());
         assert_eq!(Block::decode(Tier::Hour, &bytes).unwrap(), single);
     }
 

@@ -126,7 +126,7 @@ impl Unit {
     /// Parses the `Unit` of a request, answering a name outside the set in
     /// CloudWatch's words for the parameter at `path` (such as
     /// `MetricData.member.1.Unit`).
-    pub fn parse(name: &str, path: &str) -> Result<Unit, MetricsError> {
+    pub fn parse(name: &str, path: impl std::fmt::Display) -> Result<Unit, MetricsError> {
         Unit::from_name(name).ok_or_else(|| {
             let set: Vec<&str> = Unit::ALL.iter().map(|u| u.as_str()).collect();
             MetricsError::invalid(format!(

@@ -169,8 +169,8 @@ pub fn validate_put(
     let mut findings = Findings::default();
     let mut samples = Vec::with_capacity(data.len());
     for (i, datum) in data.iter().enumerate() {
-        let path = format!("MetricData.member.{}", i + 1);
-        if let Some(sample) = validate_datum(namespace, datum, &path, now_ms, &mut findings) {
+        let path = Member(i + 1);
+        if let Some(sample) = validate_datum(namespace, datum, path, now_ms, &mut findings) {
             samples.push(sample);
         }
     }
@@ -193,7 +193,17 @@ fn validate_namespace(namespace: Option<&str>, publisher: Publisher) -> Result<&
     Ok(ns)
 }
 
-fn check_length(text: &str, path: &str, max: usize) -> Result<(), MetricsError> {
+/// `MetricData.member.N`, written out only when a message needs it.
+#[derive(Clone, Copy)]
+struct Member(usize);
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MetricData.member.{}", self.0)
+    }
+}
+
+fn check_length(text: &str, path: impl std::fmt::Display, max: usize) -> Result<(), MetricsError> {
     let len = text.chars().count();
     if len == 0 || len > max {
         return Err(MetricsError::invalid(format!(
@@ -203,7 +213,7 @@ fn check_length(text: &str, path: &str, max: usize) -> Result<(), MetricsError> 
     Ok(())
 }
 
-fn invalid_value(shown: impl std::fmt::Display, path: &str) -> MetricsError {
+fn invalid_value(shown: impl std::fmt::Display, path: impl std::fmt::Display) -> MetricsError {
     MetricsError::invalid(format!(
         "The value {shown} for parameter {path} is invalid."
     ))
@@ -212,7 +222,7 @@ fn invalid_value(shown: impl std::fmt::Display, path: &str) -> MetricsError {
 fn validate_datum(
     namespace: &str,
     datum: &MetricDatum,
-    path: &str,
+    path: Member,
     now_ms: i64,
     findings: &mut Findings,
 ) -> Option<Sample> {
@@ -222,7 +232,7 @@ fn validate_datum(
             findings.add(MetricsError::missing(&format!("{path}.MetricName")));
             None
         }
-        Some(n) => match check_length(n, &format!("{path}.MetricName"), MAX_NAME_LEN) {
+        Some(n) => match check_length(n, format_args!("{path}.MetricName"), MAX_NAME_LEN) {
             Ok(()) => Some(n.clone()),
             Err(e) => {
                 findings.add(e);
@@ -241,11 +251,11 @@ fn validate_datum(
             "The parameter {path}.Timestamp must specify a time no more than two hours in the future."
         )));
     } else if time_ms < 0 {
-        findings.add(invalid_value(time_ms, &format!("{path}.Timestamp")));
+        findings.add(invalid_value(time_ms, format_args!("{path}.Timestamp")));
     }
     let unit = match &datum.unit {
         None => Some(Unit::None),
-        Some(u) => match Unit::parse(u, &format!("{path}.Unit")) {
+        Some(u) => match Unit::parse(u, format_args!("{path}.Unit")) {
             Ok(unit) => Some(unit),
             Err(e) => {
                 findings.add(e);
@@ -286,7 +296,7 @@ fn validate_datum(
 
 fn validate_dimensions(
     inputs: &[DimensionInput],
-    path: &str,
+    path: Member,
     findings: &mut Findings,
 ) -> Option<Vec<Dimension>> {
     if inputs.len() > MAX_DIMENSIONS {
@@ -298,11 +308,16 @@ fn validate_dimensions(
     let before = findings.errors.len();
     let mut out = Vec::with_capacity(inputs.len());
     for (j, d) in inputs.iter().enumerate() {
-        let dpath = format!("{path}.Dimensions.member.{}", j + 1);
-        let name = checked_dimension_text(&d.name, &format!("{dpath}.Name"), MAX_NAME_LEN, true);
+        let member = j + 1;
+        let name = checked_dimension_text(
+            &d.name,
+            format_args!("{path}.Dimensions.member.{member}.Name"),
+            MAX_NAME_LEN,
+            true,
+        );
         let value = checked_dimension_text(
             &d.value,
-            &format!("{dpath}.Value"),
+            format_args!("{path}.Dimensions.member.{member}.Value"),
             MAX_DIMENSION_VALUE_LEN,
             false,
         );
@@ -336,12 +351,12 @@ fn validate_dimensions(
 /// whitespace, and for a name not starting with a colon.
 fn checked_dimension_text(
     text: &Option<String>,
-    path: &str,
+    path: std::fmt::Arguments,
     max: usize,
     is_name: bool,
 ) -> Result<String, MetricsError> {
     let Some(text) = text else {
-        return Err(MetricsError::missing(path));
+        return Err(MetricsError::missing(&path.to_string()));
     };
     check_length(text, path, max)?;
     let ascii_printable = text.bytes().all(|b| (0x20..0x7f).contains(&b));
@@ -367,7 +382,7 @@ fn shown(v: f64) -> String {
     }
 }
 
-fn validate_payload(datum: &MetricDatum, path: &str, findings: &mut Findings) -> Option<Payload> {
+fn validate_payload(datum: &MetricDatum, path: Member, findings: &mut Findings) -> Option<Payload> {
     // An empty array is as good as none (the query protocol cannot tell them apart).
     let values = datum.values.as_ref().filter(|v| !v.is_empty());
     let counts = datum.counts.as_ref().filter(|c| !c.is_empty());
@@ -386,7 +401,7 @@ fn validate_payload(datum: &MetricDatum, path: &str, findings: &mut Findings) ->
     }
     if let Some(v) = datum.value {
         if !value_in_range(v) {
-            findings.add(invalid_value(shown(v), &format!("{path}.Value")));
+            findings.add(invalid_value(shown(v), format_args!("{path}.Value")));
             return None;
         }
         return Some(Payload::Values(vec![(v, 1.0)]));
@@ -414,7 +429,7 @@ fn validate_payload(datum: &MetricDatum, path: &str, findings: &mut Findings) ->
 fn validate_values(
     values: &[f64],
     counts: Option<&Vec<f64>>,
-    path: &str,
+    path: Member,
     findings: &mut Findings,
 ) -> Option<Payload> {
     if values.len() > MAX_VALUES_PER_DATUM {
@@ -437,15 +452,15 @@ fn validate_values(
         if !value_in_range(v) {
             findings.add(invalid_value(
                 shown(v),
-                &format!("{path}.Values.member.{}", k + 1),
+                format_args!("{path}.Values.member.{}", k + 1),
             ));
             continue;
         }
         let count = counts.map_or(1.0, |c| c[k]);
-        if !count.is_finite() || count < 0.0 || count > VALUE_LIMIT {
+        if !(0.0..=VALUE_LIMIT).contains(&count) {
             findings.add(invalid_value(
                 shown(count),
-                &format!("{path}.Counts.member.{}", k + 1),
+                format_args!("{path}.Counts.member.{}", k + 1),
             ));
             continue;
         }
@@ -457,8 +472,8 @@ fn validate_values(
     (findings.errors.len() == before).then_some(Payload::Values(pairs))
 }
 
-fn validate_set(set: &StatisticSetInput, path: &str, findings: &mut Findings) -> Option<Payload> {
-    let spath = format!("{path}.StatisticValues");
+fn validate_set(set: &StatisticSetInput, path: Member, findings: &mut Findings) -> Option<Payload> {
+    let spath = format_args!("{path}.StatisticValues").to_string();
     let mut missing = Vec::new();
     let fields = [
         ("Maximum", set.maximum),

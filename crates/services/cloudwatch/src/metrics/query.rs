@@ -80,7 +80,7 @@ pub fn validate_period(period_s: i64) -> Result<u64, MetricsError> {
         ));
     }
     let p = period_s as u64;
-    if p % 60 != 0 && !SUB_MINUTE_PERIODS.contains(&p) {
+    if !p.is_multiple_of(60) && !SUB_MINUTE_PERIODS.contains(&p) {
         return Err(MetricsError::invalid(
             "The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60.",
         ));
@@ -129,9 +129,10 @@ pub struct Plan {
 impl Plan {
     /// How many periods `[start, end)` spans at `period_s` after rounding.
     pub fn count(start_ms: i64, end_ms: i64, period_s: u64, now_ms: i64) -> u64 {
-        let start_ms_rounded = rounded_start_s(start_ms, period_s, now_ms) as i64 * 1000;
+        let start_ms_rounded =
+            (rounded_start_s(start_ms, period_s, now_ms) as i64).saturating_mul(1000);
         let span = end_ms.saturating_sub(start_ms_rounded).max(0) as u64;
-        span.div_ceil(period_s * 1000)
+        span.div_ceil(period_s.saturating_mul(1000).max(1))
     }
 
     /// The plan of a validated request. `max_periods` bounds the work (the
@@ -149,7 +150,7 @@ impl Plan {
         let now_s = (now_ms.max(0) / 1000) as u64;
         let periods = (0..n)
             .map(|k| {
-                let at = start_s + k * period_s;
+                let at = start_s.saturating_add(k.saturating_mul(period_s));
                 (at, source_tier(at, period_s, now_s, retention))
             })
             .collect();
@@ -166,13 +167,21 @@ impl Plan {
         let mut runs: Vec<(Tier, u64, u64)> = Vec::new();
         for &(at, tier) in &self.periods {
             let Some(tier) = tier else { continue };
-            let to = at + self.period_s;
+            let to = at.saturating_add(self.period_s);
             match runs.last_mut() {
                 Some(last) if last.0 == tier && last.2 == at => last.2 = to,
                 _ => runs.push((tier, at, to)),
             }
         }
         runs
+    }
+
+    /// The start of period `k` in epoch milliseconds.
+    pub fn period_start_ms(&self, k: usize) -> i64 {
+        let s = self
+            .start_s
+            .saturating_add((k as u64).saturating_mul(self.period_s));
+        (s.min(i64::MAX as u64 / 1000) as i64) * 1000
     }
 
     /// The period holding `time_s`, if the request covers it.
@@ -192,9 +201,9 @@ fn source_tier(
     now_s: u64,
     retention: &Retention,
 ) -> Option<Tier> {
-    Tier::ALL
-        .into_iter()
-        .find(|&tier| period_s % tier.slot_s() == 0 && retention.keeps(tier, period_start_s, now_s))
+    Tier::ALL.into_iter().find(|&tier| {
+        period_s.is_multiple_of(tier.slot_s()) && retention.keeps(tier, period_start_s, now_s)
+    })
 }
 
 /// What one period gathers while blocks are read.

@@ -249,6 +249,17 @@ fn a_full_pending_budget_flushes_by_itself() {
 }
 
 #[test]
+fn flushes_absorb_segments_like_a_binary_carry() {
+    assert_eq!(absorbed_segments(1), Vec::<u32>::new());
+    assert_eq!(absorbed_segments(2), vec![1]);
+    assert_eq!(absorbed_segments(3), Vec::<u32>::new());
+    assert_eq!(absorbed_segments(6), vec![5]);
+    assert_eq!(absorbed_segments(8), vec![7, 6, 4]);
+    assert_eq!(absorbed_segments(12), vec![11, 10]);
+    assert_eq!(absorbed_segments(1 << 31).len(), 31);
+}
+
+#[test]
 fn segments_of_a_block_merge_like_a_binary_counter() {
     let dir = tempfile::tempdir().unwrap();
     let m = open(dir.path());
@@ -321,9 +332,9 @@ fn rollups_answer_once_raw_data_is_gone() {
     for (a, b) in exact.iter().zip(&rolled) {
         assert_eq!(a.timestamp_ms, b.timestamp_ms);
         assert_eq!(a.values[..4], b.values[..4], "aggregates are exact");
-        for i in 4..stats.len() {
+        for (i, stat) in stats.iter().enumerate().skip(4) {
             let (x, y) = (a.values[i].unwrap(), b.values[i].unwrap());
-            assert!((x - y).abs() <= 0.006 * x.abs(), "{}: {x} vs {y}", stats[i]);
+            assert!((x - y).abs() <= 0.006 * x.abs(), "{stat}: {x} vs {y}");
         }
     }
     assert!(query(&m, "Lat", T0, T0 + 60_000, 10, &["Sum"], later).is_empty());
@@ -581,6 +592,18 @@ fn units_are_kept_apart() {
 }
 
 #[test]
+fn a_huge_period_reads_only_where_data_can_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let now = T0 + HOUR_MS;
+    put(&m, now, vec![datum("X", now - 60_000, 4.0)]);
+    let period = 60 * 1_000_000_000_000i64;
+    let p = query(&m, "X", now - 120_000, now, period, &["Sum"], now);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].values, vec![Some(4.0)]);
+}
+
+#[test]
 fn get_metric_statistics_checks_like_cloudwatch() {
     let dir = tempfile::tempdir().unwrap();
     let m = open(dir.path());
@@ -654,6 +677,7 @@ fn expiry_goes_in_bounded_steps() {
     }
     assert!(steps >= 4, "{steps}");
     assert_eq!(segment_count(&m), 30);
+
     assert!(query(&m, "S0", T0, T0 + HOUR_MS, 3600, &["Sum"], later)[0].values == vec![Some(60.0)]);
 
     // Then the minute and five-minute blocks (a block goes once all of it
@@ -816,11 +840,54 @@ fn measure(label: &str, value_of: impl Fn(u64, u64) -> f64) -> f64 {
     per_point
 }
 
+/// Standard resolution, one value a minute for each of 200 series (what
+/// collectors publish), for 1,000 minutes: 200,000 datapoints.
+fn measure_per_minute() -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let series = 200u64;
+    let minutes = 1000u64;
+    let mut now = T0;
+    for minute in 0..minutes {
+        now = T0 + (minute + 1) * 60_000;
+        let data: Vec<MetricDatum> = (0..series)
+            .map(|s| {
+                datum(
+                    &format!("S{s}"),
+                    T0 + minute * 60_000,
+                    ((s + minute) % 50) as f64,
+                )
+            })
+            .collect();
+
+        put(&m, now, data);
+        // Half an hour of 200 series stays well within the pending budget.
+        if minute % 30 == 29 {
+            drop(m.flush(now).unwrap());
+        }
+    }
+    drop(m.flush(now).unwrap());
+    let (records, bytes) = stored_bytes(&m);
+    let per_point = bytes as f64 / (series * minutes) as f64;
+    println!(
+        "per-minute gauge: {} datapoints in {records} records: {per_point:.2} B/datapoint stored",
+        series * minutes
+    );
+    per_point
+}
+
 #[test]
-fn bytes_per_datapoint_on_disk() {
-    // A slowly moving integer gauge (queue depth, connections).
-    let gauge = measure("integer gauge", |s, k| (100 + s + (k / 30) % 20) as f64);
-    // Random doubles (latencies in ms with full precision).
+fn bytes_per_datapoint_integer_gauge() {
+    // A slowly moving integer gauge (queue depth, connections), 1,000,000
+    // datapoints at one a second.
+    let bytes = measure("integer gauge", |s, k| (100 + s + (k / 30) % 20) as f64);
+    assert!(bytes < 4.0, "{bytes}");
+}
+
+#[test]
+fn bytes_per_datapoint_random_doubles() {
+    // Random doubles (latencies in ms with full precision), 1,000,000
+    // datapoints at one a second: the worst case for the value columns.
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let randoms: Vec<f64> = (0..1000)
         .map(|_| {
@@ -830,8 +897,14 @@ fn bytes_per_datapoint_on_disk() {
             (seed >> 11) as f64 / (1u64 << 53) as f64 * 250.0
         })
         .collect();
-    let random = measure("random doubles", |s, k| {
+    let bytes = measure("random doubles", |s, k| {
         randoms[((s * 7919 + k) % 1000) as usize]
     });
-    assert!(gauge < 8.0 && random < 16.0, "{gauge} {random}");
+    assert!(bytes < 16.0, "{bytes}");
+}
+
+#[test]
+fn bytes_per_datapoint_once_a_minute() {
+    let bytes = measure_per_minute();
+    assert!(bytes < 24.0, "{bytes}");
 }
