@@ -501,7 +501,7 @@ fn validate_set(set: &StatisticSetInput, path: Member, findings: &mut Findings) 
     for (name, v) in fields {
         if let Some(v) = v {
             if !value_in_range(v) {
-                findings.add(invalid_value(shown(v), &format!("{spath}.{name}")));
+                findings.add(invalid_value(shown(v), format_args!("{spath}.{name}")));
             }
         }
     }
