@@ -24,7 +24,7 @@
 //!
 //! Raw blocks keep every value with its count, so percentiles over them
 //! are exact. A roll-up slot keeps count, sum, minimum, maximum and a
-//! sketch of the values (exact while a bucket holds one distinct value,
+//! sketch of the values (exact while a bucket holds one whole number,
 //! else within 0.5%). Every datum enters all tiers that still keep its
 //! time when it is published, so a late datum (CloudWatch takes them two
 //! weeks back) lands in its roll-ups like any other and no roll-up pass
@@ -695,8 +695,8 @@ impl Metrics {
         let mut out = Vec::new();
         for (key, value) in self.store.scan_prefix(records::SERIES, &prefix)? {
             let name = identity::decode_series_key(&key)?;
-            // The prefix also matches a longer dimension value that starts
-            // the same; only exact identities count.
+            // The key encoding is self-delimiting, so the prefix holds only
+            // this metric's units; the check guards against a damaged key.
             if name.identity != *metric {
                 continue;
             }
