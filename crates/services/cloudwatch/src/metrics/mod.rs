@@ -364,7 +364,6 @@ impl Metrics {
 
     /// Validates a PutMetricData request and stores its data; the future
     /// resolves once it is durable (reads see it at once).
-    #[allow(clippy::too_many_arguments)]
     pub fn put_metric_data(
         &self,
         account: &str,

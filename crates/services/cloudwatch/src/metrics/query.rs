@@ -208,7 +208,7 @@ fn source_tier(
 
 /// What one period gathers while blocks are read.
 #[derive(Debug, Clone)]
-pub struct PeriodAccumulator {
+pub(crate) struct PeriodAccumulator {
     count: f64,
     sum: f64,
     min: f64,
