@@ -49,10 +49,6 @@ fn index_of(v: f64) -> i32 {
 }
 
 impl Sketch {
-    pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
-    }
-
     pub fn bucket_count(&self) -> usize {
         self.buckets.len()
     }
