@@ -13,3 +13,4 @@
 //! collectors and the alarm controller, and `--clock-scale`.
 
 pub mod alarm;
+pub mod metrics;
