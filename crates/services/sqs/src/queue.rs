@@ -519,11 +519,11 @@ pub struct QueueState {
     /// Deduplication ids of sends not yet durable; the others are only in
     /// the store (`sqs_dedup`), where a send looks them up.
     dedup: HashMap<String, DedupEntry>,
-    /// The sweep of expired `sqs_dedup` records: where it goes on from, how
-    /// many ids were written since its last step, and when it goes round
-    /// again on its own.
+    /// The sweep of expired `sqs_dedup` records: where the pass under way
+    /// goes on from, when it began and the earliest expiry it left; and when
+    /// the next pass is due (no record can expire before).
     dedup_sweep: Option<Vec<u8>>,
-    dedup_written: usize,
+    dedup_pass: (u64, u64),
     dedup_sweep_at: u64,
     attempts: HashMap<String, Attempt>,
     attempts_order: VecDeque<(u64, String)>,
@@ -557,7 +557,7 @@ impl QueueState {
             delayed: BTreeSet::new(),
             dedup: HashMap::new(),
             dedup_sweep: None,
-            dedup_written: 0,
+            dedup_pass: (0, u64::MAX),
             dedup_sweep_at: 0,
             attempts: HashMap::new(),
             attempts_order: VecDeque::new(),
@@ -1039,7 +1039,7 @@ impl QueueState {
         }
         let retention_ms = self.attrs.message_retention_period as u64 * 1000;
         self.sweep(now, retention_ms);
-        if self.fifo && (self.dedup_written >= SWEEP_STEP / 2 || now >= self.dedup_sweep_at) {
+        if self.fifo && (self.dedup_sweep.is_some() || now >= self.dedup_sweep_at) {
             self.sweep_dedup(now);
         }
         while let Some((exp, _)) = self.attempts_order.front() {
@@ -1493,15 +1493,20 @@ impl QueueState {
         });
         let mut found = Vec::with_capacity(seqs.len());
         let mut orphans = Vec::new();
-        let mut prefetch = prefetch;
-        for seq in seqs {
-            let value = match prefetch.take() {
-                Some((p, v)) if p == seq => Some(v),
-                other => {
-                    prefetch = other;
-                    s.record(seq)
-                }
-            };
+        // One store view for the run (the discovery scan's record, if it is
+        // the run's first, needs none).
+        let prefetched = prefetch.filter(|(p, _)| seqs.first() == Some(p));
+        let rest = &seqs[prefetched.is_some() as usize..];
+        let keys: Vec<Vec<u8>> = rest.iter().map(|&seq| s.message_key(seq)).collect();
+        let values = match s.store.get_many(crate::state::MESSAGES, &keys) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!("sqs: reading the messages of {}: {e}", s.prefix);
+                return Vec::new();
+            }
+        };
+        let values = prefetched.map(|(_, v)| Some(v)).into_iter().chain(values);
+        for (seq, value) in seqs.into_iter().zip(values) {
             match value {
                 Some(v) => found.extend(s.cold(seq, &v, s.stateful.contains(&seq), Some(g))),
                 // Its record was deleted: the entry is left over.
@@ -1835,20 +1840,25 @@ impl QueueState {
         self.dedup.get(key).filter(|e| e.expires_ms > now).cloned()
     }
 
-    /// One step of the sweep of expired deduplication records: at most
-    /// [`SWEEP_STEP`] records from where the last step ended, going round
-    /// the queue's records again ten seconds after it reached their end. It
-    /// keeps pace with the sends (a step per half step of ids written), so
-    /// the records stay about a window's worth and memory holds none.
+    /// One step of a pass over the queue's deduplication records, deleting
+    /// the expired ones: at most [`SWEEP_STEP`] records per touch of the
+    /// queue until the pass reaches the end. The next pass is due when the
+    /// earliest record this one left expires, or a window after this one
+    /// began (records written since expire no earlier), so a queue reads
+    /// each record about once in its life and memory holds none.
     fn sweep_dedup(&mut self, now: u64) {
         let Some(s) = self.stored.as_ref() else {
             return;
         };
         let prefix = s.prefix.as_bytes();
+        if self.dedup_sweep.is_none() {
+            self.dedup_pass = (now, u64::MAX);
+        }
         let from = self.dedup_sweep.clone().unwrap_or_else(|| prefix.to_vec());
         let mut seen = 0;
         let mut next = None;
         let mut expired = Vec::new();
+        let mut earliest = self.dedup_pass.1;
         let read = s.store.scan(crate::state::DEDUP, &from, |key, value| {
             let Some(id) = key.strip_prefix(prefix) else {
                 return nimbus_store::Step::Stop;
@@ -1858,11 +1868,15 @@ impl QueueState {
                 return nimbus_store::Step::Stop;
             }
             seen += 1;
-            let id = String::from_utf8_lossy(id).into_owned();
             let exp =
                 serde_json::from_slice::<crate::state::DedupRecord>(value).map_or(0, |r| r.exp);
+            if exp > now {
+                earliest = earliest.min(exp);
+                return nimbus_store::Step::Next;
+            }
+            let id = String::from_utf8_lossy(id).into_owned();
             // An id being sent again right now keeps its record.
-            if exp <= now && !self.dedup.contains_key(&id) {
+            if !self.dedup.contains_key(&id) {
                 expired.push(id);
             }
             nimbus_store::Step::Next
@@ -1872,9 +1886,9 @@ impl QueueState {
             return;
         }
         self.expired_dedup.extend(expired);
-        self.dedup_written = 0;
+        self.dedup_pass.1 = earliest;
         if next.is_none() {
-            self.dedup_sweep_at = now + 10_000;
+            self.dedup_sweep_at = earliest.min(self.dedup_pass.0 + DEDUP_WINDOW_MS);
         }
         self.dedup_sweep = next;
     }
@@ -1883,7 +1897,6 @@ impl QueueState {
     pub fn dedup_insert(&mut self, key: String, entry: DedupEntry) {
         // Its record is written again: a deletion the sweep decided must not follow it.
         self.expired_dedup.retain(|d| d != &key);
-        self.dedup_written += 1;
         self.dedup.insert(key, entry);
     }
 
