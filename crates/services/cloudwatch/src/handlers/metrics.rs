@@ -247,6 +247,81 @@ fn dimension_filters(input: &Value) -> Result<Vec<DimensionFilter>, AwsError> {
     Ok(out)
 }
 
+/// What a ListMetrics call looks for: the series under `prefix` (the
+/// account and region, or a namespace in it, or a name in that) that pass
+/// the filters the prefix does not already apply.
+struct Scan<'a> {
+    prefix: Vec<u8>,
+    metric_name: Option<&'a str>,
+    filters: &'a [DimensionFilter],
+    /// Published at or after this (epoch ms).
+    active_since_ms: u64,
+}
+
+impl Scan<'_> {
+    /// One page: up to [`LIST_PAGE`] metrics from `after` on, and the token
+    /// of the next page when there may be more.
+    fn page(
+        &self,
+        call: &Call<'_>,
+        mut after: Option<Vec<u8>>,
+    ) -> Result<(Vec<MetricIdentity>, Option<String>), AwsError> {
+        let mut listed: Vec<MetricIdentity> = Vec::new();
+        // The metric whose series (one per unit, adjacent in key order) are
+        // being read, and whether it is listed already.
+        let mut current: Option<(Vec<u8>, bool)> = None;
+        let mut last_listed: Option<Vec<u8>> = None;
+        let mut scanned = 0usize;
+        loop {
+            let (chunk, more) = call
+                .metrics
+                .list_series_in(&self.prefix, after.as_deref(), LIST_CHUNK)
+                .map_err(aws)?;
+            for info in chunk {
+                let metric = &info.name.identity;
+                let key = metric.key_prefix(call.account, call.region);
+                if current.as_ref().is_none_or(|(k, _)| *k != key) {
+                    // Between two metrics: the place to stop when this call
+                    // has read enough (the next page starts past the one done).
+                    if scanned >= LIST_SCAN_BUDGET {
+                        if let Some((done, _)) = &current {
+                            return Ok((listed, Some(token_past(done))));
+                        }
+                    }
+                    current = Some((key.clone(), false));
+                }
+                scanned += 1;
+                let already = current.as_ref().is_some_and(|(_, l)| *l);
+                let admitted = !already
+                    && self.metric_name.is_none_or(|n| n == metric.metric_name)
+                    && self.filters.iter().all(|f| f.admits(metric.dimensions()))
+                    && info.last_put_ms >= self.active_since_ms;
+                if !admitted {
+                    continue;
+                }
+                if listed.len() == LIST_PAGE {
+                    // A metric for the next page, which starts past the last listed.
+                    let token = last_listed.as_deref().map(token_past);
+                    return Ok((listed, token));
+                }
+                listed.push(metric.clone());
+                last_listed = Some(key.clone());
+                current = Some((key, true));
+            }
+            match more {
+                Some(k) => after = Some(k),
+                None => return Ok((listed, None)),
+            }
+        }
+    }
+}
+
+/// The token of a page that starts past every unit of the metric whose
+/// key prefix is `metric_key`.
+fn token_past(metric_key: &[u8]) -> String {
+    encode_token(&[metric_key, &PAST_UNITS].concat())
+}
+
 fn encode_token(after: &[u8]) -> String {
     B64.encode(after)
 }
@@ -288,76 +363,32 @@ pub fn list_metrics(call: &Call<'_>, input: &Value) -> Result<Value, AwsError> {
     let token = string(input, "NextToken", "NextToken")?.filter(|t| !t.is_empty());
 
     let account_scope = identity::scope_prefix(call.account, call.region, None);
-    let mut after = token
+    let after = token
         .as_deref()
         .map(|t| decode_token(t, &account_scope))
         .transpose()?;
-    // Only the caller's own account exists here: no source accounts are linked.
-    let foreign = linked && owning.as_deref().is_some_and(|a| a != call.account);
     let prefix = match (&namespace, &metric_name) {
         (Some(ns), Some(name)) => identity::name_prefix(call.account, call.region, ns, name),
         (Some(ns), None) => identity::scope_prefix(call.account, call.region, Some(ns)),
         _ => account_scope,
     };
-    let active_since = call.now_ms.saturating_sub(if recent_only {
-        RECENTLY_ACTIVE_MS
+    let scan = Scan {
+        prefix,
+        metric_name: metric_name.as_deref(),
+        filters: &filters,
+        active_since_ms: call.now_ms.saturating_sub(if recent_only {
+            RECENTLY_ACTIVE_MS
+        } else {
+            LISTED_FOR_MS
+        }),
+    };
+    // Only the caller's own account exists here: no source accounts are linked.
+    let foreign = linked && owning.as_deref().is_some_and(|a| a != call.account);
+    let (listed, next_token) = if foreign {
+        (Vec::new(), None)
     } else {
-        LISTED_FOR_MS
-    });
-
-    let mut listed: Vec<MetricIdentity> = Vec::new();
-    let mut next_token = None;
-    // The metric whose series (one per unit, adjacent in key order) are
-    // being read, and whether it is listed already.
-    let mut current: Option<(Vec<u8>, bool)> = None;
-    let mut last_listed: Option<Vec<u8>> = None;
-    let mut scanned = 0usize;
-    'pages: while !foreign {
-        let (chunk, more) = call
-            .metrics
-            .list_series_in(&prefix, after.as_deref(), LIST_CHUNK)
-            .map_err(aws)?;
-        for info in chunk {
-            let metric = &info.name.identity;
-            let key = metric.key_prefix(call.account, call.region);
-            let new_metric = current.as_ref().is_none_or(|(k, _)| *k != key);
-            if new_metric {
-                // Between two metrics: the place to stop when this call has
-                // read enough (the next page starts past the metric done).
-                if scanned >= LIST_SCAN_BUDGET {
-                    if let Some((done, _)) = &current {
-                        next_token = Some(encode_token(&[done.as_slice(), &PAST_UNITS].concat()));
-                        break 'pages;
-                    }
-                }
-                current = Some((key.clone(), false));
-            }
-            scanned += 1;
-            let already = current.as_ref().is_some_and(|(_, l)| *l);
-            let admitted = !already
-                && metric_name
-                    .as_ref()
-                    .is_none_or(|n| *n == metric.metric_name)
-                && filters.iter().all(|f| f.admits(metric.dimensions()))
-                && info.last_put_ms >= active_since;
-            if admitted {
-                if listed.len() == LIST_PAGE {
-                    // A metric for the next page: it starts past the last one listed.
-                    if let Some(last) = &last_listed {
-                        next_token = Some(encode_token(&[last.as_slice(), &PAST_UNITS].concat()));
-                    }
-                    break 'pages;
-                }
-                listed.push(metric.clone());
-                last_listed = Some(key.clone());
-                current = Some((key, true));
-            }
-        }
-        match more {
-            Some(k) => after = Some(k),
-            None => break,
-        }
-    }
+        scan.page(call, after)?
+    };
 
     let metrics: Vec<Value> = listed
         .iter()

@@ -61,10 +61,6 @@ impl Harness {
         Harness { cw, dir, options }
     }
 
-    pub fn ctx(&self) -> RequestContext {
-        RequestContext::for_account(ACCOUNT, REGION)
-    }
-
     pub async fn call_as(&self, account: &str, op: &str, input: Value) -> Result<Value, AwsError> {
         let ctx = RequestContext::for_account(account, REGION);
         self.cw.call(&ctx, op, input).await
