@@ -27,6 +27,8 @@ BAD = [
     ("--auth", "NIMBUS_AUTH", "maybe", ["possible values"]),
     ("--host", "NIMBUS_HOST", "not a host", ["not an IP address or host name"]),
     ("--init", "NIMBUS_INIT_DIR", "/nonexistent/init", ["not a directory"]),
+    ("--metrics-retention", "NIMBUS_METRICS_RETENTION", "2h", ["at least 3h"]),
+    ("--metrics-retention", "NIMBUS_METRICS_RETENTION", "soon", ["not a duration"]),
 ]
 
 # Variables the developer's shell may have set would change what is being tested.

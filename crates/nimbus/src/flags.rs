@@ -126,6 +126,70 @@ pub fn byte_size(s: &str) -> Result<usize, String> {
         .and_then(|n| usize::try_from(n).map_err(|_| format!("{s:?}: too large")))
 }
 
+/// A duration as people write one: a whole number and a unit (`s`, `m`,
+/// `h`, `d` or `w`), or several in a row (`1d12h`); a bare number is seconds.
+/// In seconds.
+pub fn duration_s(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map_err(|_| format!("{text:?}: too large"));
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "{text:?}: not a duration (e.g. 3h, 90m, 14d, 2w, 1d12h)"
+            ));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{text:?}: too large"))?;
+        let unit_len = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len() - digits);
+        let scale: u64 = match &rest[digits..digits + unit_len] {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            unit => {
+                return Err(format!(
+                    "{text:?}: unknown unit {unit:?} (use s, m, h, d or w)"
+                ))
+            }
+        };
+        total = n
+            .checked_mul(scale)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{text:?}: too large"))?;
+        rest = &rest[digits + unit_len..];
+    }
+    Ok(total)
+}
+
+/// `--metrics-retention`: how long raw metric data is kept, from CloudWatch's
+/// own 3 hours up to ten years. In seconds.
+pub fn metrics_retention(s: &str) -> Result<u64, String> {
+    const MIN_S: u64 = 3 * 3600;
+    const MAX_S: u64 = 3650 * 86_400;
+    let secs = duration_s(s)?;
+    if secs < MIN_S {
+        Err("must be at least 3h (CloudWatch keeps raw data 3 hours)".into())
+    } else if secs > MAX_S {
+        Err("must be at most 3650d".into())
+    } else {
+        Ok(secs)
+    }
+}
+
 /// `--data-dir`: a path (created if missing).
 pub fn data_dir(s: &str) -> Result<PathBuf, String> {
     if s.is_empty() {
@@ -150,6 +214,22 @@ mod tests {
         assert!(byte_size("64XB").is_err());
         assert!(byte_size("MiB").is_err());
         assert!(byte_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn durations_and_retention() {
+        assert_eq!(duration_s("3h"), Ok(10_800));
+        assert_eq!(duration_s("90m"), Ok(5_400));
+        assert_eq!(duration_s("2w"), Ok(14 * 86_400));
+        assert_eq!(duration_s("1d12h"), Ok(129_600));
+        assert_eq!(duration_s("3600"), Ok(3_600));
+        for bad in ["", "h", "3x", "3 h", "1.5h", "-3h", "99999999999999999999w"] {
+            assert!(duration_s(bad).is_err(), "{bad}");
+        }
+        assert_eq!(metrics_retention("3h"), Ok(10_800));
+        assert_eq!(metrics_retention("90d"), Ok(90 * 86_400));
+        assert!(metrics_retention("2h").is_err());
+        assert!(metrics_retention("3651d").is_err());
     }
 
     #[test]

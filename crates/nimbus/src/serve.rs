@@ -78,6 +78,11 @@ pub struct ServeArgs {
     /// this is what nimbus keeps of them in memory.
     #[arg(long, default_value = "64MiB", env = "NIMBUS_CACHE_SIZE", value_parser = crate::flags::byte_size)]
     cache_size: usize,
+    /// How long raw metric datapoints are kept (CloudWatch: 3 hours). Longer keeps
+    /// sub-minute periods and exact percentiles answerable for older data: 3h, 14d,
+    /// 90d, 2w, 1d12h. Roll-ups are kept as CloudWatch keeps them whatever this is.
+    #[arg(long, value_name = "DURATION", default_value = "3h", env = "NIMBUS_METRICS_RETENTION", value_parser = crate::flags::metrics_retention)]
+    metrics_retention: u64,
     /// Seconds without a request after which memory freed by earlier requests goes
     /// back to the system (tests shorten it).
     #[arg(long, hide = true, default_value_t = crate::trim::PERIOD.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
@@ -210,6 +215,33 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     services.insert("ec2", ec2.clone());
     if let Some(iam) = services.get("iam").cloned() {
         ec2.set_profile_resolver(crate::imds::profile_resolver(iam));
+    }
+    let cloudwatch = Arc::new(nimbus_cloudwatch::CloudWatch::open(
+        store.clone(),
+        &args.region,
+        nimbus_cloudwatch::metrics::MetricsOptions {
+            retention: nimbus_cloudwatch::metrics::Retention {
+                raw_s: args.metrics_retention,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )?);
+    services.insert("cloudwatch", cloudwatch.clone());
+    // Ingested metric data goes into its blocks, and old blocks go, in the
+    // background: a put only appends to the ingest log.
+    {
+        let cloudwatch = cloudwatch.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(nimbus_cloudwatch::UPKEEP_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = cloudwatch.upkeep().await {
+                    tracing::warn!("cloudwatch: metric upkeep failed (retried next round): {e}");
+                }
+            }
+        });
     }
     let s3_opened = std::time::SystemTime::now();
     let s3 = Arc::new(nimbus_s3::S3::open(
@@ -391,6 +423,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         return Err(crate::state::restart_in_place(
             ephemeral_dir.as_ref().map(|d| d.0.as_path()),
         ));
+    }
+    // Pending metric data into its blocks, so that the next start replays nothing.
+    if let Err(e) = cloudwatch.flush_all().await {
+        tracing::warn!("cloudwatch: final flush failed (the ingest log keeps the data): {e}");
     }
     let stopping = store.clone();
     match tokio::task::spawn_blocking(move || stopping.checkpoint()).await {

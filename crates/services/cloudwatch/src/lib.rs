@@ -1,16 +1,261 @@
-//! Amazon CloudWatch for nimbus (issue 12), being built in parts that each
-//! stand on their own before the service is wired:
+//! Amazon CloudWatch for nimbus (issue 12). This file owns the service
+//! object: [`CloudWatch::open`] opens the metric data in the store, the
+//! [`Service`] implementation dispatches the model's operations to the
+//! handlers, [`CloudWatch::upkeep`] is the periodic work a server runs
+//! (flushing ingested data into blocks, expiring old blocks in bounded
+//! steps), and the service clock every answer uses. Layout of the crate:
 //!
-//! - `alarm` — how an alarm's state follows from its datapoints: M out of N,
-//!   TreatMissingData, low-sample-count percentiles; composite alarm rules
-//!   (parsed and evaluated over the states of other alarms); state reasons in
-//!   AWS's wording (pure logic; no storage, no clock).
+//! - `handlers/` — one function per operation (`metrics`: PutMetricData,
+//!   GetMetricStatistics, ListMetrics) and the input helpers they share.
 //! - `metrics` — datapoints stored compactly by metric and time, rolled up
 //!   and expired as AWS does, and the statistics (including percentiles)
-//!   computed over them.
+//!   computed over them; a library with no clock and no thread.
+//! - `alarm` — how an alarm's state follows from its datapoints and how
+//!   composite rules combine alarms (pure logic, not served yet).
 //!
-//! Still to come: the handlers behind the model-driven codec, the
-//! collectors and the alarm controller, and `--clock-scale`.
+//! Still to come: GetMetricData, the alarm operations and their controller,
+//! the collectors, and `--clock-scale`.
 
 pub mod alarm;
+mod handlers;
 pub mod metrics;
+
+#[cfg(test)]
+mod tests;
+
+use metrics::{Metrics, MetricsError, MetricsOptions};
+use nimbus_core::{AwsError, BoxFuture, RequestContext, Service};
+use nimbus_store::{Batch, Store};
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::RwLock;
+
+/// How often a server should call [`CloudWatch::upkeep`]: often enough that
+/// a flush follows soon after the metrics library's flush interval.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a full expiry pass starts (retention is counted in hours and
+/// days, so a minute late costs nothing).
+const EXPIRY_EVERY_MS: u64 = 60_000;
+/// Segments (and series) one expiry step may delete: one store batch.
+const EXPIRY_BUDGET: usize = 1000;
+/// Expiry steps one upkeep round may take; a pass with more to do goes on
+/// at the next round, so a large backlog never holds the store for long.
+const EXPIRY_STEPS_PER_ROUND: usize = 16;
+
+/// The CloudWatch service.
+pub struct CloudWatch {
+    store: Store,
+    options: MetricsOptions,
+    /// Region of requests that carry none (internal calls).
+    default_region: String,
+    /// Requests hold it shared for their whole run (a put until its data is
+    /// durable); a reset holds it alone while it clears the tables and puts
+    /// fresh metrics in place, so no write of the old data lands after it.
+    metrics: RwLock<Arc<Metrics>>,
+    /// The latest time handed out: the metrics library wants time that never
+    /// goes backwards, and requests may reach it out of arrival order.
+    last_now_ms: AtomicU64,
+    /// Shifts the service clock; only tests move it.
+    clock_offset_ms: AtomicU64,
+    expiry: Mutex<ExpiryState>,
+}
+
+#[derive(Debug, Default)]
+struct ExpiryState {
+    /// When the next expiry pass is due (epoch ms).
+    next_pass_ms: u64,
+    /// A pass is under way and has more to delete.
+    in_pass: bool,
+}
+
+/// What one [`CloudWatch::upkeep`] round did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpkeepReport {
+    pub flushed: bool,
+    pub segments_expired: usize,
+    pub series_expired: usize,
+}
+
+impl CloudWatch {
+    /// Opens the service on `store`, replaying any data ingested but not yet
+    /// flushed when nimbus last stopped.
+    pub fn open(
+        store: Store,
+        default_region: &str,
+        options: MetricsOptions,
+    ) -> Result<CloudWatch, String> {
+        let metrics = Metrics::open(store.clone(), options.clone())
+            .map_err(|e| format!("cloudwatch: opening the metric data failed: {e}"))?;
+        Ok(CloudWatch {
+            store,
+            options,
+            default_region: default_region.to_string(),
+            metrics: RwLock::new(Arc::new(metrics)),
+            last_now_ms: AtomicU64::new(0),
+            clock_offset_ms: AtomicU64::new(0),
+            expiry: Mutex::new(ExpiryState::default()),
+        })
+    }
+
+    /// The service time for an event at `at_ms` (epoch ms): never earlier
+    /// than a time already handed out.
+    fn now(&self, at_ms: u64) -> u64 {
+        let t = at_ms.saturating_add(self.clock_offset_ms.load(Ordering::Relaxed));
+        self.last_now_ms.fetch_max(t, Ordering::AcqRel).max(t)
+    }
+
+    /// The region a request acts in.
+    fn region<'a>(&'a self, ctx: &'a RequestContext) -> &'a str {
+        if ctx.region.is_empty() {
+            &self.default_region
+        } else {
+            &ctx.region
+        }
+    }
+
+    /// Moves the service clock forward (tests of RecentlyActive and expiry).
+    #[cfg(test)]
+    pub(crate) fn advance_clock(&self, ms: u64) {
+        self.clock_offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// One round of the periodic work: flushes pending data once the
+    /// library says a flush is due (waiting until it is durable), and takes
+    /// a few bounded expiry steps when a pass is due or under way. The
+    /// store work runs on a blocking thread. Call it every [`UPKEEP_EVERY`].
+    pub async fn upkeep(&self) -> Result<UpkeepReport, MetricsError> {
+        let guard = self.metrics.read().await;
+        let metrics = Arc::clone(&guard);
+        let now = self.now(nimbus_core::now_millis());
+        let mut report = UpkeepReport::default();
+        if metrics.needs_flush(now) {
+            let m = Arc::clone(&metrics);
+            let durable = blocking(move || m.flush(now)).await?;
+            durable.await?;
+            report.flushed = true;
+        }
+        let due = {
+            let mut e = lock(&self.expiry);
+            if e.in_pass || now >= e.next_pass_ms {
+                if !e.in_pass {
+                    e.next_pass_ms = now.saturating_add(EXPIRY_EVERY_MS);
+                }
+                true
+            } else {
+                false
+            }
+        };
+        if due {
+            let m = Arc::clone(&metrics);
+            let (segments, series, more) = blocking(move || {
+                let (mut segments, mut series) = (0, 0);
+                for _ in 0..EXPIRY_STEPS_PER_ROUND {
+                    let step = m.expire(now, EXPIRY_BUDGET)?;
+                    segments += step.segments_deleted;
+                    series += step.series_deleted;
+                    if !step.more {
+                        return Ok((segments, series, false));
+                    }
+                }
+                Ok((segments, series, true))
+            })
+            .await?;
+            lock(&self.expiry).in_pass = more;
+            report.segments_expired = segments;
+            report.series_expired = series;
+        }
+        drop(guard);
+        Ok(report)
+    }
+
+    /// Flushes whatever is pending and waits until it is durable (a server
+    /// stopping cleanly calls it, so that the next start replays nothing).
+    pub async fn flush_all(&self) -> Result<(), MetricsError> {
+        let guard = self.metrics.read().await;
+        let use_now = guard.memory_use();
+        if use_now.pending_entries == 0 && use_now.unflushed_log_records == 0 {
+            return Ok(());
+        }
+        let m = Arc::clone(&guard);
+        let now = self.now(nimbus_core::now_millis());
+        let durable = blocking(move || m.flush(now)).await?;
+        durable.await?;
+        drop(guard);
+        Ok(())
+    }
+
+    async fn reset_all(&self) -> Result<(), AwsError> {
+        let mut guard = self.metrics.write().await;
+        let failed = |e: nimbus_store::StoreError| MetricsError::from(e).to_aws_error();
+        let stored = self
+            .store
+            .keys_of_tables(&metrics::TABLES)
+            .await
+            .map_err(failed)?;
+        let mut batch = Batch::new();
+        for (table, keys) in stored {
+            for k in keys {
+                batch.delete(table, k);
+            }
+        }
+        if !batch.is_empty() {
+            self.store.commit(batch).await.map_err(failed)?;
+        }
+        let fresh = Metrics::open(self.store.clone(), self.options.clone())
+            .map_err(|e| e.to_aws_error())?;
+        *guard = Arc::new(fresh);
+        *lock(&self.expiry) = ExpiryState::default();
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs store work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, MetricsError> + Send + 'static,
+) -> Result<T, MetricsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| MetricsError::Internal(format!("metrics upkeep stopped: {e}")))?
+}
+
+impl Service for CloudWatch {
+    fn name(&self) -> &'static str {
+        "cloudwatch"
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        operation: &'a str,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, AwsError>> {
+        Box::pin(async move {
+            let guard = self.metrics.read().await;
+            let call = handlers::Call {
+                metrics: &guard,
+                account: &ctx.account_id,
+                region: self.region(ctx),
+                now_ms: self.now(ctx.now_ms),
+            };
+            use handlers::metrics as m;
+            match operation {
+                "PutMetricData" => m::put_metric_data(&call, &input).await,
+                "GetMetricStatistics" => m::get_metric_statistics(&call, &input),
+                "ListMetrics" => m::list_metrics(&call, &input),
+                "GetMetricData" | "PutMetricAlarm" | "DescribeAlarms" => Err(
+                    AwsError::operation_not_implemented("cloudwatch", "CloudWatch", operation),
+                ),
+                other => Err(AwsError::invalid_action(other, "CloudWatch")),
+            }
+        })
+    }
+
+    fn reset(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(self.reset_all())
+    }
+}

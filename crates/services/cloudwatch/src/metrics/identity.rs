@@ -221,6 +221,15 @@ pub fn scope_prefix(account: &str, region: &str, namespace: Option<&str>) -> Vec
     key
 }
 
+/// The key prefix of every metric named `metric_name` in `namespace` (all
+/// their dimension sets and units): ListMetrics with both filters reads only
+/// these.
+pub fn name_prefix(account: &str, region: &str, namespace: &str, metric_name: &str) -> Vec<u8> {
+    let mut key = scope_prefix(account, region, Some(namespace));
+    put_text(&mut key, metric_name);
+    key
+}
+
 /// A series key decoded back into its parts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesName {

@@ -100,6 +100,14 @@ pub use ingest::{
 pub use query::{Retention, MAX_DATAPOINTS_PER_CALL};
 pub use stats::{Bounds, PeriodAggregate, Statistic};
 
+/// Every table the metric data lives in (what a reset of the service clears).
+pub const TABLES: [&str; 4] = [
+    records::SERIES,
+    records::BLOCKS,
+    records::INGEST,
+    records::META,
+];
+
 use blocks::Block;
 use nimbus_store::{Batch, Step, Store, StoreError};
 use query::{PeriodAccumulator, Plan};
@@ -717,18 +725,30 @@ impl Metrics {
         limit: usize,
     ) -> Result<(Vec<SeriesInfo>, Option<Vec<u8>>), MetricsError> {
         let prefix = identity::scope_prefix(account, region, namespace);
+        self.list_series_in(&prefix, after, limit)
+    }
+
+    /// Series whose keys start with `prefix` (one made by
+    /// [`identity::scope_prefix`] or [`identity::name_prefix`]), as
+    /// [`Metrics::list_series`] pages them.
+    pub fn list_series_in(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<SeriesInfo>, Option<Vec<u8>>), MetricsError> {
         let from = match after {
             Some(k) => {
                 let mut next = k.to_vec();
                 next.push(0);
                 next
             }
-            None => prefix.clone(),
+            None => prefix.to_vec(),
         };
         let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut more = false;
         self.store.scan(records::SERIES, &from, |k, v| {
-            if !k.starts_with(&prefix) {
+            if !k.starts_with(prefix) {
                 return Step::Stop;
             }
             if found.len() == limit {
@@ -741,9 +761,6 @@ impl Metrics {
         let mut out = Vec::with_capacity(found.len());
         for (k, v) in &found {
             let name = identity::decode_series_key(k)?;
-            if namespace.is_some_and(|ns| ns != name.identity.namespace) {
-                continue;
-            }
             let record = SeriesRecord::decode(v).map_err(corrupt("series record"))?;
             let cached = self.lock().series.get(k).map(|s| s.last_put_ms);
             out.push(SeriesInfo {
