@@ -98,6 +98,9 @@ struct Incoming<'a> {
     query: &'a str,
     headers: &'a HeaderMap,
     body: Bytes,
+    /// The body as sent when `body` is it inflated (request compression):
+    /// what the signature's payload hash covers.
+    sent_body: Option<Bytes>,
     form: Vec<(String, String)>,
     /// The body is streamed to the service: signatures cover the claimed payload hash,
     /// which the stream checks at its end.
@@ -274,6 +277,7 @@ impl Edge {
             query: parts.uri.query().unwrap_or(""),
             headers: &parts.headers,
             body: Bytes::new(),
+            sent_body: None,
             form: Vec::new(),
             streamed: false,
             remote,
@@ -303,6 +307,20 @@ impl Edge {
                     AwsError::new("IncompleteBody", "The request body terminated unexpectedly");
                 return to_http(generic_error(&err, &request_id), None);
             }
+        };
+        // SDKs gzip large bodies of some RPC calls (the model's request
+        // compression, e.g. PutMetricData): the signature covers the bytes as
+        // sent; everything after reads them inflated.
+        let body = if is_compressed_rpc(parts) {
+            match inflate(&body) {
+                Ok(inflated) => {
+                    incoming.sent_body = Some(body);
+                    inflated
+                }
+                Err(e) => return to_http(generic_error(&e, &request_id), None),
+            }
+        } else {
+            body
         };
         incoming.form = if is_aws_chunked(&parts.headers) {
             Vec::new()
@@ -662,7 +680,7 @@ impl Edge {
             let payload_hash = if req.streamed {
                 String::new()
             } else {
-                hex::encode(Sha256::digest(&req.body))
+                hex::encode(Sha256::digest(req.sent_body.as_ref().unwrap_or(&req.body)))
             };
             nimbus_auth::verify(
                 claim,
@@ -879,6 +897,50 @@ fn is_aws_chunked(headers: &HeaderMap) -> bool {
 }
 
 /// The parameters of a url-encoded form body (query-protocol POSTs), else none.
+/// A gzip-compressed RPC call (query, JSON or CBOR protocol). REST calls
+/// are left alone: for S3 a Content-Encoding is the object's own metadata.
+fn is_compressed_rpc(parts: &http::request::Parts) -> bool {
+    let h = &parts.headers;
+    let gzip = h
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("gzip"));
+    if !gzip || parts.method != http::Method::POST {
+        return false;
+    }
+    let form = h
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    h.contains_key("x-amz-target")
+        || h.contains_key("smithy-protocol")
+        || (form && parts.uri.path() == "/")
+}
+
+/// Inflates a gzip request body, refusing one that inflates past the
+/// largest body accepted.
+fn inflate(body: &[u8]) -> Result<Bytes, AwsError> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(MAX_BODY));
+    let read = flate2::read::GzDecoder::new(body)
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut out);
+    match read {
+        Ok(n) if n > MAX_BODY => Err(AwsError::new(
+            "RequestEntityTooLarge",
+            "The request body is too large.",
+        )
+        .with_status(413)),
+        Ok(_) => Ok(Bytes::from(out)),
+        Err(_) => Err(AwsError::new(
+            "InvalidRequest",
+            "The request body is not valid gzip data, as its Content-Encoding says.",
+        )),
+    }
+}
+
 fn form_params(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
     let is_form = headers
         .get(http::header::CONTENT_TYPE)
@@ -982,4 +1044,67 @@ fn bucket_of(path: &str) -> Option<&str> {
         .split('/')
         .next()
         .filter(|b| !b.is_empty())
+}
+
+#[cfg(test)]
+mod compression_tests {
+    use super::*;
+    use std::io::Write;
+
+    fn parts(method: &str, path: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut b = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn only_compressed_rpc_calls_are_inflated() {
+        let gz = ("content-encoding", "gzip");
+        let form = ("content-type", "application/x-www-form-urlencoded");
+        assert!(is_compressed_rpc(&parts("POST", "/", &[gz, form])));
+        assert!(is_compressed_rpc(&parts(
+            "POST",
+            "/",
+            &[
+                gz,
+                (
+                    "x-amz-target",
+                    "GraniteServiceVersion20100801.PutMetricData"
+                )
+            ]
+        )));
+        assert!(is_compressed_rpc(&parts(
+            "POST",
+            "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+            &[gz, ("smithy-protocol", "rpc-v2-cbor")]
+        )));
+        // An S3 object stored gzipped keeps its bytes.
+        assert!(!is_compressed_rpc(&parts(
+            "PUT",
+            "/bucket/key",
+            &[gz, form]
+        )));
+        assert!(!is_compressed_rpc(&parts("POST", "/bucket", &[gz, form])));
+        assert!(!is_compressed_rpc(&parts("POST", "/", &[form])));
+    }
+
+    #[test]
+    fn inflation_is_bounded_and_checked() {
+        assert_eq!(
+            &inflate(&gzip(b"Action=ListMetrics")).unwrap()[..],
+            b"Action=ListMetrics"
+        );
+        assert_eq!(inflate(b"not gzip").unwrap_err().code, "InvalidRequest");
+        let bomb = gzip(&vec![0u8; MAX_BODY + 1]);
+        let e = inflate(&bomb).unwrap_err();
+        assert_eq!((e.code.as_str(), e.status), ("RequestEntityTooLarge", 413));
+    }
 }
