@@ -254,6 +254,31 @@ def test_enforce_refuses_wrong_secret(enforced, aws):
     assert p.returncode != 0 and "SignatureDoesNotMatch" in p.stderr
 
 
+def test_enforce_covers_a_compressed_body(enforced):
+    """A gzip-compressed call (SDKs compress PutMetricData) is signed as sent:
+    the same call with its inflated content changed and compressed again is
+    refused, and changes nothing."""
+    import gzip
+
+    def cw(tamper):
+        c = make_client(enforced.endpoint, "cloudwatch", access_key="AKIAROOTEXAMPLE00001",
+                        secret_key="root-secret", request_min_compression_size_bytes=1)
+        if tamper:
+            def swap(request, **_):
+                request.body = gzip.compress(gzip.decompress(request.body).replace(b"signed", b"forged"))
+            c.meta.events.register("before-send.cloudwatch.PutMetricData", swap)
+        return c
+
+    names = lambda: sorted(m["MetricName"] for m in cw(False).list_metrics(Namespace="Gz")["Metrics"])
+    cw(False).put_metric_data(Namespace="Gz", MetricData=[{"MetricName": "signed", "Value": 1.0}])
+    assert names() == ["signed"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw(True).put_metric_data(Namespace="Gz", MetricData=[{"MetricName": "signed", "Value": 2.0}])
+    assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch", e.value.response
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert names() == ["signed"]
+
+
 def aws_cli_enforced(server, secret):
     from conftest import aws_cli
     return aws_cli(server.endpoint, "sqs", "list-queues", check=False,
