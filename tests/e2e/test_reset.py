@@ -35,7 +35,7 @@ def node(tmp_path_factory):
 
 
 def clients(endpoint):
-    return {name: make_client(endpoint, name) for name in ("s3", "sqs", "iam", "sts", "ec2")}
+    return {name: make_client(endpoint, name) for name in ("s3", "sqs", "iam", "sts", "ec2", "cloudwatch")}
 
 
 def pids_with(marker):
@@ -82,7 +82,9 @@ def populate(endpoint):
     alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
     ec2.associate_address(AllocationId=alloc, InstanceId=iid)
     made_image = ec2.create_image(InstanceId=iid, Name="reset-image", NoReboot=True)["ImageId"]
+    c["cloudwatch"].put_metric_data(Namespace="Reset", MetricData=[{"MetricName": "m", "Value": 1.0}])
     # Everything is really there before the reset.
+    assert [m["MetricName"] for m in c["cloudwatch"].list_metrics(Namespace="Reset")["Metrics"]] == ["m"]
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [BUCKET]
     assert sqs.list_queues()["QueueUrls"] == [url]
     assert ec2.describe_addresses()["Addresses"]
@@ -97,6 +99,7 @@ def assert_empty(endpoint, data_dir, seen):
     s3, sqs, iam, ec2 = c["s3"], c["sqs"], c["iam"], c["ec2"]
     assert s3.list_buckets()["Buckets"] == []
     assert sqs.list_queues().get("QueueUrls", []) == []
+    assert c["cloudwatch"].list_metrics()["Metrics"] == []
     assert iam.list_roles()["Roles"] == []
     assert iam.list_instance_profiles()["InstanceProfiles"] == []
     assert ec2.describe_instances()["Reservations"] == []
@@ -161,7 +164,7 @@ def test_reset_removes_everything_and_keeps_serving(node, how):
     seen = populate(node.endpoint)
     body = reset_by(how, node.endpoint)
     assert body["status"] == "ok"  # moto's answer
-    assert sorted(body["reset"]) == ["ec2", "iam", "s3", "sqs", "sts"]
+    assert sorted(body["reset"]) == ["cloudwatch", "ec2", "iam", "s3", "sqs", "sts"]
     assert_empty(node.endpoint, node.data_dir, seen)
     assert_usable(node.endpoint)
 
