@@ -56,6 +56,22 @@ def kill9_under_load(server, threads, stop):
         t.join(timeout=30)
 
 
+def consume_until_killed(endpoint, url, stop, lock, deleted, visibility):
+    """Receives and deletes until `stop` is set or the server is gone, adding
+    each acknowledged delete's body to `deleted`."""
+    client = make_client(endpoint, "sqs", connect_timeout=2, read_timeout=5)
+    while not stop.is_set():
+        try:
+            msgs = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                          VisibilityTimeout=visibility).get("Messages", [])
+            for m in msgs:
+                client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                with lock:
+                    deleted.add(m["Body"])
+        except Exception:  # cut off by the kill; only acknowledged deletes count
+            return
+
+
 def count_keys(endpoint, bucket):
     """Every key of the bucket, paged with ListObjectsV2 (parsed by regex: botocore's
     parser would take longer than the listing)."""
@@ -219,17 +235,7 @@ def test_a_deep_queue_stays_in_the_store_and_opens_on_its_stored_count(tmp_path)
                 i += 1
 
         def consumer():
-            client = make_client(server.endpoint, "sqs", connect_timeout=2, read_timeout=5)
-            while not stop.is_set():
-                try:
-                    msgs = client.receive_message(QueueUrl=late_url, MaxNumberOfMessages=10,
-                                                  VisibilityTimeout=0).get("Messages", [])
-                    for m in msgs:
-                        client.delete_message(QueueUrl=late_url, ReceiptHandle=m["ReceiptHandle"])
-                        with lock:
-                            deleted.add(m["Body"])
-                except Exception:
-                    return
+            consume_until_killed(server.endpoint, late_url, stop, lock, deleted, visibility=0)
 
         threads = [threading.Thread(target=sender, args=(n,)) for n in range(6)]
         kill9_under_load(server, threads + [threading.Thread(target=consumer)], stop)
@@ -342,17 +348,7 @@ def test_a_deep_fifo_queue_stays_in_the_store_and_keeps_group_order_through_kill
                 i += 1
 
         def consumer():
-            client = make_client(server.endpoint, "sqs", connect_timeout=2, read_timeout=5)
-            while not stop.is_set():
-                try:
-                    msgs = client.receive_message(QueueUrl=late_url, MaxNumberOfMessages=10,
-                                                  VisibilityTimeout=2).get("Messages", [])
-                    for m in msgs:
-                        client.delete_message(QueueUrl=late_url, ReceiptHandle=m["ReceiptHandle"])
-                        with lock:
-                            deleted.add(m["Body"])
-                except Exception:
-                    return
+            consume_until_killed(server.endpoint, late_url, stop, lock, deleted, visibility=2)
 
         threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
         kill9_under_load(server, threads + [threading.Thread(target=consumer)], stop)
