@@ -3,15 +3,19 @@
 //! for who is calling where, the [`Service`] trait that each AWS service
 //! implements (typed JSON values in, typed JSON values out, never HTTP), the
 //! [`CredentialRegistry`] that the signature checker and STS share, the
-//! cloud-wide clock and id helpers, and [`timestamp`]: the calendar and every
-//! text form of a time (wire formats and signature dates alike).
+//! cloud-wide clock and id helpers ([`clock`]: the scalable clock of the
+//! infrastructure timers), [`telemetry`]: how services publish CloudWatch
+//! metrics, and [`timestamp`]: the calendar and every text form of a time
+//! (wire formats and signature dates alike).
 
 pub mod body;
 pub mod checksum;
+pub mod clock;
 mod credentials;
 mod error;
 pub mod save;
 mod service;
+pub mod telemetry;
 pub mod timestamp;
 
 pub use body::{BodySource, FileSlice, Reply, RequestBody, ResponseBody};

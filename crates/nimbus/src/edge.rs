@@ -60,6 +60,8 @@ pub struct EdgeConfig {
     /// The root access key: under `--auth enforce` only it may use nimbus's own
     /// endpoints that change state (reset, lifecycle runs).
     pub root_access_key_id: String,
+    /// The cloud's clock, whose scale and time `nimbus status` reports.
+    pub clock: nimbus_core::clock::CloudClock,
 }
 
 /// How a request names its service and protocol, learned from each registered

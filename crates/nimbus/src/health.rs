@@ -25,7 +25,9 @@ pub fn document(
     durable: bool,
     auth: &str,
     instance_driver: &str,
+    clock: &nimbus_core::clock::CloudClock,
 ) -> String {
+    let cloud_now_ms = clock.now_ms();
     let services: serde_json::Map<String, serde_json::Value> = services
         .iter()
         .map(|(name, state)| (name.to_string(), serde_json::Value::from(*state)))
@@ -39,6 +41,12 @@ pub fn document(
         "auth": auth,
         "instance_driver": instance_driver,
         "init": crate::init::health(),
+        // The cloud's clock (`--clock-scale`): what CloudWatch's timestamps follow.
+        "clock": {
+            "scale": clock.scale(),
+            "now_ms": cloud_now_ms,
+            "now": nimbus_core::timestamp::format_iso8601_secs((cloud_now_ms / 1000) as i64),
+        },
         "started_ms": STARTED_MS.get().copied().unwrap_or(0),
     })
     .to_string()

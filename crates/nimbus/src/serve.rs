@@ -83,6 +83,12 @@ pub struct ServeArgs {
     /// 90d, 2w, 1d12h. Roll-ups are kept as CloudWatch keeps them whatever this is.
     #[arg(long, value_name = "DURATION", default_value = "3h", env = "NIMBUS_METRICS_RETENTION", value_parser = crate::flags::metrics_retention)]
     metrics_retention: u64,
+    /// Runs the cloud's infrastructure clock N times faster (1 to 1000): metric
+    /// periods, alarm evaluation and every CloudWatch timestamp follow it, so a
+    /// 3-period 60 s alarm fires about 3 s after a breach at 60. Request timers
+    /// (SQS visibility, presigned and STS expiry) stay in real time.
+    #[arg(long, value_name = "N", default_value_t = 1, env = "NIMBUS_CLOCK_SCALE", value_parser = clap::value_parser!(u32).range(1..=nimbus_core::clock::MAX_SCALE as i64))]
+    clock_scale: u32,
     /// Seconds without a request after which memory freed by earlier requests goes
     /// back to the system (tests shorten it).
     #[arg(long, hide = true, default_value_t = crate::trim::PERIOD.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
@@ -216,9 +222,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(iam) = services.get("iam").cloned() {
         ec2.set_profile_resolver(crate::imds::profile_resolver(iam));
     }
+    let clock = crate::clock::start(&store, args.clock_scale)?;
     let cloudwatch = Arc::new(nimbus_cloudwatch::CloudWatch::open(
         store.clone(),
         &args.region,
+        clock.clone(),
         nimbus_cloudwatch::metrics::MetricsOptions {
             retention: nimbus_cloudwatch::metrics::Retention {
                 raw_s: args.metrics_retention,
@@ -314,6 +322,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 durable: ephemeral_dir.is_none(),
                 instance_driver: ec2.instance_driver(),
                 root_access_key_id: args.root_access_key_id.clone(),
+                clock: clock.clone(),
             },
             services,
             credentials,

@@ -54,6 +54,7 @@ impl Edge {
                         self.config.durable,
                         self.config.auth.as_str(),
                         self.config.instance_driver,
+                        &self.config.clock,
                     );
                     json_response(StatusCode::OK, &body)
                 }

@@ -24,6 +24,7 @@ pub mod metrics;
 mod tests;
 
 use metrics::{Metrics, MetricsError, MetricsOptions};
+use nimbus_core::clock::CloudClock;
 use nimbus_core::{AwsError, BoxFuture, RequestContext, Service};
 use nimbus_store::{Batch, Store};
 use serde_json::Value;
@@ -49,6 +50,9 @@ pub struct CloudWatch {
     options: MetricsOptions,
     /// Region of requests that carry none (internal calls).
     default_region: String,
+    /// The cloud's clock: every time CloudWatch hands out or compares with is
+    /// its time (see `--clock-scale`).
+    clock: CloudClock,
     /// Requests hold it shared for their whole run (a put until its data is
     /// durable); a reset holds it alone while it clears the tables and puts
     /// fresh metrics in place, so no write of the old data lands after it.
@@ -83,6 +87,7 @@ impl CloudWatch {
     pub fn open(
         store: Store,
         default_region: &str,
+        clock: CloudClock,
         options: MetricsOptions,
     ) -> Result<CloudWatch, String> {
         let metrics = Metrics::open(store.clone(), options.clone())
@@ -91,6 +96,7 @@ impl CloudWatch {
             store,
             options,
             default_region: default_region.to_string(),
+            clock,
             metrics: RwLock::new(Arc::new(metrics)),
             last_now_ms: AtomicU64::new(0),
             clock_offset_ms: AtomicU64::new(0),
@@ -98,10 +104,13 @@ impl CloudWatch {
         })
     }
 
-    /// The service time for an event at `at_ms` (epoch ms): never earlier
-    /// than a time already handed out.
+    /// The service time (cloud time) for an event at wall time `at_ms`:
+    /// never earlier than a time already handed out.
     fn now(&self, at_ms: u64) -> u64 {
-        let t = at_ms.saturating_add(self.clock_offset_ms.load(Ordering::Relaxed));
+        let t = self
+            .clock
+            .cloud_at(at_ms)
+            .saturating_add(self.clock_offset_ms.load(Ordering::Relaxed));
         self.last_now_ms.fetch_max(t, Ordering::AcqRel).max(t)
     }
 

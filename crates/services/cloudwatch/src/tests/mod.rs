@@ -8,6 +8,7 @@ mod metrics;
 
 use crate::metrics::MetricsOptions;
 use crate::CloudWatch;
+use nimbus_core::clock::CloudClock;
 use nimbus_core::{AwsError, RequestContext, Service};
 use nimbus_store::{Store, StoreOptions};
 use serde_json::Value;
@@ -41,7 +42,7 @@ impl Harness {
     pub fn with_options(options: MetricsOptions) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(&dir.path().join("state.redb"));
-        let cw = CloudWatch::open(store, REGION, options.clone()).unwrap();
+        let cw = CloudWatch::open(store, REGION, CloudClock::real(), options.clone()).unwrap();
         Harness { cw, dir, options }
     }
 
@@ -56,7 +57,7 @@ impl Harness {
         drop(cw);
         store.close();
         let store = open_store(&dir.path().join("state.redb"));
-        let cw = CloudWatch::open(store, REGION, options.clone()).unwrap();
+        let cw = CloudWatch::open(store, REGION, CloudClock::real(), options.clone()).unwrap();
         cw.advance_clock(offset);
         Harness { cw, dir, options }
     }
