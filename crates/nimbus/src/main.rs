@@ -3,6 +3,7 @@
 //! to the protocol test-suite. This file only parses the command line and
 //! hands over; each command lives in its own module.
 
+mod alarm_actions;
 mod clock;
 mod console;
 mod datadir;

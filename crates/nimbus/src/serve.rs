@@ -236,6 +236,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         },
     )?);
     services.insert("cloudwatch", cloudwatch.clone());
+    cloudwatch.set_action_sink(Arc::new(crate::alarm_actions::AlarmActions::new(
+        ec2.clone(),
+    )));
+    tokio::spawn(cloudwatch.clone().run_alarms());
     // Ingested metric data goes into its blocks, and old blocks go, in the
     // background: a put only appends to the ingest log.
     {

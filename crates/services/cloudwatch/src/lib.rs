@@ -11,12 +11,12 @@
 //!   and expired as AWS does, and the statistics (including percentiles)
 //!   computed over them; a library with no clock and no thread.
 //! - `alarm` — how an alarm's state follows from its datapoints and how
-//!   composite rules combine alarms (pure logic, not served yet).
-//!
-//! Still to come: GetMetricData, the alarm operations and their controller,
-//! the collectors, and `--clock-scale`.
+//!   composite rules combine alarms (pure logic).
+//! - `alarms` — the alarms themselves: records, history, transitions and
+//!   actions; [`CloudWatch::run_alarms`] evaluates them on the cloud's clock.
 
 pub mod alarm;
+pub mod alarms;
 mod handlers;
 pub mod metrics;
 
@@ -38,6 +38,8 @@ pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often a full expiry pass starts (retention is counted in hours and
 /// days, so a minute late costs nothing).
 const EXPIRY_EVERY_MS: u64 = 60_000;
+/// The longest the alarm evaluator sleeps without looking at its schedule.
+const ALARM_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Segments (and series) one expiry step may delete: one store batch.
 const EXPIRY_BUDGET: usize = 1000;
 /// Expiry steps one upkeep round may take; a pass with more to do goes on
@@ -60,6 +62,7 @@ pub struct CloudWatch {
     /// The latest time handed out: the metrics library wants time that never
     /// goes backwards, and requests may reach it out of arrival order.
     last_now_ms: AtomicU64,
+    alarms: Arc<alarms::Alarms>,
     /// Shifts the service clock; only tests move it.
     clock_offset_ms: AtomicU64,
     expiry: Mutex<ExpiryState>,
@@ -93,6 +96,7 @@ impl CloudWatch {
         let metrics = Metrics::open(store.clone(), options.clone())
             .map_err(|e| format!("cloudwatch: opening the metric data failed: {e}"))?;
         Ok(CloudWatch {
+            alarms: Arc::new(alarms::Alarms::new(store.clone())),
             store,
             options,
             default_region: default_region.to_string(),
@@ -170,7 +174,9 @@ impl CloudWatch {
                 Ok((segments, series, true))
             })
             .await?;
-            lock(&self.expiry).in_pass = more;
+            let alarms = Arc::clone(&self.alarms);
+            let history_more = blocking(move || alarms.expire_history(now)).await?;
+            lock(&self.expiry).in_pass = more || history_more;
             report.segments_expired = segments;
             report.series_expired = series;
         }
@@ -194,14 +200,95 @@ impl CloudWatch {
         Ok(())
     }
 
+    /// Where alarm actions go (the binary wires EC2 and, later, Auto Scaling).
+    pub fn set_action_sink(&self, sink: Arc<dyn alarms::actions::ActionSink>) {
+        self.alarms.set_action_sink(sink);
+    }
+
+    /// Evaluates the alarms on the cloud's clock for as long as the server
+    /// runs: loads them (off the start path), carries out actions left due
+    /// by a stop, then evaluates each alarm when it is due.
+    pub async fn run_alarms(self: Arc<Self>) {
+        let now = self.now(nimbus_core::now_millis());
+        let alarms = Arc::clone(&self.alarms);
+        if let Err(e) = blocking(move || alarms.ensure_loaded(now)).await {
+            tracing::warn!("cloudwatch: loading the alarms failed (retried on first use): {e}");
+        }
+        for entry in self.alarms.actions_pending() {
+            if let Err(e) = self.alarms.run_actions(&entry, now).await {
+                tracing::warn!("cloudwatch: alarm actions left from the last run failed: {e}");
+            }
+        }
+        loop {
+            let next = self.alarms.next_due();
+            let wait = async {
+                match next {
+                    Some(at) => self.clock.sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = wait => {}
+                _ = self.alarms.changed.notified() => continue,
+                // A shifted test clock or a stalled timer never holds
+                // evaluation back for long.
+                _ = tokio::time::sleep(ALARM_POLL) => {}
+            }
+            if let Err(e) = self.evaluate_alarms().await {
+                tracing::warn!("cloudwatch: alarm evaluation failed (retried next period): {e}");
+            }
+        }
+    }
+
+    /// Evaluates every alarm due now and applies the transitions; returns
+    /// how many alarms were evaluated.
+    pub async fn evaluate_alarms(&self) -> Result<usize, MetricsError> {
+        let now = self.now(nimbus_core::now_millis());
+        let due = self.alarms.take_due(now);
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let evaluated = due.len();
+        let metrics = Arc::clone(&*self.metrics.read().await);
+        let outcomes = blocking(move || {
+            let math = |_entry: &alarms::Entry, _start: i64, _end: i64| {
+                Err(MetricsError::Internal(
+                    "metric math alarms are not evaluated yet".into(),
+                ))
+            };
+            Ok(due
+                .into_iter()
+                .map(|entry| {
+                    let outcome = alarms::Alarms::assess(&metrics, &entry, now, &math);
+                    (entry, outcome)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        for (entry, outcome) in outcomes {
+            match outcome {
+                Ok(alarm::Outcome::Transition(update)) => {
+                    self.alarms.transition(&entry, update, now, 0).await?;
+                }
+                Ok(alarm::Outcome::NoChange) => {}
+                Err(e) => tracing::warn!(
+                    "cloudwatch: alarm {} was not evaluated: {e}",
+                    entry.record.name
+                ),
+            }
+        }
+        Ok(evaluated)
+    }
+
     async fn reset_all(&self) -> Result<(), AwsError> {
         let mut guard = self.metrics.write().await;
         let failed = |e: nimbus_store::StoreError| MetricsError::from(e).to_aws_error();
-        let stored = self
-            .store
-            .keys_of_tables(&metrics::TABLES)
-            .await
-            .map_err(failed)?;
+        let tables: Vec<&str> = metrics::TABLES
+            .iter()
+            .chain(alarms::record::TABLES.iter())
+            .copied()
+            .collect();
+        let stored = self.store.keys_of_tables(&tables).await.map_err(failed)?;
         let mut batch = Batch::new();
         for (table, keys) in stored {
             for k in keys {
@@ -214,6 +301,7 @@ impl CloudWatch {
         let fresh = Metrics::open(self.store.clone(), self.options.clone())
             .map_err(|e| e.to_aws_error())?;
         *guard = Arc::new(fresh);
+        self.alarms.clear();
         *lock(&self.expiry) = ExpiryState::default();
         Ok(())
     }
@@ -247,18 +335,34 @@ impl Service for CloudWatch {
             let guard = self.metrics.read().await;
             let call = handlers::Call {
                 metrics: &guard,
+                alarms: &self.alarms,
                 account: &ctx.account_id,
                 region: self.region(ctx),
                 now_ms: self.now(ctx.now_ms),
             };
+            use handlers::alarms as a;
             use handlers::metrics as m;
             match operation {
                 "PutMetricData" => m::put_metric_data(&call, &input).await,
                 "GetMetricStatistics" => m::get_metric_statistics(&call, &input),
                 "ListMetrics" => m::list_metrics(&call, &input),
-                "GetMetricData" | "PutMetricAlarm" | "DescribeAlarms" => Err(
-                    AwsError::operation_not_implemented("cloudwatch", "CloudWatch", operation),
-                ),
+                "PutMetricAlarm" => a::put_metric_alarm(&call, &input).await,
+                "PutCompositeAlarm" => a::put_composite_alarm(&call, &input).await,
+                "DescribeAlarms" => a::describe_alarms(&call, &input),
+                "DescribeAlarmsForMetric" => a::describe_alarms_for_metric(&call, &input),
+                "DescribeAlarmHistory" => a::describe_alarm_history(&call, &input),
+                "SetAlarmState" => a::set_alarm_state(&call, &input).await,
+                "EnableAlarmActions" => a::set_actions_enabled(&call, &input, true).await,
+                "DisableAlarmActions" => a::set_actions_enabled(&call, &input, false).await,
+                "DeleteAlarms" => a::delete_alarms(&call, &input).await,
+                "TagResource" => a::tag_resource(&call, &input).await,
+                "UntagResource" => a::untag_resource(&call, &input).await,
+                "ListTagsForResource" => a::list_tags_for_resource(&call, &input),
+                "GetMetricData" => Err(AwsError::operation_not_implemented(
+                    "cloudwatch",
+                    "CloudWatch",
+                    operation,
+                )),
                 other => Err(AwsError::invalid_action(other, "CloudWatch")),
             }
         })

@@ -9,7 +9,7 @@ mod composite;
 mod metric;
 mod rule;
 mod state;
-mod text;
+pub(crate) mod text;
 
 pub use composite::{ChildAlarm, CompositeTrigger};
 pub use metric::{

@@ -1,5 +1,5 @@
 //! One function per CloudWatch operation (`metrics`: PutMetricData,
-//! GetMetricStatistics, ListMetrics). This file holds what they share: the
+//! GetMetricStatistics, ListMetrics; `alarms`: the alarm operations). This file holds what they share: the
 //! call's context and the readers of the decoded input. The codec hands over
 //! JSON keyed by the model's member names, already checked against the
 //! model's types (doubles as numbers, or "NaN" / "Infinity" / "-Infinity"
@@ -7,6 +7,7 @@
 //! numeric string and answer any other mismatch as CloudWatch answers a bad
 //! value, so that a hand-made call never panics or passes silently.
 
+pub mod alarms;
 pub mod metrics;
 
 use crate::metrics::{Metrics, MetricsError};
@@ -16,6 +17,7 @@ use serde_json::Value;
 /// What a handler needs to know about its call.
 pub struct Call<'a> {
     pub metrics: &'a Metrics,
+    pub alarms: &'a crate::alarms::Alarms,
     pub account: &'a str,
     pub region: &'a str,
     /// The service time of the call (epoch ms).
