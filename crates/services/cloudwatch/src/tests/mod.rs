@@ -4,6 +4,7 @@
 //! computed here independently, ListMetrics' filters and pages, errors by
 //! code, message and status, and data surviving a reopening.
 
+mod alarms;
 mod metrics;
 
 use crate::metrics::MetricsOptions;
