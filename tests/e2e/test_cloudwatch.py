@@ -356,9 +356,9 @@ def test_list_metrics_errors(cw):
 
 def test_operations_not_yet_served_say_so(cw):
     with pytest.raises(ClientError) as e:
-        cw.describe_alarms()
+        cw.put_dashboard(DashboardName="d", DashboardBody="{}")
     assert status(e) == 501
-    assert "DescribeAlarms" in e.value.response["Error"]["Message"]
+    assert "PutDashboard" in e.value.response["Error"]["Message"]
 
 
 # --- raw query protocol ------------------------------------------------------------

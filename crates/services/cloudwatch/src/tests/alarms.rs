@@ -141,8 +141,7 @@ async fn a_metric_alarm_follows_its_data_with_history() {
             && reason.ends_with("were greater than the threshold (50.0)."),
         "{reason}"
     );
-    let data: Value =
-        serde_json::from_str(alarmed["StateReasonData"].as_str().unwrap()).unwrap();
+    let data: Value = serde_json::from_str(alarmed["StateReasonData"].as_str().unwrap()).unwrap();
     assert_eq!(data["recentDatapoints"], json!([81.2, 90.0, 77.5]));
     assert_eq!(data["threshold"], json!(50.0));
 
@@ -168,10 +167,7 @@ async fn a_metric_alarm_follows_its_data_with_history() {
                 "StateUpdate".into(),
                 "Alarm updated from INSUFFICIENT_DATA to ALARM".into()
             ),
-            (
-                "ConfigurationUpdate".into(),
-                "Alarm \"hot\" created".into()
-            ),
+            ("ConfigurationUpdate".into(), "Alarm \"hot\" created".into()),
         ]
     );
     let first = &v["AlarmHistoryItems"][1];
@@ -179,10 +175,8 @@ async fn a_metric_alarm_follows_its_data_with_history() {
     assert_eq!(data["oldState"]["stateValue"], "INSUFFICIENT_DATA");
     assert_eq!(data["newState"]["stateValue"], "ALARM");
     assert_eq!(data["newState"]["stateReasonData"]["period"], 60);
-    let created: Value = serde_json::from_str(
-        v["AlarmHistoryItems"][2]["HistoryData"].as_str().unwrap(),
-    )
-    .unwrap();
+    let created: Value =
+        serde_json::from_str(v["AlarmHistoryItems"][2]["HistoryData"].as_str().unwrap()).unwrap();
     assert_eq!(created["type"], "Create");
     assert_eq!(created["createdAlarm"]["alarmName"], "hot");
 
@@ -190,7 +184,8 @@ async fn a_metric_alarm_follows_its_data_with_history() {
     let mut token = None;
     let mut seen = Vec::new();
     loop {
-        let mut input = json!({"AlarmName": "hot", "ScanBy": "TimestampAscending", "MaxRecords": 1});
+        let mut input =
+            json!({"AlarmName": "hot", "ScanBy": "TimestampAscending", "MaxRecords": 1});
         if let Some(t) = &token {
             input["NextToken"] = json!(t);
         }
@@ -214,8 +209,11 @@ async fn a_metric_alarm_follows_its_data_with_history() {
 #[tokio::test]
 async fn an_update_keeps_the_state_and_a_restart_keeps_everything() {
     let h = Harness::new();
-    h.ok("PutMetricAlarm", alarm("a", json!({"Tags": [{"Key": "team", "Value": "x"}]})))
-        .await;
+    h.ok(
+        "PutMetricAlarm",
+        alarm("a", json!({"Tags": [{"Key": "team", "Value": "x"}]})),
+    )
+    .await;
     h.ok(
         "SetAlarmState",
         json!({"AlarmName": "a", "StateValue": "ALARM", "StateReason": "testing"}),
@@ -236,9 +234,14 @@ async fn an_update_keeps_the_state_and_a_restart_keeps_everything() {
         .ok("ListTagsForResource", json!({"ResourceARN": arn}))
         .await;
     assert_eq!(tags["Tags"], json!([{"Key": "team", "Value": "x"}]));
-    let v = h.ok("DescribeAlarmHistory", json!({"AlarmName": "a"})).await;
+    let v = h
+        .ok("DescribeAlarmHistory", json!({"AlarmName": "a"}))
+        .await;
     assert_eq!(
-        history(&v).iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
+        history(&v)
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>(),
         vec![
             "Alarm \"a\" updated",
             "Alarm updated from INSUFFICIENT_DATA to ALARM",
@@ -279,7 +282,9 @@ async fn actions_run_once_even_across_a_restart() {
         .await;
     let items = history(&v);
     assert_eq!(items.len(), 2);
-    assert!(items.iter().any(|(_, s)| *s == format!("Successfully executed action {stop}")));
+    assert!(items
+        .iter()
+        .any(|(_, s)| *s == format!("Successfully executed action {stop}")));
     let failed = v["AlarmHistoryItems"]
         .as_array()
         .unwrap()
@@ -416,12 +421,13 @@ async fn composites_follow_their_children() {
         json!({"AlarmName": "top", "AlarmRule": "ALARM(any)"}),
     )
     .await;
-    let e = h
-        .err("DeleteAlarms", json!({"AlarmNames": ["any"]}))
-        .await;
+    let e = h.err("DeleteAlarms", json!({"AlarmNames": ["any"]})).await;
     assert_eq!(e.code, "ValidationError");
-    h.ok("DeleteAlarms", json!({"AlarmNames": ["top", "any", "gone"]}))
-        .await;
+    h.ok(
+        "DeleteAlarms",
+        json!({"AlarmNames": ["top", "any", "gone"]}),
+    )
+    .await;
     assert_eq!(describe(&h, "any").await, Value::Null);
 }
 
@@ -450,7 +456,9 @@ async fn describe_filters_and_pages() {
             .map(|a| a["AlarmName"].as_str().unwrap().to_string())
             .collect()
     };
-    let v = h.ok("DescribeAlarms", json!({"AlarmNamePrefix": "web"})).await;
+    let v = h
+        .ok("DescribeAlarms", json!({"AlarmNamePrefix": "web"}))
+        .await;
     assert_eq!(names(&v), vec!["web-1", "web-2", "web-3"]);
     let v = h.ok("DescribeAlarms", json!({"StateValue": "ALARM"})).await;
     assert_eq!(names(&v), vec!["web-2"]);
@@ -459,7 +467,10 @@ async fn describe_filters_and_pages() {
         .await;
     assert_eq!(names(&v), vec!["db-1"]);
     let v = h
-        .ok("DescribeAlarms", json!({"AlarmNames": ["db-1", "web-3", "none"]}))
+        .ok(
+            "DescribeAlarms",
+            json!({"AlarmNames": ["db-1", "web-3", "none"]}),
+        )
         .await;
     assert_eq!(names(&v), vec!["db-1", "web-3"]);
 
@@ -494,13 +505,9 @@ async fn describe_filters_and_pages() {
         .await;
     assert_eq!(v["MetricAlarms"].as_array().unwrap().len(), 0);
 
-    let e = h
-        .err("DescribeAlarms", json!({"NextToken": "!!"}))
-        .await;
+    let e = h.err("DescribeAlarms", json!({"NextToken": "!!"})).await;
     assert_eq!(e.code, "InvalidNextToken");
-    let e = h
-        .err("DescribeAlarms", json!({"MaxRecords": 101}))
-        .await;
+    let e = h.err("DescribeAlarms", json!({"MaxRecords": 101})).await;
     assert_eq!(e.code, "ValidationError");
     let e = h
         .err(
@@ -558,7 +565,11 @@ async fn put_metric_alarm_errors() {
     ];
     for (input, code, message) in cases {
         let e = h.err("PutMetricAlarm", input.clone()).await;
-        assert_eq!((e.code.as_str(), e.message.as_str()), (code, message), "{input}");
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            (code, message),
+            "{input}"
+        );
         assert_eq!(e.status, 400);
     }
     let e = h
@@ -609,9 +620,14 @@ async fn set_alarm_state_and_tag_errors() {
         json!({"ResourceARN": arn, "Tags": [{"Key": "k", "Value": "1"}, {"Key": "j", "Value": "2"}]}),
     )
     .await;
-    h.ok("UntagResource", json!({"ResourceARN": arn, "TagKeys": ["j"]}))
+    h.ok(
+        "UntagResource",
+        json!({"ResourceARN": arn, "TagKeys": ["j"]}),
+    )
+    .await;
+    let v = h
+        .ok("ListTagsForResource", json!({"ResourceARN": arn}))
         .await;
-    let v = h.ok("ListTagsForResource", json!({"ResourceARN": arn})).await;
     assert_eq!(v["Tags"], json!([{"Key": "k", "Value": "1"}]));
     let e = h
         .err(
@@ -619,7 +635,10 @@ async fn set_alarm_state_and_tag_errors() {
             json!({"ResourceARN": format!("{arn}-gone")}),
         )
         .await;
-    assert_eq!((e.code.as_str(), e.status), ("ResourceNotFoundException", 404));
+    assert_eq!(
+        (e.code.as_str(), e.status),
+        ("ResourceNotFoundException", 404)
+    );
 }
 
 #[tokio::test]
