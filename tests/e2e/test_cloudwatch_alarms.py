@@ -18,6 +18,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from conftest import REGION, Server, aws_cli, make_client
+from s3_helpers import ON_MOTO, moto_gap
 from test_cloudwatch import PROTOCOLS, cw_client, model_roots  # noqa: F401 (fixture)
 
 SCALE = 60
@@ -33,7 +34,17 @@ def fast(tmp_path_factory):
 
 @pytest.fixture(params=list(PROTOCOLS))
 def cw(request, fast, model_roots):  # noqa: F811
+    """A client of the fast-clock server: for tests that wait on evaluation."""
     return cw_client(fast.endpoint, request.param, model_roots)
+
+
+@pytest.fixture(params=list(PROTOCOLS))
+def api(request, endpoint, model_roots):  # noqa: F811
+    """A client of the session server (or of a peer such as moto): for tests
+    of the API alone."""
+    if ON_MOTO and request.param == "cbor":
+        pytest.skip("moto: CloudWatch answers in CBOR that botocore cannot parse")
+    return cw_client(endpoint, request.param, model_roots)
 
 
 def cloud_now(endpoint):
@@ -150,7 +161,9 @@ def test_m_out_of_n_and_missing_data_through_the_server(cw, fast):
         in breaching["StateReason"], breaching["StateReason"]
 
 
-def test_composite_alarms_and_set_alarm_state(cw):
+@moto_gap("PutCompositeAlarm answers 500")
+def test_composite_alarms_and_set_alarm_state(api):
+    cw = api
     a, b, top = unique("a"), unique("b"), unique("top")
     for name in (a, b):
         cw.put_metric_alarm(AlarmName=name, Namespace="App/composite", MetricName="Load",
@@ -187,7 +200,9 @@ def test_composite_alarms_and_set_alarm_state(cw):
     assert cw.describe_alarm_history(AlarmName=a)["AlarmHistoryItems"]
 
 
-def test_errors_by_code_and_status(cw):
+@moto_gap("PutMetricAlarm checks neither DatapointsToAlarm, Period nor TreatMissingData")
+def test_errors_by_code_and_status(api):
+    cw = api
     base = dict(AlarmName=unique(), Namespace="App/e", MetricName="Load", Statistic="Average",
                 Period=60, EvaluationPeriods=2, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
     cases = [
@@ -221,14 +236,15 @@ def test_errors_by_code_and_status(cw):
     cw.delete_alarms(AlarmNames=[base["AlarmName"]])
 
 
-def test_tags_filters_pages_and_actions_switch(cw):
+def test_tags_filters_and_pages(api):
+    cw = api
     prefix = unique("page")
     names = [f"{prefix}-{i}" for i in range(5)]
     for i, name in enumerate(names):
         cw.put_metric_alarm(AlarmName=name, Namespace="App/p", MetricName="Load", Statistic="Average",
                             Period=60, EvaluationPeriods=1, Threshold=float(i),
                             ComparisonOperator="GreaterThanThreshold",
-                            OKActions=[f"arn:aws:sns:{REGION}:000000000000:ok-{i}"],
+                            AlarmActions=[f"arn:aws:sns:{REGION}:000000000000:{prefix}-{i}"],
                             Tags=[{"Key": "n", "Value": str(i)}])
     seen, token = [], None
     while True:
@@ -241,22 +257,34 @@ def test_tags_filters_pages_and_actions_switch(cw):
         if not token:
             break
     assert seen == names
-    by_action = cw.describe_alarms(ActionPrefix=f"arn:aws:sns:{REGION}:000000000000:ok-3")
+    by_action = cw.describe_alarms(ActionPrefix=f"arn:aws:sns:{REGION}:000000000000:{prefix}-3")
     assert [a["AlarmName"] for a in by_action["MetricAlarms"]] == [names[3]]
     arn = cw.describe_alarms(AlarmNames=[names[0]])["MetricAlarms"][0]["AlarmArn"]
     assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "n", "Value": "0"}]
     cw.tag_resource(ResourceARN=arn, Tags=[{"Key": "team", "Value": "web"}])
     cw.untag_resource(ResourceARN=arn, TagKeys=["n"])
     assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "team", "Value": "web"}]
+    for_metric = cw.describe_alarms_for_metric(MetricName="Load", Namespace="App/p",
+                                               Statistic="Average", Period=60)
+    assert {a["AlarmName"] for a in for_metric["MetricAlarms"]} >= set(names)
+    cw.delete_alarms(AlarmNames=names)
+
+
+@moto_gap("DisableAlarmActions answers 500")
+def test_alarm_actions_switch_off_and_on(api):
+    cw = api
+    prefix = unique("switch")
+    names = [f"{prefix}-{i}" for i in range(3)]
+    for name in names:
+        cw.put_metric_alarm(AlarmName=name, Namespace="App/p", MetricName="Load", Statistic="Average",
+                            Period=60, EvaluationPeriods=1, Threshold=1.0,
+                            ComparisonOperator="GreaterThanThreshold")
     cw.disable_alarm_actions(AlarmNames=names[:2])
     enabled = {a["AlarmName"]: a["ActionsEnabled"]
                for a in cw.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]}
     assert enabled == {n: i >= 2 for i, n in enumerate(names)}
     cw.enable_alarm_actions(AlarmNames=names[:1])
     assert cw.describe_alarms(AlarmNames=[names[0]])["MetricAlarms"][0]["ActionsEnabled"] is True
-    for_metric = cw.describe_alarms_for_metric(MetricName="Load", Namespace="App/p",
-                                               Statistic="Average", Period=60)
-    assert {a["AlarmName"] for a in for_metric["MetricAlarms"]} >= set(names)
     cw.delete_alarms(AlarmNames=names)
 
 
@@ -315,17 +343,18 @@ def test_an_alarm_stops_its_instance_once_even_across_kill_9(fast, model_roots):
     ec2.terminate_instances(InstanceIds=[iid])
 
 
-def test_the_cli_speaks_alarms(fast):
+@moto_gap("DescribeAlarmHistory with HistoryItemType answers 500")
+def test_the_cli_speaks_alarms(endpoint):
     name = unique("cli")
-    aws_cli(fast.endpoint, "cloudwatch", "put-metric-alarm", "--alarm-name", name, "--namespace", "App/cli",
+    aws_cli(endpoint, "cloudwatch", "put-metric-alarm", "--alarm-name", name, "--namespace", "App/cli",
             "--metric-name", "Load", "--statistic", "Average", "--period", "60", "--evaluation-periods", "1",
             "--threshold", "5", "--comparison-operator", "GreaterThanThreshold",
             "--treat-missing-data", "ignore")
-    aws_cli(fast.endpoint, "cloudwatch", "set-alarm-state", "--alarm-name", name, "--state-value", "ALARM",
+    aws_cli(endpoint, "cloudwatch", "set-alarm-state", "--alarm-name", name, "--state-value", "ALARM",
             "--state-reason", "cli")
-    out = aws_cli(fast.endpoint, "cloudwatch", "describe-alarms", "--alarm-names", name)
+    out = aws_cli(endpoint, "cloudwatch", "describe-alarms", "--alarm-names", name)
     assert out["MetricAlarms"][0]["StateValue"] == "ALARM"
-    out = aws_cli(fast.endpoint, "cloudwatch", "describe-alarm-history", "--alarm-name", name,
+    out = aws_cli(endpoint, "cloudwatch", "describe-alarm-history", "--alarm-name", name,
                   "--history-item-type", "StateUpdate")
     assert out["AlarmHistoryItems"][0]["HistorySummary"] == "Alarm updated from INSUFFICIENT_DATA to ALARM"
-    aws_cli(fast.endpoint, "cloudwatch", "delete-alarms", "--alarm-names", name)
+    aws_cli(endpoint, "cloudwatch", "delete-alarms", "--alarm-names", name)
