@@ -42,6 +42,9 @@ pub const MAX_EXPRESSION_LEN: usize = 2048;
 pub const MAX_PERIODS_PER_QUERY: u64 = 100_800;
 /// The period of an expression that names no metric and sets none.
 const DEFAULT_PERIOD_S: u64 = 60;
+/// The longest chain of expressions built on expressions that one
+/// evaluation follows (each link costs stack).
+const MAX_REFERENCE_DEPTH: usize = 64;
 const ID_PATTERN: &str = "^[a-z][a-zA-Z0-9_]*$";
 
 /// A metric and how to aggregate it (`MetricStat`).
@@ -533,6 +536,7 @@ pub(crate) fn run_queries_at(
         },
         now_ms,
         offset_min,
+        periods: HashMap::new(),
         internal: None,
     };
     let mut out = Vec::new();
@@ -637,6 +641,8 @@ struct QueryEnv<'a> {
     window: Window,
     now_ms: u64,
     offset_min: i32,
+    /// Periods found so far, by id.
+    periods: HashMap<String, u64>,
     /// Set when a value failed because data could not be read.
     internal: Option<String>,
 }
@@ -645,39 +651,47 @@ impl QueryEnv<'_> {
     /// The period of a query's series: a metric's own; for an expression
     /// its Period, else the shortest of what it names (every metric for
     /// METRICS()), else the shortest metric period of the request.
-    fn period_of(&self, id: &str, depth: usize) -> u64 {
-        let Some(q) = self.by_id.get(id).map(|&i| &self.queries[i]) else {
+    /// Remembered per id, so a web of expressions costs one visit each.
+    fn period_of(&mut self, id: &str, depth: usize) -> u64 {
+        if let Some(&p) = self.periods.get(id) {
+            return p;
+        }
+        let queries = self.queries;
+        let Some(q) = self.by_id.get(id).map(|&i| &queries[i]) else {
             return DEFAULT_PERIOD_S;
         };
-        let shortest_metric = || {
-            self.queries
-                .iter()
-                .filter_map(|q| match &q.source {
-                    QuerySource::Metric(m) => Some(m.period_s.max(1) as u64),
-                    _ => None,
-                })
-                .min()
-        };
-        match &q.source {
+        let shortest_metric = queries
+            .iter()
+            .filter_map(|q| match &q.source {
+                QuerySource::Metric(m) => Some(m.period_s.max(1) as u64),
+                _ => None,
+            })
+            .min();
+        let period = match &q.source {
             QuerySource::Metric(m) => m.period_s.max(1) as u64,
-            QuerySource::Expression { expr, .. } => {
-                if let Some(p) = q.period_s.filter(|p| *p > 0) {
-                    return p as u64;
+            QuerySource::Expression { expr, .. } => match q.period_s.filter(|p| *p > 0) {
+                Some(p) => p as u64,
+                None => {
+                    let mut periods: Vec<u64> = Vec::new();
+                    // Deeper than any list can chain is a cycle: stop there.
+                    if depth < queries.len() {
+                        for r in expr.refs() {
+                            periods.push(self.period_of(r, depth + 1));
+                        }
+                    }
+                    if expr.uses_metrics() {
+                        periods.extend(shortest_metric);
+                    }
+                    periods
+                        .into_iter()
+                        .min()
+                        .or(shortest_metric)
+                        .unwrap_or(DEFAULT_PERIOD_S)
                 }
-                let mut periods: Vec<u64> = Vec::new();
-                if depth < self.queries.len() {
-                    periods.extend(expr.refs().iter().map(|r| self.period_of(r, depth + 1)));
-                }
-                if expr.uses_metrics() {
-                    periods.extend(shortest_metric());
-                }
-                periods
-                    .into_iter()
-                    .min()
-                    .or_else(shortest_metric)
-                    .unwrap_or(DEFAULT_PERIOD_S)
-            }
-        }
+            },
+        };
+        self.periods.insert(id.to_string(), period);
+        period
     }
 
     fn compute(&mut self, id: &str) -> Computed {
@@ -693,6 +707,12 @@ impl QueryEnv<'_> {
                 Err(e) => Computed::Invalid(e.message().to_string()),
             },
             QuerySource::Expression { expr, .. } => {
+                if self.active.len() >= MAX_REFERENCE_DEPTH {
+                    return Computed::Invalid(expression_error(
+                        id,
+                        &format!("Expressions may build on each other at most {MAX_REFERENCE_DEPTH} deep"),
+                    ));
+                }
                 if !self.active.insert(id.to_string()) {
                     return Computed::Invalid(expression_error(
                         id,

@@ -13,6 +13,9 @@ use std::fmt;
 /// Deepest nesting of parentheses, calls and brackets: keeps the recursive
 /// reader far from the end of a worker thread's stack.
 const MAX_DEPTH: usize = 64;
+/// Deepest syntax tree (a chain like `a+b+c+...` deepens it by one a term):
+/// bounds the recursion of evaluation the same way.
+const MAX_TREE_DEPTH: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
@@ -260,6 +263,9 @@ pub fn parse(text: &str) -> Result<Expr, String> {
     if let Some(t) = p.peek() {
         return Err(format!("Unexpected token '{t}'"));
     }
+    if e.deeper_than(MAX_TREE_DEPTH) {
+        return Err("The expression is nested too deeply".into());
+    }
     Ok(e)
 }
 
@@ -473,6 +479,19 @@ impl Parser {
 }
 
 impl Expr {
+    /// Whether the tree is deeper than `limit` (stops looking once it is).
+    fn deeper_than(&self, limit: usize) -> bool {
+        if limit == 0 {
+            return true;
+        }
+        match self {
+            Expr::Neg(e) | Expr::Not(e) => e.deeper_than(limit - 1),
+            Expr::Binary(_, a, b) => a.deeper_than(limit - 1) || b.deeper_than(limit - 1),
+            Expr::Call(_, args) | Expr::List(args) => args.iter().any(|a| a.deeper_than(limit - 1)),
+            Expr::Number(_) | Expr::Str(_) | Expr::Ref(_) | Expr::Keyword(_) => false,
+        }
+    }
+
     /// The query ids this expression names, each once, in order of first use.
     pub fn refs(&self) -> Vec<&str> {
         let mut out = Vec::new();
