@@ -358,11 +358,7 @@ impl Service for CloudWatch {
                 "TagResource" => a::tag_resource(&call, &input).await,
                 "UntagResource" => a::untag_resource(&call, &input).await,
                 "ListTagsForResource" => a::list_tags_for_resource(&call, &input),
-                "GetMetricData" => Err(AwsError::operation_not_implemented(
-                    "cloudwatch",
-                    "CloudWatch",
-                    operation,
-                )),
+                "GetMetricData" => handlers::metric_data::get_metric_data(&call, &input),
                 other => Err(AwsError::invalid_action(other, "CloudWatch")),
             }
         })

@@ -1,5 +1,7 @@
 //! One function per CloudWatch operation (`metrics`: PutMetricData,
-//! GetMetricStatistics, ListMetrics; `alarms`: the alarm operations). This file holds what they share: the
+//! GetMetricStatistics, ListMetrics; `alarms`: the alarm operations;
+//! `metric_data`: GetMetricData, over the query lists of `metric_queries`,
+//! which metric-math alarms share). This file holds what they share: the
 //! call's context and the readers of the decoded input. The codec hands over
 //! JSON keyed by the model's member names, already checked against the
 //! model's types (doubles as numbers, or "NaN" / "Infinity" / "-Infinity"
@@ -8,6 +10,8 @@
 //! value, so that a hand-made call never panics or passes silently.
 
 pub mod alarms;
+pub mod metric_data;
+pub mod metric_queries;
 pub mod metrics;
 
 use crate::metrics::{Metrics, MetricsError};

@@ -84,6 +84,7 @@ mod codec;
 pub mod error;
 pub mod identity;
 pub mod ingest;
+pub mod math;
 pub mod query;
 mod records;
 mod sketch;

@@ -5,6 +5,7 @@
 //! code, message and status, and data surviving a reopening.
 
 mod alarms;
+mod metric_data;
 mod metrics;
 
 use crate::metrics::MetricsOptions;
