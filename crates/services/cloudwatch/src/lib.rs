@@ -5,8 +5,9 @@
 //! (flushing ingested data into blocks, expiring old blocks in bounded
 //! steps), and the service clock every answer uses. Layout of the crate:
 //!
-//! - `handlers/` — one function per operation (`metrics`: PutMetricData,
-//!   GetMetricStatistics, ListMetrics) and the input helpers they share.
+//! - `handlers/` — one function per operation (`metrics`, `metric_data`:
+//!   GetMetricData and its query lists in `metric_queries`, which metric-math
+//!   alarms share; `alarms`) and the input helpers they share.
 //! - `metrics` — datapoints stored compactly by metric and time, rolled up
 //!   and expired as AWS does, and the statistics (including percentiles)
 //!   computed over them; a library with no clock and no thread.
@@ -251,10 +252,38 @@ impl CloudWatch {
         let evaluated = due.len();
         let metrics = Arc::clone(&*self.metrics.read().await);
         let outcomes = blocking(move || {
-            let math = |_entry: &alarms::Entry, _start: i64, _end: i64| {
-                Err(MetricsError::Internal(
-                    "metric math alarms are not evaluated yet".into(),
-                ))
+            // A metric-math alarm reads the one query that returns data.
+            let math = |entry: &alarms::Entry, start: i64, end: i64| {
+                let alarms::Eval::Metric {
+                    source: alarms::Source::Math(queries),
+                    ..
+                } = &entry.eval
+                else {
+                    return Ok(Vec::new());
+                };
+                let results = handlers::metric_queries::run_queries(
+                    &metrics,
+                    &entry.account,
+                    &entry.region,
+                    queries,
+                    start,
+                    end,
+                    now,
+                )
+                .map_err(|e| MetricsError::InvalidParameterValue(e.message))?;
+                Ok(results
+                    .first()
+                    .map(|r| {
+                        r.points
+                            .iter()
+                            .map(|&(timestamp_ms, value)| alarm::Datapoint {
+                                timestamp_ms,
+                                value,
+                                sample_count: None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default())
             };
             Ok(due
                 .into_iter()

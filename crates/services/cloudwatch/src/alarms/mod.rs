@@ -61,7 +61,7 @@ pub enum Source {
         statistic: Statistic,
     },
     /// Metric math (`Metrics`): evaluated through GetMetricData's engine.
-    Math(serde_json::Value),
+    Math(Vec<crate::handlers::metric_queries::MetricDataQuery>),
 }
 
 /// How an alarm is evaluated, parsed from its record.
@@ -129,7 +129,13 @@ impl Entry {
                         Some(name),
                     )
                 }
-                (None, Some(q)) => (Source::Math(q.clone()), None),
+                (None, Some(q)) => (
+                    Source::Math(
+                        crate::handlers::metric_queries::parse_queries(q, "Metrics")
+                            .map_err(|e| e.message)?,
+                    ),
+                    None,
+                ),
                 (None, None) => return Err("no metric".into()),
             };
             let mut config = MetricAlarmConfig::new(

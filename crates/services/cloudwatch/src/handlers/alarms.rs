@@ -249,8 +249,8 @@ pub async fn put_metric_alarm(call: &Call<'_>, input: &Value) -> Result<Value, A
         }
     }
     let metric_name = string(input, "MetricName", "MetricName")?;
-    let queries = member(input, "Metrics").cloned();
-    let (metric, period) = match (&metric_name, &queries) {
+    let given_queries = member(input, "Metrics").cloned();
+    let (metric, period, queries) = match (&metric_name, &given_queries) {
         (Some(_), Some(_)) => return Err(validation(
             "Exactly one of MetricName and Metrics must be specified: they are mutually exclusive.",
         )),
@@ -273,7 +273,7 @@ pub async fn put_metric_alarm(call: &Call<'_>, input: &Value) -> Result<Value, A
                 ));
             }
             let period = required(opt_integer(input, "Period", "Period")?, "Period")?;
-            (Some(spec), period)
+            (Some(spec), period, None)
         }
         (None, Some(q)) => {
             for m in [
@@ -292,7 +292,11 @@ pub async fn put_metric_alarm(call: &Call<'_>, input: &Value) -> Result<Value, A
             if !list(input, "Dimensions", "Dimensions")?.is_empty() {
                 return Err(validation("Dimensions must not be specified with Metrics."));
             }
-            (None, math_period(q)?)
+            let period = math_period(q)?;
+            // GetMetricData's checks, and the queries as DescribeAlarms shows them.
+            let parsed = super::metric_queries::parse_queries(q, "Metrics")?;
+            let normal = Value::Array(parsed.iter().map(|q| q.to_json()).collect());
+            (None, period, Some(normal))
         }
     };
     if !valid_period(period) {

@@ -93,8 +93,6 @@ impl MetricDataQuery {
 
     /// The query in the API's JSON shape (member names as in the model),
     /// with only the members that were given.
-    // For DescribeAlarms, which echoes an alarm's Metrics (not served yet).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn to_json(&self) -> Value {
         let mut out = Map::new();
         out.insert("Id".into(), json!(self.id));
@@ -472,8 +470,6 @@ fn cycle_from<'a>(
 /// applying a function to the wrong kind of value; a query spanning more
 /// than [`MAX_PERIODS_PER_QUERY`] periods; a reversed range); see the
 /// module doc for what a result's status says.
-// For metric-math alarms (not served yet); GetMetricData adds a time zone.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn run_queries(
     metrics: &Metrics,
     account: &str,

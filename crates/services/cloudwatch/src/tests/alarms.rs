@@ -652,3 +652,49 @@ async fn a_reset_forgets_alarms_and_history() {
     let h = h.reopen();
     assert_eq!(describe(&h, "a").await, Value::Null);
 }
+
+#[tokio::test]
+async fn a_metric_math_alarm_reads_its_expression() {
+    let h = Harness::new();
+    let metrics = json!([
+        {"Id": "m1", "ReturnData": false,
+         "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Load"}, "Period": 60, "Stat": "Sum"}},
+        {"Id": "e1", "Expression": "m1 * 2", "Label": "double"},
+    ]);
+    h.ok(
+        "PutMetricAlarm",
+        alarm(
+            "math",
+            json!({"MetricName": null, "Namespace": null, "Statistic": null, "Period": null,
+                   "Metrics": metrics, "Threshold": 100.0}),
+        ),
+    )
+    .await;
+    let shown = describe(&h, "math").await;
+    assert_eq!(shown["Metrics"][1]["Expression"], "m1 * 2");
+    assert_eq!(shown["Period"], json!(60));
+    assert!(shown.get("MetricName").is_none());
+
+    let minute = (h.now_ms() + MINUTE_MS) / MINUTE_MS * MINUTE_MS;
+    put_minutes(&h, minute, &[60.0, 70.0, 80.0]).await;
+    next_evaluation(&h).await;
+    let alarmed = describe(&h, "math").await;
+    assert_eq!(alarmed["StateValue"], "ALARM", "{alarmed}");
+    let data: Value = serde_json::from_str(alarmed["StateReasonData"].as_str().unwrap()).unwrap();
+    assert_eq!(data["recentDatapoints"], json!([120.0, 140.0, 160.0]));
+    assert!(data.get("statistic").is_none());
+
+    // Two queries returning data, or a bad expression, are refused.
+    let e = h
+        .err(
+            "PutMetricAlarm",
+            alarm(
+                "bad",
+                json!({"MetricName": null, "Namespace": null, "Statistic": null, "Period": null,
+                       "Metrics": [{"Id": "e1", "Expression": "1 +", "Period": 60}]}),
+            ),
+        )
+        .await;
+    assert_eq!(e.code, "ValidationError");
+    assert!(e.message.contains("e1"), "{}", e.message);
+}
