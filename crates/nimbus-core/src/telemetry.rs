@@ -74,6 +74,12 @@ pub trait MetricSource: Send + Sync {
     fn collect(&self, window: CollectionWindow) -> BoxFuture<'_, Vec<Publication>>;
 }
 
+/// The cloud's metrics as Prometheus text (`GET /_nimbus/metrics`),
+/// implemented by CloudWatch; the edge serves it without knowing more.
+pub trait MetricsExport: Send + Sync {
+    fn prometheus_text(&self) -> BoxFuture<'_, Result<String, AwsError>>;
+}
+
 /// Where event-driven metrics go (implemented by CloudWatch).
 pub trait MetricPublisher: Send + Sync {
     fn publish(&self, publications: Vec<Publication>) -> BoxFuture<'_, Result<(), AwsError>>;

@@ -88,6 +88,8 @@ pub struct Edge {
     s3: Option<Arc<nimbus_s3::S3>>,
     /// Save and load of the whole state (`/_nimbus/state/...`).
     state: Option<Arc<crate::state::Plane>>,
+    /// The metrics of the cloud in Prometheus text (`/_nimbus/metrics`).
+    metrics_export: Option<Arc<dyn nimbus_core::telemetry::MetricsExport>>,
 }
 
 /// A request after the body is read (or set aside for streaming): everything later steps look at.
@@ -133,7 +135,17 @@ impl Edge {
             credentials,
             s3,
             state: None,
+            metrics_export: None,
         }
+    }
+
+    /// Serves `GET /_nimbus/metrics` from `export`.
+    pub fn with_metrics_export(
+        mut self,
+        export: Arc<dyn nimbus_core::telemetry::MetricsExport>,
+    ) -> Edge {
+        self.metrics_export = Some(export);
+        self
     }
 
     /// Serves `/_nimbus/state/save` and `/load` through `plane`.

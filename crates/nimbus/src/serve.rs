@@ -332,7 +332,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             credentials,
             Some(s3.clone()),
         )
-        .with_state(plane.clone()),
+        .with_state(plane.clone())
+        .with_metrics_export(cloudwatch.clone()),
     );
 
     // Found before "Ready.", so that the health document never shows an init that has

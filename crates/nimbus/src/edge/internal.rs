@@ -19,6 +19,31 @@ use std::net::SocketAddr;
 const MAX_INTERNAL_BODY: usize = 64 * 1024;
 
 impl Edge {
+    /// The cloud's metrics for Prometheus. They hold every account's data, so
+    /// under `--auth enforce` only the root credentials may read them.
+    async fn metrics_text(&self, parts: &http::request::Parts) -> Response<HttpBody> {
+        crate::log::note(|n| n.operation = Some("PrometheusMetrics".into()));
+        if let Err(e) = self.require_root(parts, &[]) {
+            crate::log::note_error(&e.code);
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
+            return internal_error(status, &e.code, &e.message);
+        }
+        let Some(export) = &self.metrics_export else {
+            return not_found();
+        };
+        match export.prometheus_text().await {
+            Ok(text) => {
+                let mut r = json_response(StatusCode::OK, &text);
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                r
+            }
+            Err(e) => internal_error(StatusCode::INTERNAL_SERVER_ERROR, &e.code, &e.message),
+        }
+    }
+
     pub(super) async fn internal(
         &self,
         parts: &http::request::Parts,
@@ -42,6 +67,9 @@ impl Edge {
             return self
                 .website(parts, &bucket, &key_path, host, remote, request_id, &mount)
                 .await;
+        }
+        if parts.method == Method::GET && path == "/_nimbus/metrics" {
+            return self.metrics_text(parts).await;
         }
         if parts.method != Method::POST {
             return match path {

@@ -13,11 +13,13 @@
 //!   computed over them; a library with no clock and no thread.
 //! - `alarm` — how an alarm's state follows from its datapoints and how
 //!   composite rules combine alarms (pure logic).
+//! - `export` — the metrics as Prometheus text (`GET /_nimbus/metrics`).
 //! - `alarms` — the alarms themselves: records, history, transitions and
 //!   actions; [`CloudWatch::run_alarms`] evaluates them on the cloud's clock.
 
 pub mod alarm;
 pub mod alarms;
+pub mod export;
 mod handlers;
 pub mod metrics;
 
@@ -347,6 +349,18 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| MetricsError::Internal(format!("metrics upkeep stopped: {e}")))?
+}
+
+impl nimbus_core::telemetry::MetricsExport for CloudWatch {
+    fn prometheus_text(&self) -> BoxFuture<'_, Result<String, AwsError>> {
+        Box::pin(async move {
+            let metrics = Arc::clone(&*self.metrics.read().await);
+            let now = self.now(nimbus_core::now_millis());
+            blocking(move || export::prometheus_text(&metrics, now))
+                .await
+                .map_err(|e| e.to_aws_error())
+        })
+    }
 }
 
 impl Service for CloudWatch {
