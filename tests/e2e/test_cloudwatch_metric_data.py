@@ -9,7 +9,6 @@ Covers metric results and expressions (alignment of series, functions over array
 IF, RATE, scalars, dynamic labels) checked against values computed here, ScanBy,
 MaxDatapoints pages with NextToken (and botocore's paginator), and the errors.
 """
-import copy
 import datetime as dt
 import json
 import uuid
@@ -23,38 +22,7 @@ from botocore.exceptions import ClientError
 
 from conftest import REGION, SigV4
 
-PROTOCOLS = {"cbor": "smithy-rpc-v2-cbor", "json": "json", "query": "query"}
-NS_XML = {"m": "http://monitoring.amazonaws.com/doc/2010-08-01/"}
-
-
-@pytest.fixture(scope="module")
-def model_roots(tmp_path_factory):
-    """One data directory per protocol holding botocore's CloudWatch model switched to it."""
-    session = botocore.session.get_session()
-    model = session.get_component("data_loader").load_service_model("cloudwatch", "service-2")
-    version = model["metadata"]["apiVersion"]
-    roots = {}
-    for name, protocol in PROTOCOLS.items():
-        m = copy.deepcopy(model)
-        m["metadata"]["protocol"] = protocol
-        m["metadata"]["protocols"] = [protocol]
-        root = tmp_path_factory.mktemp(f"cwmd-{name}")
-        target = root / "cloudwatch" / version
-        target.mkdir(parents=True)
-        (target / "service-2.json").write_text(json.dumps(m))
-        roots[name] = str(root)
-    return roots
-
-
-@pytest.fixture(params=list(PROTOCOLS))
-def cw(request, endpoint, model_roots):
-    session = botocore.session.get_session()
-    session.get_component("data_loader").search_paths.insert(0, model_roots[request.param])
-    client = session.create_client(
-        "cloudwatch", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test",
-        aws_secret_access_key="test", config=botocore.config.Config(retries={"max_attempts": 1}))
-    assert client.meta.service_model.protocol == PROTOCOLS[request.param]
-    return client
+from test_cloudwatch import NS_XML, PROTOCOLS, cw, cw_client, model_roots  # noqa: F401 (fixtures)
 
 
 def namespace():

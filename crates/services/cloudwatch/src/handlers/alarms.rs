@@ -11,7 +11,6 @@ use super::{
 use crate::alarm::{percentile_fraction, AlarmRule, AlarmState, ComparisonOperator, StateUpdate};
 use crate::alarms::record::{self, AlarmRecord, MetricSpec};
 use crate::alarms::Entry;
-use crate::metrics::identity::MAX_DIMENSIONS;
 use crate::metrics::{MetricsError, Statistic, Unit};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -137,37 +136,62 @@ fn tags(input: &Value) -> Result<Vec<(String, String)>, AwsError> {
     Ok(out)
 }
 
+/// `Dimensions` as (name, value) pairs, read as GetMetricStatistics reads them.
 fn dimensions(input: &Value) -> Result<Vec<(String, String)>, AwsError> {
-    let items = list(input, "Dimensions", "Dimensions")?;
-    if items.len() > MAX_DIMENSIONS {
-        return Err(invalid(format!(
-            "The collection Dimensions must not have a size greater than {MAX_DIMENSIONS}."
-        )));
-    }
-    let mut out = Vec::with_capacity(items.len());
-    for (j, d) in items.iter().enumerate() {
-        let at = format!("Dimensions.member.{}", j + 1);
-        let name = string(d, "Name", &format!("{at}.Name"))?;
-        let value = string(d, "Value", &format!("{at}.Value"))?;
-        match (name, value) {
-            (Some(name), Some(value)) => {
-                length(&name, "Name", 1, 255)?;
-                length(&value, "Value", 1, 1024)?;
-                out.push((name, value));
-            }
-            (None, _) => return Err(null_member("Name")),
-            (_, None) => return Err(null_member("Value")),
-        }
-    }
-    Ok(out)
+    Ok(super::metrics::query_dimensions(input)?
+        .into_iter()
+        .map(|d| (d.name, d.value))
+        .collect())
 }
 
 fn valid_period(period: i64) -> bool {
     matches!(period, 10 | 20 | 30) || (period >= 60 && period % 60 == 0)
 }
 
-fn ms_now(call: &Call<'_>) -> u64 {
-    call.now_ms
+/// The members metric and composite alarms share, from the input; the
+/// state is set when the alarm is stored.
+fn base_record(
+    call: &Call<'_>,
+    input: &Value,
+    name: String,
+    composite: bool,
+) -> Result<AlarmRecord, AwsError> {
+    let description = string(input, "AlarmDescription", "AlarmDescription")?;
+    if let Some(d) = &description {
+        length(d, "AlarmDescription", 0, 1024)?;
+    }
+    Ok(AlarmRecord {
+        v: AlarmRecord::version(),
+        arn: alarm_arn(call, &name),
+        name,
+        composite,
+        description,
+        actions_enabled: opt_bool(input, "ActionsEnabled", "ActionsEnabled")?.unwrap_or(true),
+        ok_actions: action_list(input, "OKActions")?,
+        alarm_actions: action_list(input, "AlarmActions")?,
+        insufficient_data_actions: action_list(input, "InsufficientDataActions")?,
+        config_updated_ms: call.now_ms,
+        state: String::new(),
+        state_reason: String::new(),
+        state_reason_data: None,
+        state_updated_ms: 0,
+        state_transitioned_ms: 0,
+        metric: None,
+        queries: None,
+        period: None,
+        evaluation_periods: None,
+        datapoints_to_alarm: None,
+        threshold: None,
+        comparison: None,
+        treat_missing_data: None,
+        evaluate_low_sample_count_percentile: None,
+        alarm_rule: None,
+        actions_suppressor: None,
+        actions_suppressor_wait_period: None,
+        actions_suppressor_extension_period: None,
+        tags: tags(input)?,
+        actions_due: false,
+    })
 }
 
 /// PutMetricAlarm: a static-threshold alarm on one metric or on metric math.
@@ -314,42 +338,16 @@ pub async fn put_metric_alarm(call: &Call<'_>, input: &Value) -> Result<Value, A
             if limit == MAX_EVALUATION_SHORT_S { "under" } else { "of at least" }
         )));
     }
-    let description = string(input, "AlarmDescription", "AlarmDescription")?;
-    if let Some(d) = &description {
-        length(d, "AlarmDescription", 0, 1024)?;
-    }
-    let record = AlarmRecord {
-        v: AlarmRecord::version(),
-        arn: alarm_arn(call, &name),
-        name,
-        composite: false,
-        description,
-        actions_enabled: opt_bool(input, "ActionsEnabled", "ActionsEnabled")?.unwrap_or(true),
-        ok_actions: action_list(input, "OKActions")?,
-        alarm_actions: action_list(input, "AlarmActions")?,
-        insufficient_data_actions: action_list(input, "InsufficientDataActions")?,
-        config_updated_ms: ms_now(call),
-        state: String::new(),
-        state_reason: String::new(),
-        state_reason_data: None,
-        state_updated_ms: 0,
-        state_transitioned_ms: 0,
-        metric,
-        queries,
-        period: u32::try_from(period).ok(),
-        evaluation_periods: u32::try_from(evaluation_periods).ok(),
-        datapoints_to_alarm: datapoints_to_alarm.and_then(|m| u32::try_from(m).ok()),
-        threshold: Some(threshold),
-        comparison: Some(comparison.as_str().to_string()),
-        treat_missing_data,
-        evaluate_low_sample_count_percentile: low_sample,
-        alarm_rule: None,
-        actions_suppressor: None,
-        actions_suppressor_wait_period: None,
-        actions_suppressor_extension_period: None,
-        tags: tags(input)?,
-        actions_due: false,
-    };
+    let mut record = base_record(call, input, name, false)?;
+    record.metric = metric;
+    record.queries = queries;
+    record.period = u32::try_from(period).ok();
+    record.evaluation_periods = u32::try_from(evaluation_periods).ok();
+    record.datapoints_to_alarm = datapoints_to_alarm.and_then(|m| u32::try_from(m).ok());
+    record.threshold = Some(threshold);
+    record.comparison = Some(comparison.as_str().to_string());
+    record.treat_missing_data = treat_missing_data;
+    record.evaluate_low_sample_count_percentile = low_sample;
     call.alarms
         .put(call.account, call.region, record, call.now_ms)
         .await
@@ -466,63 +464,22 @@ pub async fn put_composite_alarm(call: &Call<'_>, input: &Value) -> Result<Value
     }
     rule.check_alarms_exist(&|a: &str| call.alarms.exists(call.account, call.region, a))
         .map_err(|e| validation(e.message()))?;
-    let description = string(input, "AlarmDescription", "AlarmDescription")?;
-    if let Some(d) = &description {
-        length(d, "AlarmDescription", 0, 1024)?;
-    }
     let suppressor = string(input, "ActionsSuppressor", "ActionsSuppressor")?;
-    let record = AlarmRecord {
-        v: AlarmRecord::version(),
-        arn,
-        name,
-        composite: true,
-        description,
-        actions_enabled: opt_bool(input, "ActionsEnabled", "ActionsEnabled")?.unwrap_or(true),
-        ok_actions: action_list(input, "OKActions")?,
-        alarm_actions: action_list(input, "AlarmActions")?,
-        insufficient_data_actions: action_list(input, "InsufficientDataActions")?,
-        config_updated_ms: ms_now(call),
-        state: String::new(),
-        state_reason: String::new(),
-        state_reason_data: None,
-        state_updated_ms: 0,
-        state_transitioned_ms: 0,
-        metric: None,
-        queries: None,
-        period: None,
-        evaluation_periods: None,
-        datapoints_to_alarm: None,
-        threshold: None,
-        comparison: None,
-        treat_missing_data: None,
-        evaluate_low_sample_count_percentile: None,
-        alarm_rule: Some(rule_text),
-        actions_suppressor_wait_period: suppressor
-            .as_ref()
-            .map(|_| {
-                opt_integer(
-                    input,
-                    "ActionsSuppressorWaitPeriod",
-                    "ActionsSuppressorWaitPeriod",
-                )
-            })
-            .transpose()?
-            .flatten(),
-        actions_suppressor_extension_period: suppressor
-            .as_ref()
-            .map(|_| {
-                opt_integer(
-                    input,
-                    "ActionsSuppressorExtensionPeriod",
-                    "ActionsSuppressorExtensionPeriod",
-                )
-            })
-            .transpose()?
-            .flatten(),
-        actions_suppressor: suppressor,
-        tags: tags(input)?,
-        actions_due: false,
-    };
+    let mut record = base_record(call, input, name, true)?;
+    record.alarm_rule = Some(rule_text);
+    if suppressor.is_some() {
+        record.actions_suppressor_wait_period = opt_integer(
+            input,
+            "ActionsSuppressorWaitPeriod",
+            "ActionsSuppressorWaitPeriod",
+        )?;
+        record.actions_suppressor_extension_period = opt_integer(
+            input,
+            "ActionsSuppressorExtensionPeriod",
+            "ActionsSuppressorExtensionPeriod",
+        )?;
+    }
+    record.actions_suppressor = suppressor;
     call.alarms
         .put(call.account, call.region, record, call.now_ms)
         .await

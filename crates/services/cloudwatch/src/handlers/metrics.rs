@@ -123,7 +123,7 @@ fn datum(v: &Value, path: &str) -> Result<MetricDatum, AwsError> {
 }
 
 /// The `Dimensions` of a query: every member needs a name and a value.
-fn query_dimensions(input: &Value) -> Result<Vec<Dimension>, AwsError> {
+pub(super) fn query_dimensions(input: &Value) -> Result<Vec<Dimension>, AwsError> {
     let items = list(input, "Dimensions", "Dimensions")?;
     if items.len() > MAX_DIMENSIONS {
         return Err(invalid(format!(
