@@ -71,9 +71,9 @@ wait_console() {  # wait_console INSTANCE SECONDS REGEX: prints the console outp
   done
 }
 
-# --- nimbus must run instances for real ------------------------------------------------------
+# --- nimbus must run instances for real (unless the script sets NEEDS_INSTANCES=0) ------------
 HEALTH=$(curl -sS --noproxy '*' -m 5 "$ENDPOINT/_nimbus/health" 2>&1 || true)
-if ! grep -Eq '"instance_driver" *: *"namespace"' <<<"$HEALTH"; then
+if [ "${NEEDS_INSTANCES:-1}" = 1 ] && ! grep -Eq '"instance_driver" *: *"namespace"' <<<"$HEALTH"; then
   echo "this example needs instances that really run: nimbus serving as root on Linux" >&2
   echo "(instance_driver \"namespace\"); $ENDPOINT/_nimbus/health answered: ${HEALTH:-nothing}" >&2
   exit 2
@@ -82,7 +82,7 @@ fi
 # --- what this run makes, and how it goes away again -----------------------------------------
 RUN="$PATTERN_ID-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 WORK=$(mktemp -d)
-INSTANCES=(); VOLUMES=(); SNAPSHOTS=(); IMAGES=(); SGS=(); ADDRESSES=(); BUCKETS=(); PROFILES=(); ROLES=(); KEYPAIRS=(); QUEUES=()
+INSTANCES=(); VOLUMES=(); SNAPSHOTS=(); IMAGES=(); SGS=(); ADDRESSES=(); BUCKETS=(); PROFILES=(); ROLES=(); KEYPAIRS=(); QUEUES=(); ALARMS=()
 made() {  # made KIND ID: says so, and remembers it for the clean-up
   printf '  made: %s %s\n' "$1" "$2"
   case $1 in
@@ -97,6 +97,7 @@ made() {  # made KIND ID: says so, and remembers it for the clean-up
     role) ROLES+=("$2") ;;
     key-pair) KEYPAIRS+=("$2") ;;
     queue) QUEUES+=("$2") ;;  # its URL
+    alarm) ALARMS+=("$2") ;;
   esac
 }
 cleanup() {
@@ -130,6 +131,7 @@ cleanup() {
   done
   for a in "${BUCKETS[@]}"; do awsc s3 rb "s3://$a" --force >/dev/null 2>&1; done
   for a in "${QUEUES[@]}"; do awsc sqs delete-queue --queue-url "$a" >/dev/null 2>&1; done
+  if [ ${#ALARMS[@]} -gt 0 ]; then awsc cloudwatch delete-alarms --alarm-names "${ALARMS[@]}" >/dev/null 2>&1; fi
   for p in "${PROFILES[@]}"; do
     for r in "${ROLES[@]}"; do
       awsc iam remove-role-from-instance-profile --instance-profile-name "$p" --role-name "$r" >/dev/null 2>&1
