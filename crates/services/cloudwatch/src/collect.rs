@@ -69,7 +69,9 @@ impl CloudWatch {
             for source in fresh {
                 tokio::spawn(Arc::clone(&self).run_source(source));
             }
-            self.clock.sleep(std::time::Duration::from_millis(WINDOW_MS)).await;
+            self.clock
+                .sleep(std::time::Duration::from_millis(WINDOW_MS))
+                .await;
         }
     }
 
@@ -101,8 +103,13 @@ impl CloudWatch {
             let collected = tokio::spawn(async move { s.collect(window).await }).await;
             match collected {
                 Ok(publications) => {
-                    if let Err(e) = self.store_publications(publications, Some((name, end))).await {
-                        tracing::warn!("cloudwatch: storing the {name} metrics of {end} failed: {e}");
+                    if let Err(e) = self
+                        .store_publications(publications, Some((name, end)))
+                        .await
+                    {
+                        tracing::warn!(
+                            "cloudwatch: storing the {name} metrics of {end} failed: {e}"
+                        );
                     }
                 }
                 Err(e) => tracing::error!("cloudwatch: the {name} metrics of {end} failed: {e}"),
@@ -167,7 +174,11 @@ impl CloudWatch {
         // Queued after the data, so the store has it no earlier than the data.
         let marked = mark.map(|(source, end)| {
             let mut batch = Batch::new();
-            batch.put(TABLE, source.as_bytes().to_vec(), end.to_be_bytes().to_vec());
+            batch.put(
+                TABLE,
+                source.as_bytes().to_vec(),
+                end.to_be_bytes().to_vec(),
+            );
             self.store.submit(batch)
         });
         for d in durable {
