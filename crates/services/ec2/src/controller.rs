@@ -519,7 +519,7 @@ impl Ec2 {
     }
 
     pub fn cpu_usage_ns(&self, id: &str) -> Option<u64> {
-        self.machines.runtime.usage(id).map(|u| u.cpu_ns)
+        self.machines.runtime.usage(id).and_then(|u| u.cpu_ns)
     }
 
     pub fn metadata_by_ip(&self, ip: &str) -> Option<InstanceMeta> {
