@@ -274,6 +274,23 @@ mod tests {
         assert!(after > before, "{before} -> {after}");
     }
 
+    /// What reading the process table costs here: `cargo test --release -p
+    /// nimbus-runtime proc_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn proc_cost() {
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let table = process_table(Path::new("/proc"));
+            let ticks = tree_ticks(&table, 1);
+            println!(
+                "{} processes: {:?} ({ticks} ticks)",
+                table.len(),
+                t.elapsed()
+            );
+        }
+    }
+
     #[test]
     fn reads_veth_counters_inverted() {
         let dir = tempfile::tempdir().unwrap();

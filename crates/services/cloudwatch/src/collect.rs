@@ -87,7 +87,7 @@ impl CloudWatch {
             let now = self.clock.now_ms();
             let behind = now.saturating_sub(end) / WINDOW_MS;
             if behind > MAX_CATCH_UP {
-                let skipped_to = now / WINDOW_MS * WINDOW_MS - WINDOW_MS;
+                let skipped_to = (now / WINDOW_MS * WINDOW_MS).saturating_sub(WINDOW_MS);
                 tracing::warn!(
                     "cloudwatch: the {name} metrics are {behind} minutes behind the cloud clock; skipping to the current minute"
                 );
@@ -416,6 +416,46 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(refused.code, "InvalidParameterValue");
+    }
+
+    /// What storing a collection costs: `cargo test --release -p
+    /// nimbus-cloudwatch storing_cost -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore]
+    async fn storing_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        let cw = open(dir.path(), CloudClock::real());
+        let queues = 2000;
+        for minute in 0..3u64 {
+            let ts = (nimbus_core::now_millis() / WINDOW_MS - 3 + minute) * WINDOW_MS;
+            let data: Vec<PublishedDatum> = (0..queues)
+                .flat_map(|q| {
+                    (0..8).map(move |m| PublishedDatum {
+                        metric_name: format!("Metric{m}"),
+                        dimensions: vec![("QueueName".into(), format!("queue-{q}"))],
+                        unit: "Count",
+                        timestamp_ms: ts,
+                        value: PublishedValue::Value(q as f64),
+                    })
+                })
+                .collect();
+            let n = data.len();
+            let publication = Publication {
+                account: "111122223333".into(),
+                region: "us-east-1".into(),
+                namespace: "AWS/SQS".into(),
+                data,
+            };
+            let t = std::time::Instant::now();
+            cw.store_publications(vec![publication], Some(("cost", ts + WINDOW_MS)))
+                .await
+                .unwrap();
+            let took = t.elapsed();
+            println!(
+                "{n} datapoints: {took:?}, {:.2} us each",
+                took.as_secs_f64() * 1e6 / n as f64
+            );
+        }
     }
 
     #[test]

@@ -149,7 +149,7 @@ impl S3Metrics {
         if !window.ends_period(DAY_MS) {
             return Vec::new();
         }
-        let day = window.end_ms - DAY_MS;
+        let day = window.end_ms.saturating_sub(DAY_MS);
         let mut by_partition: BTreeMap<(String, String), Vec<PublishedDatum>> = BTreeMap::new();
         for bucket in self.inner.all_buckets() {
             let record = bucket.record();

@@ -289,3 +289,45 @@ async fn storage_metrics_read_large_buckets_in_steps() {
         .map(|d| d.value);
     assert_eq!(objects, Some(PublishedValue::Value(n as f64)));
 }
+
+/// What the daily measure costs per object: `cargo test --release -p nimbus-s3
+/// storage_metrics_cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn storage_metrics_cost() {
+    use nimbus_core::telemetry::CollectionWindow;
+    use nimbus_core::RequestBody;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s3 = open(dir.path());
+    let mut ctx = RequestContext::for_account("000000000000", "us-east-1");
+    ctx.access_key_id = Some("test".to_string());
+    call(&s3, "us-east-1", "CreateBucket", json!({"Bucket": "many"}))
+        .await
+        .expect("bucket");
+    let n = 20_000;
+    for i in 0..n {
+        s3.call_streaming(
+            &ctx,
+            "PutObject",
+            json!({"Bucket": "many", "Key": format!("photos/2026/{i:08}.jpg")}),
+            RequestBody::from_bytes(bytes::Bytes::from_static(b"x")),
+        )
+        .await
+        .expect("put");
+    }
+    let source = s3.metric_source();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        source
+            .collect(CollectionWindow {
+                start_ms: 86_400_000 - 60_000,
+                end_ms: 86_400_000,
+            })
+            .await;
+        let took = t.elapsed();
+        println!(
+            "{n} objects: {took:?}, {:.2} us each",
+            took.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+}

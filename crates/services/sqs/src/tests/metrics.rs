@@ -204,3 +204,29 @@ async fn a_queue_not_used_since_a_restart_publishes_only_when_it_holds_messages(
         1.0
     );
 }
+
+/// What one collection costs: `cargo test --release -p nimbus-sqs
+/// collection_cost -- --ignored --nocapture` prints the time per queue.
+#[tokio::test]
+#[ignore]
+async fn collection_cost() {
+    let h = Harness::new();
+    let n = 2000;
+    for i in 0..n {
+        let url = h.create(&format!("q{i}"), json!({})).await;
+        if i % 2 == 0 {
+            h.send(&url, "x").await;
+        }
+    }
+    let source = h.sqs.metric_source();
+    for m in 0..3 {
+        let t = std::time::Instant::now();
+        let pubs = source.collect(window(m)).await;
+        let took = t.elapsed();
+        let data: usize = pubs.iter().map(|p| p.data.len()).sum();
+        println!(
+            "{n} queues: {took:?} per collection, {:.1} us per queue, {data} datapoints",
+            took.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+}
