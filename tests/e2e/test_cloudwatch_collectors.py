@@ -98,8 +98,9 @@ def test_queue_metrics_follow_sends_and_receives(fast, day_server):
         return sum(p["Sum"] for p in points(cw, fast.endpoint, "AWS/SQS", metric, dims))
 
     wait_for("5 sends", lambda: total("NumberOfMessagesSent") == 5, 15)
-    assert total("NumberOfMessagesDeleted") == 1
-    assert total("NumberOfMessagesReceived") == 5  # 2, then the 3 still visible
+    wait_for("1 delete", lambda: total("NumberOfMessagesDeleted") == 1, 15)
+    # 2, then the 3 still visible.
+    wait_for("5 receives", lambda: total("NumberOfMessagesReceived") == 5, 15)
     wait_for("3 visible", lambda: any(
         p["Maximum"] == 3 for p in points(cw, fast.endpoint, "AWS/SQS", "ApproximateNumberOfMessagesVisible", dims)), 15)
     size = points(cw, fast.endpoint, "AWS/SQS", "SentMessageSize", dims,
@@ -152,14 +153,15 @@ def test_instance_metrics_cpu_monitoring_and_aggregates(fast, day_server):
         ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         b, i = ids
 
-        # Detailed: a datapoint a minute; a busy loop fills its one vCPU.
+        # Detailed: a datapoint a minute; a busy loop fills its one vCPU (on a
+        # shared CI host, some minute gets close to all of it).
         def busy_points():
             ps = points(cw, fast.endpoint, "AWS/EC2", "CPUUtilization", [("InstanceId", b)])
-            return ps if len(ps) >= 4 else None
+            return ps if len(ps) >= 3 and max(p["Maximum"] for p in ps) >= 80 else None
 
-        ps = wait_for("busy CPU datapoints", busy_points, 30)
+        ps = wait_for("busy CPU datapoints near 100%", busy_points, 40)
         assert all(p["SampleCount"] == 1 and p["Unit"] == "Percent" for p in ps)
-        assert max(p["Maximum"] for p in ps[1:]) >= 70, ps
+        assert all(p["Maximum"] <= 100 for p in ps)
 
         # Basic: five-minute statistics of five samples; an idle machine is near 0.
         def idle_points():
