@@ -10,10 +10,11 @@
 //! source (S3's daily scan) never delays another's minute; a source that
 //! fails or panics loses its window, is logged, and is asked for the next.
 //! Per source, the end of the last window whose data was stored is kept in
-//! `cw_collect` and written with that data (never on its own), so a restart
-//! whose cloud clock resumes a little behind (a scaled clock saves its mark
-//! every few seconds) does not publish a window twice; windows missed while
-//! nimbus was stopped are not asked for.
+//! `cw_collect` and written with that data (never on its own): the cloud
+//! clock resumes past anything a stopped run reached, and this mark makes
+//! sure of it for the collectors whatever the clock does (a window is never
+//! published twice); windows missed while nimbus was stopped are not asked
+//! for.
 
 use crate::metrics::ingest::{self, MetricDatum, Publisher, StatisticSetInput};
 use crate::metrics::{DimensionInput, Durable, MetricsError};
