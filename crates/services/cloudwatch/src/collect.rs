@@ -31,6 +31,8 @@ pub const WINDOW_MS: u64 = 60_000;
 /// Where each source's last stored window end is kept (not cleared by a
 /// reset: the cloud's time goes on).
 const TABLE: &str = "cw_collect";
+/// The format of a stored mark (see [`encode_mark`]).
+const MARK_VERSION: u8 = 1;
 /// A source further behind than this many windows (a suspended host, a
 /// clock scale its sources cannot follow) skips to the current one.
 const MAX_CATCH_UP: u64 = 10;
@@ -122,7 +124,10 @@ impl CloudWatch {
     /// The end of the last window of `source` whose data was stored (0 for none).
     fn collect_mark(&self, source: &str) -> u64 {
         match self.store.get(TABLE, source.as_bytes()) {
-            Ok(Some(v)) => <[u8; 8]>::try_from(v.as_slice()).map_or(0, u64::from_be_bytes),
+            Ok(Some(v)) => decode_mark(&v).unwrap_or_else(|| {
+                tracing::warn!("cloudwatch: the {source} collection mark is unreadable; ignored");
+                0
+            }),
             Ok(None) => 0,
             Err(e) => {
                 tracing::warn!("cloudwatch: reading the {source} collection mark failed: {e}");
@@ -175,11 +180,7 @@ impl CloudWatch {
         // Queued after the data, so the store has it no earlier than the data.
         let marked = mark.map(|(source, end)| {
             let mut batch = Batch::new();
-            batch.put(
-                TABLE,
-                source.as_bytes().to_vec(),
-                end.to_be_bytes().to_vec(),
-            );
+            batch.put(TABLE, source.as_bytes().to_vec(), encode_mark(end));
             self.store.submit(batch)
         });
         for d in durable {
@@ -190,6 +191,20 @@ impl CloudWatch {
         }
         drop(guard);
         Ok(())
+    }
+}
+
+/// A mark as stored: format version 1, then the window end (u64 BE).
+fn encode_mark(end_ms: u64) -> Vec<u8> {
+    let mut v = vec![MARK_VERSION];
+    v.extend_from_slice(&end_ms.to_be_bytes());
+    v
+}
+
+fn decode_mark(v: &[u8]) -> Option<u64> {
+    match v.split_first() {
+        Some((&MARK_VERSION, rest)) => <[u8; 8]>::try_from(rest).ok().map(u64::from_be_bytes),
+        _ => None,
     }
 }
 
@@ -468,6 +483,13 @@ mod tests {
         assert_eq!(first_window_start(now, 13 * WINDOW_MS), 13 * WINDOW_MS);
         // A clock set back on purpose: collect from now.
         assert_eq!(first_window_start(now, 100 * WINDOW_MS), 10 * WINDOW_MS);
+    }
+
+    #[test]
+    fn marks_carry_their_format() {
+        assert_eq!(decode_mark(&encode_mark(123_456)), Some(123_456));
+        assert_eq!(decode_mark(&[2, 0, 0, 0, 0, 0, 0, 0, 1]), None);
+        assert_eq!(decode_mark(&[1, 0]), None);
     }
 
     #[test]
