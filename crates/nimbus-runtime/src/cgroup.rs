@@ -1,6 +1,7 @@
 //! An instance's cgroup: its instance type as real limits (CPU quota of
 //! vCPUs x 100 ms per 100 ms, memory limit of its memory) and its CPU time
-//! for the metrics. Works on the unified hierarchy (v2) and on the split one
+//! and block I/O for the metrics (`io.stat` on v2, the `blkio` hierarchy on
+//! v1; joined where the host has it, never a reason to refuse a start). Works on the unified hierarchy (v2) and on the split one
 //! (v1: cpu, cpuacct and memory controllers, possibly co-mounted). Groups live
 //! under `nimbus/<instance id>` in each hierarchy; the `nimbus` parents go at a
 //! clean stop once empty ([`remove_parents`]): every nimbus on the host (one per
@@ -20,7 +21,28 @@ pub struct Group {
     /// The group that pauses the instance for a consistent save (the v1 freezer
     /// hierarchy's, or the unified one's).
     freezer: Option<PathBuf>,
+    /// Where block I/O is read: the unified group (its `io.stat`) or the v1
+    /// blkio group, when the host accounts it.
+    io: Option<PathBuf>,
     unified: bool,
+}
+
+/// Where an instance's counters are read, copied out of its [`Group`] so the
+/// reading happens without the runtime's lock.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    usage: Option<PathBuf>,
+    io: Option<PathBuf>,
+    unified: bool,
+}
+
+/// Block I/O of a group so far, every device summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Io {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub read_ops: u64,
+    pub write_ops: u64,
 }
 
 fn write(path: &Path, value: &str) -> std::io::Result<()> {
@@ -62,6 +84,9 @@ impl Group {
             "+cpu +memory",
         );
         write(&parent.join("cgroup.subtree_control"), "+cpu +memory")?;
+        // Block I/O accounting only where the host offers the controller.
+        let _ = write(&Path::new(ROOT).join("cgroup.subtree_control"), "+io");
+        let _ = write(&parent.join("cgroup.subtree_control"), "+io");
         let dir = parent.join(id);
         make_dir(&dir)?;
         write(
@@ -72,9 +97,11 @@ impl Group {
             &dir.join("memory.max"),
             &(memory_mib * 1024 * 1024).to_string(),
         )?;
+        let io = dir.join("io.stat").exists().then(|| dir.clone());
         Ok(Group {
             usage: Some(dir.join("cpu.stat")),
             freezer: Some(dir.clone()),
+            io,
             dirs: vec![dir],
             unified: true,
         })
@@ -114,10 +141,18 @@ impl Group {
         if dirs.is_empty() {
             return Err(std::io::Error::other("no cgroup v1 controllers mounted"));
         }
+        // blkio is optional: joined best-effort (see `add`), for the metrics only.
+        let io = Path::new(ROOT)
+            .join("blkio")
+            .canonicalize()
+            .ok()
+            .map(|real| real.join("nimbus").join(id))
+            .filter(|dir| dirs.contains(dir) || make_dir(dir).is_ok());
         Ok(Group {
             dirs,
             usage,
             freezer,
+            io,
             unified: false,
         })
     }
@@ -127,18 +162,20 @@ impl Group {
         for dir in &self.dirs {
             write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
+        if let Some(io) = self.io.as_ref().filter(|d| !self.dirs.contains(d)) {
+            if let Err(e) = write(&io.join("cgroup.procs"), &pid.to_string()) {
+                tracing::debug!("no block I/O accounting for {}: {e}", io.display());
+            }
+        }
         Ok(())
     }
 
-    pub fn cpu_usage_ns(&self) -> Option<u64> {
-        let text = std::fs::read_to_string(self.usage.as_ref()?).ok()?;
-        if self.unified {
-            text.lines()
-                .find_map(|l| l.strip_prefix("usage_usec "))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|us| us * 1000)
-        } else {
-            text.trim().parse().ok()
+    /// Where this group's counters are read.
+    pub fn probe(&self) -> Probe {
+        Probe {
+            usage: self.usage.clone(),
+            io: self.io.clone(),
+            unified: self.unified,
         }
     }
 
@@ -173,7 +210,8 @@ impl Group {
 
     /// Removes the group once its processes are gone (rmdir fails while any remain).
     pub fn remove(&self) {
-        for dir in &self.dirs {
+        let io = self.io.iter().filter(|d| !self.dirs.contains(d));
+        for dir in self.dirs.iter().chain(io) {
             for _ in 0..50 {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
@@ -193,7 +231,7 @@ pub fn remove_parents_in(root: &Path) -> Vec<PathBuf> {
     if root.join("cgroup.controllers").exists() {
         parents.push(root.join("nimbus"));
     } else {
-        for controller in ["cpu", "cpuacct", "memory", "freezer"] {
+        for controller in ["cpu", "cpuacct", "memory", "freezer", "blkio"] {
             if let Ok(real) = root.join(controller).canonicalize() {
                 let parent = real.join("nimbus");
                 if !parents.contains(&parent) {
@@ -207,6 +245,83 @@ pub fn remove_parents_in(root: &Path) -> Vec<PathBuf> {
         // rmdir only: it fails on a group that has child groups.
         .filter(|p| std::fs::remove_dir(p).is_ok())
         .collect()
+}
+
+impl Probe {
+    /// CPU time of the group's processes so far (v2 `cpu.stat` usage_usec,
+    /// v1 `cpuacct.usage`).
+    pub fn cpu_ns(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.usage.as_ref()?).ok()?;
+        if self.unified {
+            text.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|us| us * 1000)
+        } else {
+            text.trim().parse().ok()
+        }
+    }
+
+    /// Block I/O so far, when the group is accounted.
+    pub fn io(&self) -> Option<Io> {
+        let dir = self.io.as_ref()?;
+        if self.unified {
+            Some(parse_io_stat(
+                &std::fs::read_to_string(dir.join("io.stat")).ok()?,
+            ))
+        } else {
+            let bytes =
+                std::fs::read_to_string(dir.join("blkio.throttle.io_service_bytes")).ok()?;
+            let ops = std::fs::read_to_string(dir.join("blkio.throttle.io_serviced")).ok()?;
+            let (read_bytes, write_bytes) = parse_blkio(&bytes);
+            let (read_ops, write_ops) = parse_blkio(&ops);
+            Some(Io {
+                read_bytes,
+                write_bytes,
+                read_ops,
+                write_ops,
+            })
+        }
+    }
+}
+
+/// v2 `io.stat`: one line per device, `MAJ:MIN rbytes=N wbytes=N rios=N wios=N ...`.
+fn parse_io_stat(text: &str) -> Io {
+    let mut io = Io::default();
+    for field in text.split_whitespace() {
+        let Some((name, value)) = field.split_once('=') else {
+            continue;
+        };
+        let v = value.parse::<u64>().unwrap_or(0);
+        match name {
+            "rbytes" => io.read_bytes += v,
+            "wbytes" => io.write_bytes += v,
+            "rios" => io.read_ops += v,
+            "wios" => io.write_ops += v,
+            _ => {}
+        }
+    }
+    io
+}
+
+/// v1 `blkio.throttle.io_service*`: `MAJ:MIN Read N` / `Write N` lines per
+/// device (and a `Total` line); the reads and writes summed.
+fn parse_blkio(text: &str) -> (u64, u64) {
+    let (mut read, mut written) = (0, 0);
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(_device), Some(kind), Some(v)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let v = v.parse::<u64>().unwrap_or(0);
+        match kind {
+            "Read" => read += v,
+            "Write" => written += v,
+            _ => {}
+        }
+    }
+    (read, written)
 }
 
 /// [`remove_parents_in`] the host's cgroup hierarchies.
@@ -225,8 +340,26 @@ fn make_dir(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::remove_parents_in;
+    use super::{parse_blkio, parse_io_stat, remove_parents_in, Io};
     use std::fs;
+
+    #[test]
+    fn reads_block_io_of_both_hierarchies() {
+        let v2 = "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n\
+                  7:3 rbytes=100 wbytes=0 rios=3 wios=0 dbytes=0 dios=0\n";
+        assert_eq!(
+            parse_io_stat(v2),
+            Io {
+                read_bytes: 4196,
+                write_bytes: 8192,
+                read_ops: 4,
+                write_ops: 2
+            }
+        );
+        let v1 = "8:0 Read 4096\n8:0 Write 512\n8:0 Sync 0\n8:0 Async 4608\n8:0 Total 4608\n\
+                  7:3 Read 10\nTotal 4618\n";
+        assert_eq!(parse_blkio(v1), (4106, 512));
+    }
 
     #[test]
     fn removes_only_empty_parents_unified() {

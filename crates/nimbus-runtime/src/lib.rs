@@ -21,6 +21,7 @@ mod cgroup;
 mod firewall;
 pub mod init;
 pub mod layers;
+mod measure;
 mod namespace;
 mod netlink;
 mod process;
@@ -130,9 +131,15 @@ pub struct Runtime {
     exits: mpsc::UnboundedSender<String>,
 }
 
-/// Where the instance's own processes are accounted (for `cpu_usage`).
-pub struct Usage {
-    pub cpu_ns: u64,
+pub use cgroup::Io;
+pub use measure::{Network, Usage};
+
+/// The host end of a namespace-driver instance's veth: interface names are at
+/// most 15 bytes, and the id's last 10 hex digits tell instances apart (the
+/// name `namespace::start` gives the pair).
+pub(crate) fn veth_name(id: &str) -> String {
+    let tag = id.get(id.len().saturating_sub(10)..).unwrap_or(id);
+    format!("nbh{tag}")
 }
 
 impl Runtime {
@@ -340,15 +347,6 @@ impl Runtime {
     /// The console output, as GetConsoleOutput returns it: the last 64 KiB.
     pub fn console(&self, id: &str) -> Vec<u8> {
         init::read_tail(&self.dir(id).join(init::CONSOLE), 64 * 1024)
-    }
-
-    /// CPU time used by the instance's processes so far (namespace driver with cgroups).
-    pub fn usage(&self, id: &str) -> Option<Usage> {
-        let live = self.lock();
-        let group = live.get(id)?.cgroup.as_ref()?;
-        Some(Usage {
-            cpu_ns: group.cpu_usage_ns()?,
-        })
     }
 
     /// Pauses every process of a running instance (namespace driver with a cgroup

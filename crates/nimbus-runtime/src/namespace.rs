@@ -62,8 +62,9 @@ pub async fn start(dir: &Path, spec: &LaunchSpec, bridge: &Bridge) -> Result<Sta
                 .map_err(|e| format!("cannot put the instance in its cgroup: {e}"))?;
         }
         let t_cgroup = t0.elapsed();
-        // Interface names are at most 15 bytes: the id's last 10 hex digits tell them apart.
-        let tag = &id[id.len().saturating_sub(10)..];
+        // Interface names are at most 15 bytes: the id's last 10 hex digits
+        // tell them apart (`crate::veth_name` finds the host end again).
+        let tag = id.get(id.len().saturating_sub(10)..).unwrap_or(id);
         let nic = crate::netlink::Nic {
             ip: spec.boot.private_ip,
             mac: &spec.boot.mac,

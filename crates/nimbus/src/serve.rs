@@ -206,8 +206,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     });
 
     let mut services: BTreeMap<&'static str, Arc<dyn Service>> = BTreeMap::new();
-    let sqs = nimbus_sqs::Sqs::open(store.clone(), &args.region)?;
-    services.insert("sqs", Arc::new(sqs));
+    let sqs = Arc::new(nimbus_sqs::Sqs::open(store.clone(), &args.region)?);
+    services.insert("sqs", sqs.clone());
     let sts = nimbus_sts::Sts::open(store.clone(), credentials.clone())?;
     services.insert("sts", Arc::new(sts));
     services.insert("iam", Arc::new(nimbus_iam::Iam::open(store.clone())?));
@@ -266,6 +266,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let s3 = s3.clone();
         tokio::spawn(async move { s3.sweep_orphan_bodies(s3_opened).await });
     }
+    // The metrics AWS services publish by themselves, every cloud minute.
+    cloudwatch.add_source(sqs.metric_source());
+    cloudwatch.add_source(ec2.metric_source());
+    cloudwatch.add_source(s3.metric_source());
+    tokio::spawn(cloudwatch.clone().run_collectors());
     if let Some(sqs) = services.get("sqs").cloned() {
         s3.set_event_sink(Arc::new(crate::events::SqsSink::new(
             sqs,

@@ -19,6 +19,7 @@
 
 pub mod alarm;
 pub mod alarms;
+mod collect;
 pub mod export;
 mod handlers;
 pub mod metrics;
@@ -69,6 +70,8 @@ pub struct CloudWatch {
     /// Shifts the service clock; only tests move it.
     clock_offset_ms: AtomicU64,
     expiry: Mutex<ExpiryState>,
+    /// The services' metric sources (see `collect`).
+    collectors: collect::Collectors,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +111,7 @@ impl CloudWatch {
             last_now_ms: AtomicU64::new(0),
             clock_offset_ms: AtomicU64::new(0),
             expiry: Mutex::new(ExpiryState::default()),
+            collectors: collect::Collectors::default(),
         })
     }
 

@@ -518,8 +518,13 @@ impl Ec2 {
         }
     }
 
+    /// The machines' runtime (the metrics read their counters through it).
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
+        self.machines.runtime.clone()
+    }
+
     pub fn cpu_usage_ns(&self, id: &str) -> Option<u64> {
-        self.machines.runtime.usage(id).map(|u| u.cpu_ns)
+        self.machines.runtime.usage(id).and_then(|u| u.cpu_ns)
     }
 
     pub fn metadata_by_ip(&self, ip: &str) -> Option<InstanceMeta> {

@@ -309,6 +309,10 @@ pub fn plan_run(
     let instance_tags = tags::from_specifications_among(input, "instance", TAGGABLE)?;
     let volume_tags = tags::from_specifications_among(input, "volume", TAGGABLE)?;
     let metadata = metadata_options(input.get("MetadataOptions"))?;
+    let monitoring = input
+        .pointer("/Monitoring/Enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let shutdown_behavior = match input
         .get("InstanceInitiatedShutdownBehavior")
         .and_then(Value::as_str)
@@ -533,6 +537,7 @@ pub fn plan_run(
             region: ctx.region.clone(),
             ended_ms: None,
             image_layers: image_layers.clone(),
+            monitoring,
         });
     }
     Ok(Launch {
@@ -673,7 +678,7 @@ pub fn instance_value(p: &Partition, i: &Instance) -> Value {
         "InstanceType": i.instance_type,
         "LaunchTime": i.launch_ms as f64 / 1000.0,
         "Placement": {"AvailabilityZone": i.zone, "GroupName": "", "Tenancy": "default"},
-        "Monitoring": {"State": "disabled"},
+        "Monitoring": {"State": if i.monitoring { "enabled" } else { "disabled" }},
         "Architecture": "x86_64",
         "RootDeviceType": "ebs",
         "RootDeviceName": ROOT_DEVICE,
@@ -796,6 +801,7 @@ fn filter_fields(p: &Partition, i: &Instance, name: &str) -> Option<Vec<String>>
         "virtualization-type" => one("hvm"),
         "hypervisor" => one("xen"),
         "tenancy" => one("default"),
+        "monitoring-state" => one(if i.monitoring { "enabled" } else { "disabled" }),
         "client-token" => Some(i.client_token.iter().cloned().collect()),
         "iam-instance-profile.arn" => Some(i.iam_profile.iter().map(|p| p.0.clone()).collect()),
         "instance.group-id" | "group-id" | "network-interface.group-id" => {
@@ -1154,6 +1160,24 @@ pub fn describe_attribute(p: &Partition, input: &Value) -> Result<Value, AwsErro
 }
 
 /// GetConsoleOutput's instance check (the output itself comes from the runtime).
+/// MonitorInstances (`enable`) and UnmonitorInstances: detailed monitoring
+/// on or off. EC2 answers with the transition under way ("pending",
+/// "disabling"); here it takes effect at the next collection, and
+/// DescribeInstances shows the state reached.
+pub fn set_monitoring(p: &mut Partition, input: &Value, enable: bool) -> Result<Value, AwsError> {
+    let ids = instance_ids(input)?;
+    find_ids(p, &ids)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in &ids {
+        if let Some(i) = p.instances.get_mut(id) {
+            i.monitoring = enable;
+        }
+        let state = if enable { "pending" } else { "disabling" };
+        out.push(json!({"InstanceId": id, "Monitoring": {"State": state}}));
+    }
+    Ok(json!({"InstanceMonitorings": out}))
+}
+
 pub fn check_console(p: &Partition, input: &Value) -> Result<String, AwsError> {
     Ok(one_instance(p, input)?.id.clone())
 }

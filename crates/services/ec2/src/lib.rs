@@ -20,6 +20,7 @@ mod images;
 mod instance_types;
 mod instances;
 mod keypairs;
+mod metrics;
 mod network;
 mod state;
 mod tags;
@@ -301,6 +302,14 @@ impl Service for Ec2 {
                         .await?;
                     self.refresh_firewalls((ctx.account_id.clone(), ctx.region.clone()));
                     Ok(out)
+                }
+                "MonitorInstances" => {
+                    self.with_partition(ctx, write(|p, _| instances::set_monitoring(p, i, true)))
+                        .await
+                }
+                "UnmonitorInstances" => {
+                    self.with_partition(ctx, write(|p, _| instances::set_monitoring(p, i, false)))
+                        .await
                 }
                 "DescribeInstanceAttribute" => {
                     self.with_partition(ctx, read(|p, _| instances::describe_attribute(p, i)))

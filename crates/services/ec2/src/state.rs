@@ -85,6 +85,10 @@ pub struct Instance {
     /// first start (kept here: the image may be deregistered before that).
     #[serde(default)]
     pub image_layers: Vec<String>,
+    /// Detailed monitoring (CloudWatch data every minute rather than every
+    /// five): RunInstances' Monitoring.Enabled, Monitor/UnmonitorInstances.
+    #[serde(default)]
+    pub monitoring: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -31,6 +31,7 @@ pub mod events;
 mod handlers;
 mod input;
 pub mod lifecycle;
+mod metrics;
 mod state;
 pub mod website;
 
@@ -273,6 +274,13 @@ impl S3 {
     }
 
     /// Connects event notifications to their destination (the SQS service).
+    /// The daily AWS/S3 storage metrics of every bucket, for CloudWatch to collect.
+    pub fn metric_source(&self) -> Arc<dyn nimbus_core::telemetry::MetricSource> {
+        Arc::new(metrics::S3Metrics {
+            inner: self.inner.clone(),
+        })
+    }
+
     pub fn set_event_sink(&self, sink: Arc<dyn EventSink>) {
         *self.inner.events.write().unwrap_or_else(|p| p.into_inner()) = Some(sink);
     }

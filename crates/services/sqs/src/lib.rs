@@ -23,6 +23,7 @@ mod errors;
 mod handlers;
 mod input;
 mod message;
+mod metrics;
 mod names;
 mod queue;
 mod seqmap;
@@ -118,7 +119,9 @@ impl Inner {
             region: self.region(ctx),
             name,
         };
-        self.queue(&key).ok_or_else(errors::queue_does_not_exist)
+        let q = self.queue(&key).ok_or_else(errors::queue_does_not_exist)?;
+        q.counters.touch();
+        Ok(q)
     }
 
     pub fn queue_by_arn(&self, arn: &str) -> Option<Arc<Queue>> {
@@ -255,6 +258,13 @@ impl Sqs {
             inner.resume_tasks();
         }
         Ok(Sqs { inner })
+    }
+
+    /// The AWS/SQS metrics of every queue, for CloudWatch to collect.
+    pub fn metric_source(&self) -> Arc<dyn nimbus_core::telemetry::MetricSource> {
+        Arc::new(metrics::SqsMetrics {
+            inner: self.inner.clone(),
+        })
     }
 
     /// Moves the service clock forward (tests of timeouts, delays, retention).

@@ -600,6 +600,27 @@ impl QueueState {
         (visible, self.inflight.len(), self.delayed.len())
     }
 
+    /// When the queue's oldest stored message was enqueued (its first record
+    /// past the purge floor and the retention sweep): one store read. A
+    /// message moved in with an older enqueue time further on is not seen.
+    pub fn oldest_enqueued_ms(&self) -> Option<u64> {
+        let s = self.stored.as_ref()?;
+        let from = s.message_key(s.sweep_from.max(s.floor));
+        let mut enq = None;
+        let read = s.store.scan(crate::state::MESSAGES, &from, |key, value| {
+            if s.seq_of(key).is_some() {
+                enq = serde_json::from_slice::<crate::state::MessageHeadRecord>(value)
+                    .ok()
+                    .map(|r| r.enq);
+            }
+            nimbus_store::Step::Stop
+        });
+        if let Err(e) = read {
+            tracing::warn!("sqs: reading the oldest message of {}: {e}", s.prefix);
+        }
+        enq
+    }
+
     /// Adds what a batch changing this queue's messages must carry besides:
     /// for a FIFO queue, the group-order entries of the message records it
     /// puts and deletes; for every queue, its count record, moved by the
@@ -1952,6 +1973,8 @@ pub struct Queue {
     /// Where the queue's messages are until its first use reads them
     /// (`None` once read, and for a queue made by this process).
     unread: Mutex<Option<nimbus_store::Store>>,
+    /// What its CloudWatch metrics count (see `crate::metrics`).
+    pub counters: crate::metrics::QueueCounters,
 }
 
 impl Queue {
@@ -1980,13 +2003,24 @@ impl Queue {
             meta: tokio::sync::Mutex::new(()),
             state: Mutex::new(state),
             unread: Mutex::new(None),
+            counters: crate::metrics::QueueCounters::new(true),
         }
     }
 
     /// A queue opened from the store: its messages are read at its first use.
     pub fn with_stored_messages(self, store: nimbus_store::Store) -> Queue {
         *self.unread.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
+        // Not used since nimbus started: not active for its metrics yet.
+        self.counters.untouch();
         self
+    }
+
+    /// Whether its messages have been read (its first use happened).
+    pub fn is_loaded(&self) -> bool {
+        self.unread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     /// The queue's state. Held only for short, await-free sections (the first

@@ -99,6 +99,8 @@ struct Prepared {
     enq: u64,
     delay_until: u64,
     dedup_key: Option<String>,
+    /// Body and attributes, as SQS measures a message (SentMessageSize).
+    size: usize,
 }
 
 fn prepare(
@@ -229,6 +231,7 @@ fn prepare(
         enq: now,
         delay_until,
         dedup_key,
+        size,
     })
 }
 
@@ -250,6 +253,8 @@ async fn enqueue(
     let mut batch = Batch::new();
     let mut out: Vec<Sent> = Vec::with_capacity(prepared.len());
     let mut fresh: Vec<(u64, Option<String>)> = Vec::new();
+    // Sizes of the messages this send stores (duplicates are not sent again).
+    let mut sizes: Vec<usize> = Vec::new();
     let mut originals: Vec<Arc<CommitTicket>> = Vec::new();
     let ticket = Arc::new(CommitTicket::default());
     let mut reservation = None;
@@ -285,6 +290,7 @@ async fn enqueue(
                     continue;
                 }
             }
+            sizes.push(p.size);
             let head = MsgHead::of(&p.data);
             let seq = st.insert_pending(head.clone(), 0, 0, p.enq, p.delay_until);
             batch.put(state::MESSAGES, q.message_key(seq), p.record);
@@ -398,6 +404,9 @@ async fn enqueue(
         settled
             .await
             .map_err(|e| AwsError::internal(format!("send task failed: {e}")))??;
+        for size in sizes {
+            q.counters.sent(size);
+        }
     }
     for t in originals {
         if !t.wait().await {
@@ -891,6 +900,7 @@ pub async fn receive_message(
             .map_err(|e| AwsError::internal(format!("receive task failed: {e}")))??;
 
         if !response.is_empty() {
+            q.counters.received(response.len());
             if let Some(a) = attempt_id {
                 q.lock().attempt_insert(
                     a,
@@ -906,6 +916,7 @@ pub async fn receive_message(
 
         let now = inner.now();
         if now >= deadline || q.is_deleted() {
+            q.counters.received(0);
             return Ok(json!({}));
         }
         let wake = next_event.map_or(deadline, |t| t.min(deadline)).max(now);
@@ -978,6 +989,7 @@ pub async fn delete_message(
         }
         done.await?;
     }
+    q.counters.deleted(1);
     Ok(json!({}))
 }
 
@@ -1028,6 +1040,7 @@ pub async fn delete_message_batch(
         }
         done.await?;
     }
+    q.counters.deleted(ok.len());
     Ok(json!({ "Successful": ok, "Failed": failed }))
 }
 

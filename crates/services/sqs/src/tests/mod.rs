@@ -6,6 +6,7 @@
 mod dlq;
 mod fifo;
 mod messages;
+mod metrics;
 mod persistence;
 mod queues;
 
