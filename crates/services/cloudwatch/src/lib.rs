@@ -13,6 +13,8 @@
 //!   computed over them; a library with no clock and no thread.
 //! - `alarm` — how an alarm's state follows from its datapoints and how
 //!   composite rules combine alarms (pure logic).
+//! - `collect` — the metrics services publish by themselves (AWS/SQS,
+//!   AWS/EC2, AWS/S3) through `MetricSource`s, once per cloud minute.
 //! - `export` — the metrics as Prometheus text (`GET /_nimbus/metrics`).
 //! - `alarms` — the alarms themselves: records, history, transitions and
 //!   actions; [`CloudWatch::run_alarms`] evaluates them on the cloud's clock.
