@@ -47,10 +47,10 @@ def api(request, endpoint, model_roots):  # noqa: F811
     return cw_client(endpoint, request.param, model_roots)
 
 
-def cloud_now(endpoint):
+def cloud_now(endpoint, scale=SCALE):
     """The cloud's time as nimbus reports it (aware UTC datetime)."""
     doc = requests.get(endpoint + "/_nimbus/health").json()
-    assert doc["clock"]["scale"] == SCALE
+    assert doc["clock"]["scale"] == scale
     return dt.datetime.fromtimestamp(doc["clock"]["now_ms"] / 1000, dt.timezone.utc)
 
 
@@ -358,3 +358,82 @@ def test_the_cli_speaks_alarms(endpoint):
                   "--history-item-type", "StateUpdate")
     assert out["AlarmHistoryItems"][0]["HistorySummary"] == "Alarm updated from INSUFFICIENT_DATA to ALARM"
     aws_cli(endpoint, "cloudwatch", "delete-alarms", "--alarm-names", name)
+
+
+# --- the user guide's tables through the server ---------------------------------------
+
+# "Evaluating an alarm" in the CloudWatch user guide: periods of 5 minutes, threshold 10
+# (GreaterThanThreshold), 3 evaluation periods; "0" is a datapoint within the threshold,
+# "X" one breaching it, "-" a period without data, the newest on the right. The cells are
+# the state per TreatMissingData (missing, ignore, breaching, notBreaching); "keep" is
+# "retain current state" (here the initial INSUFFICIENT_DATA).
+GUIDE_TABLE = [
+    (3, "0 - X - X", ["OK", "OK", "OK", "OK"]),
+    (3, "- - - - 0", ["OK", "OK", "OK", "OK"]),
+    (3, "- - - - -", ["INSUFFICIENT_DATA", "keep", "ALARM", "OK"]),
+    (3, "0 X X - X", ["ALARM", "ALARM", "ALARM", "ALARM"]),
+    (3, "- - X - -", ["ALARM", "keep", "ALARM", "OK"]),
+    (2, "0 - X - X", ["ALARM", "ALARM", "ALARM", "ALARM"]),
+    (2, "0 0 X 0 X", ["ALARM", "ALARM", "ALARM", "ALARM"]),
+    (2, "0 - X - -", ["OK", "OK", "ALARM", "OK"]),
+    (2, "- - - - 0", ["OK", "OK", "ALARM", "OK"]),
+    (2, "- - - X -", ["ALARM", "keep", "ALARM", "OK"]),
+]
+TREATMENTS = ["missing", "ignore", "breaching", "notBreaching"]
+TABLE_SCALE = 10
+
+
+@pytest.fixture(scope="module")
+def table_server():
+    s = Server("--clock-scale", str(TABLE_SCALE)).start()
+    yield s
+    s.stop()
+
+
+def test_the_user_guides_tables_through_the_server(table_server, model_roots):  # noqa: F811
+    """Each row's datapoints are placed in the middle of the 5-minute periods that the
+    evaluations of cloud minutes M-2 .. M+2 all see in the same slots (the range ends at
+    the start of the evaluation's minute and slides by a minute), the alarms are created
+    after the data, and every state is read after the evaluation of M+2 and before that of
+    M+3. At scale 10 that leaves several real seconds on either side."""
+    cw = cw_client(table_server.endpoint, "json", model_roots)
+    ns = f"Guide/{uuid.uuid4().hex[:8]}"
+    t0 = cloud_now(table_server.endpoint, TABLE_SCALE)
+    m = minute(t0) + dt.timedelta(minutes=2)
+    data = []
+    for row, (_, pattern, _) in enumerate(GUIDE_TABLE):
+        marks = pattern.split()
+        for i, mark in enumerate(marks):
+            if mark == "-":
+                continue
+            age = len(marks) - 1 - i
+            at = m - dt.timedelta(minutes=5 * age + 2, seconds=30)
+            data.append({"MetricName": f"Row{row}", "Timestamp": at,
+                         "Value": 50.0 if mark == "X" else 2.0})
+    cw.put_metric_data(Namespace=ns, MetricData=data)
+    names = {}
+    for row, (m_of_n, _, _) in enumerate(GUIDE_TABLE):
+        for treat in TREATMENTS:
+            name = f"{ns.replace('/', '-')}-{row}-{treat}"
+            names[(row, treat)] = name
+            cw.put_metric_alarm(AlarmName=name, Namespace=ns, MetricName=f"Row{row}", Statistic="Average",
+                                Period=300, EvaluationPeriods=3, DatapointsToAlarm=m_of_n, Threshold=10.0,
+                                ComparisonOperator="GreaterThanThreshold", TreatMissingData=treat)
+    assert cloud_now(table_server.endpoint, TABLE_SCALE) < m + dt.timedelta(minutes=2), \
+        "the alarms took too long to create"
+    read_at = m + dt.timedelta(minutes=2, seconds=25)
+    while cloud_now(table_server.endpoint, TABLE_SCALE) < read_at:
+        time.sleep(0.1)
+    states = {}
+    for page in cw.get_paginator("describe_alarms").paginate(AlarmNamePrefix=ns.replace("/", "-")):
+        states.update({a["AlarmName"]: a["StateValue"] for a in page["MetricAlarms"]})
+    assert cloud_now(table_server.endpoint, TABLE_SCALE) < m + dt.timedelta(minutes=3, seconds=10), \
+        "the states were read too late"
+    wrong = []
+    for row, (m_of_n, pattern, cells) in enumerate(GUIDE_TABLE):
+        for treat, cell in zip(TREATMENTS, cells):
+            want = "INSUFFICIENT_DATA" if cell == "keep" else cell
+            got = states.get(names[(row, treat)])
+            if got != want:
+                wrong.append(f"{m_of_n} of 3, '{pattern}', {treat}: {got}, not {want}")
+    assert not wrong, "\n".join(wrong)
