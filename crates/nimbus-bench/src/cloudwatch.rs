@@ -69,7 +69,16 @@ fn query_request(
             "application/x-www-form-urlencoded; charset=utf-8".to_string(),
         ),
     ];
-    client::signed_request(ep, signer, "monitoring", Method::POST, "/", "", headers, body)
+    client::signed_request(
+        ep,
+        signer,
+        "monitoring",
+        Method::POST,
+        "/",
+        "",
+        headers,
+        body,
+    )
 }
 
 /// Form-encodes an `action` call with `params`.
@@ -104,11 +113,7 @@ async fn call_ok(
 ) -> Result<String, String> {
     let r = call(ep, signer, http, body, timeout).await?;
     if !r.ok() {
-        return Err(format!(
-            "{action}: HTTP {}: {}",
-            r.status,
-            r.body_excerpt()
-        ));
+        return Err(format!("{action}: HTTP {}: {}", r.status, r.body_excerpt()));
     }
     Ok(String::from_utf8_lossy(&r.body).into_owned())
 }
@@ -342,7 +347,10 @@ pub async fn run(
         Workload::CwPut => Work::Put(namespace("put")),
         Workload::CwGetStats => {
             if state.stats.is_none() {
-                eprint!("(pre-filling {} datapoints) ", STATS_METRICS as u64 * STATS_POINTS);
+                eprint!(
+                    "(pre-filling {} datapoints) ",
+                    STATS_METRICS as u64 * STATS_POINTS
+                );
                 state.stats = Some(prefill_stats(target, cfg).await);
             }
             match state.stats.clone() {
@@ -353,7 +361,10 @@ pub async fn run(
         }
         Workload::CwGetData => {
             if state.data.is_none() {
-                eprint!("(pre-filling {} datapoints) ", DATA_METRICS as u64 * DATA_POINTS);
+                eprint!(
+                    "(pre-filling {} datapoints) ",
+                    DATA_METRICS as u64 * DATA_POINTS
+                );
                 state.data = Some(prefill_seconds(target, cfg).await);
             }
             match state.data.clone() {
@@ -362,9 +373,7 @@ pub async fn run(
                 None => return RunResult::failed(ep, workload, "no pre-fill".into()),
             }
         }
-        other => {
-            return RunResult::failed(ep, other, "not a CloudWatch endpoint workload".into())
-        }
+        other => return RunResult::failed(ep, other, "not a CloudWatch endpoint workload".into()),
     };
     let tally = Tally::default();
     let (work, tally_ref) = (&work, &tally);
@@ -448,7 +457,10 @@ async fn worker(
                     let q = "MetricDataQueries.member.1";
                     let params = [
                         (format!("{q}.Id"), "m".to_string()),
-                        (format!("{q}.MetricStat.Metric.Namespace"), s.namespace.clone()),
+                        (
+                            format!("{q}.MetricStat.Metric.Namespace"),
+                            s.namespace.clone(),
+                        ),
                         (format!("{q}.MetricStat.Metric.MetricName"), format!("m{m}")),
                         (format!("{q}.MetricStat.Period"), "1".into()),
                         (format!("{q}.MetricStat.Stat"), "Average".into()),
@@ -538,6 +550,10 @@ pub struct AlarmEvalResult {
     pub create_cpu_us_per_alarm: Option<f64>,
     /// Empty server; the same server with the metric data, no alarms; with alarms.
     pub spans: Vec<CpuSpan>,
+    /// From the alarms' creation until none is left in INSUFFICIENT_DATA
+    /// (their first evaluations, each a transition): real seconds and server CPU.
+    pub settle_secs: f64,
+    pub settle_cpu_ms: f64,
     /// Alarm states (ALARM, OK, INSUFFICIENT_DATA) before and after the measured span.
     pub states_before: Option<(u64, u64, u64)>,
     pub states: Option<(u64, u64, u64)>,
@@ -629,21 +645,16 @@ pub async fn alarm_eval(
         }
         Err(e) => result.failures.push(e),
     }
-    let (_dir, mut server) = match Server::start_fresh_with(
-        binary,
-        &cw.dir,
-        "nimbus-bench-alarms-",
-        "alarms",
-        &args,
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            result.failures.push(e);
-            return result;
-        }
-    };
+    let (_dir, mut server) =
+        match Server::start_fresh_with(binary, &cw.dir, "nimbus-bench-alarms-", "alarms", &args)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                result.failures.push(e);
+                return result;
+            }
+        };
     if let Err(e) = alarm_phases(&server, run, cw, signer, &mut result).await {
         result.failures.push(format!("{e}{}", server.log_tail()));
     }
@@ -691,13 +702,17 @@ async fn alarm_phases(
                 high_resolution: false,
             })
             .collect();
-        forms.extend(
-            points
-                .chunks(OWN_FILL_BATCH)
-                .map(|c| put_form(ns, c, None)),
-        );
+        forms.extend(points.chunks(OWN_FILL_BATCH).map(|c| put_form(ns, c, None)));
     }
-    put_all(ep, signer, &http, forms, run.concurrency, run.request_timeout).await?;
+    put_all(
+        ep,
+        signer,
+        &http,
+        forms,
+        run.concurrency,
+        run.request_timeout,
+    )
+    .await?;
     result.fill_secs = started.elapsed().as_secs_f64();
     result.datapoints = cw.alarms * per_metric;
 
@@ -735,8 +750,15 @@ async fn alarm_phases(
                 return Ok::<(), String>(());
             };
             created_ref.set(i + 1);
-            call_ok(ep, signer, http_ref, "PutMetricAlarm", body.clone(), run.request_timeout)
-                .await?;
+            call_ok(
+                ep,
+                signer,
+                http_ref,
+                "PutMetricAlarm",
+                body.clone(),
+                run.request_timeout,
+            )
+            .await?;
         }
     };
     let mut set: FuturesUnordered<_> = (0..run.concurrency.max(1)).map(|_| worker()).collect();
@@ -753,10 +775,28 @@ async fn alarm_phases(
     );
 
     // The first evaluation moves every alarm out of INSUFFICIENT_DATA (a
-    // transition, with history, for each): measure the steady periods after
-    // it, starting just after a minute boundary.
-    tokio::time::sleep(Duration::from_secs_f64(2.0 * 60.0 / scale.max(1) as f64)).await;
-    result.states_before = Some(alarm_states(ep, signer, &http, run.request_timeout).await?);
+    // transition, with history, for each): measured on its own, until no
+    // alarm is left there; the steady periods are measured after it, from
+    // just after a minute boundary.
+    let before = measure::sample_server(server.pid())?;
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs_f64(60.0 / scale.max(1) as f64)).await;
+        let states = alarm_states(ep, signer, &http, run.request_timeout).await?;
+        result.states_before = Some(states);
+        if states.2 == 0 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err(format!(
+                "alarms still in INSUFFICIENT_DATA after 120 s: {states:?}"
+            ));
+        }
+    }
+    let after = measure::sample_server(server.pid())?;
+    result.settle_secs = started.elapsed().as_secs_f64();
+    result.settle_cpu_ms = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0
+        / measure::clock_ticks_per_sec() as f64;
     let now = cloud_now_ms(ep).await?;
     tokio::time::sleep(until_minute(now, 30.0, scale)).await;
     eprint!("\n  alarms: ");
@@ -828,7 +868,8 @@ pub fn alarm_eval_text(r: &AlarmEvalResult) -> String {
         r.create_secs,
         r.create_cpu_us_per_alarm.map_or("-".into(), super::report::num),
     );
-    out += "| server | cloud minutes | real s | CPU ms | CPU ticks | CPU ms per period | RSS MiB |\n";
+    out +=
+        "| server | cloud minutes | real s | CPU ms | CPU ticks | CPU ms per period | RSS MiB |\n";
     out += "| --- | --: | --: | --: | --: | --: | --: |\n";
     for s in &r.spans {
         out += &format!(
@@ -844,12 +885,17 @@ pub fn alarm_eval_text(r: &AlarmEvalResult) -> String {
     }
     if let Some(net) = r.net_ms_per_period() {
         out += &format!(
-            "- the alarms add {} ms of CPU per evaluation period for {} alarms ({} µs per alarm evaluation); target: under 50 ms\n",
-            super::report::num(net.max(0.0)),
+            "- the alarms add {net:.1} ms of CPU per evaluation period for {} alarms ({:.2} µs per alarm evaluation; with alarms minus data, no alarms; a tick is 10 ms); target: under 50 ms\n",
             r.alarms,
-            super::report::num(net.max(0.0) * 1000.0 / r.alarms.max(1) as f64),
+            net * 1000.0 / r.alarms.max(1) as f64,
         );
     }
+    out += &format!(
+        "- first evaluations (every alarm leaves INSUFFICIENT_DATA): {:.1} s real, {:.0} ms server CPU ({:.1} ms per alarm), polled with DescribeAlarms\n",
+        r.settle_secs,
+        r.settle_cpu_ms,
+        r.settle_cpu_ms / r.alarms.max(1) as f64,
+    );
     for (when, states) in [("before", r.states_before), ("after", r.states)] {
         if let Some((alarm, ok, insufficient)) = states {
             out += &format!(
@@ -871,6 +917,8 @@ pub fn alarm_eval_json(r: &AlarmEvalResult) -> Value {
         "fill_secs": r.fill_secs,
         "create_secs": r.create_secs,
         "create_cpu_us_per_alarm": r.create_cpu_us_per_alarm,
+        "settle_secs": r.settle_secs,
+        "settle_cpu_ms": r.settle_cpu_ms,
         "spans": r.spans.iter().map(|s| json!({
             "label": s.label,
             "real_secs": s.real_secs,
@@ -960,8 +1008,15 @@ async fn scale_phases(
         let n = left.min(SCALE_POINTS_PER_METRIC);
         left -= n;
         let forms = fill_forms(ns, m, 1, n, start, 60, false, OWN_FILL_BATCH);
-        put_all(&server.endpoint, signer, &http, forms, run.concurrency, run.request_timeout)
-            .await?;
+        put_all(
+            &server.endpoint,
+            signer,
+            &http,
+            forms,
+            run.concurrency,
+            run.request_timeout,
+        )
+        .await?;
         result.datapoints += n;
     }
     result.fill_secs = started.elapsed().as_secs_f64();
@@ -1038,7 +1093,9 @@ pub fn cw_scale_text(r: &CwScaleResult) -> String {
         r.restart_ms.map_or("-".into(), |ms| format!("{ms:.0} ms")),
     );
     if let Some(n) = r.check_points {
-        out += &format!("  a day of one metric read back after the restart: {n} datapoints (1440 expected)\n");
+        out += &format!(
+            "  a day of one metric read back after the restart: {n} datapoints (1440 expected)\n"
+        );
     }
     for f in &r.failures {
         out += &format!("  FAILED: {f}\n");
@@ -1080,17 +1137,29 @@ mod tests {
             Some(("Worker", "w1")),
         );
         let s = String::from_utf8_lossy(&f);
-        assert!(s.starts_with("Action=PutMetricData&Version=2010-08-01&Namespace=ns"), "{s}");
-        assert!(s.contains("MetricData.member.1.Timestamp=1970-01-01T00%3A00%3A00Z"), "{s}");
+        assert!(
+            s.starts_with("Action=PutMetricData&Version=2010-08-01&Namespace=ns"),
+            "{s}"
+        );
+        assert!(
+            s.contains("MetricData.member.1.Timestamp=1970-01-01T00%3A00%3A00Z"),
+            "{s}"
+        );
         assert!(s.contains("MetricData.member.1.StorageResolution=1"), "{s}");
-        assert!(s.contains("MetricData.member.1.Dimensions.member.1.Value=w1"), "{s}");
+        assert!(
+            s.contains("MetricData.member.1.Dimensions.member.1.Value=w1"),
+            "{s}"
+        );
         let forms = fill_forms("ns", 0, 2, 45, 0, 60, false, 20);
         assert_eq!(forms.len(), 6);
         let xml = "<GetMetricDataResult><MetricDataResults><member><Timestamps><member>a</member><member>b</member></Timestamps><Values><member>1</member><member>2</member></Values></member></MetricDataResults><NextToken>tok</NextToken></GetMetricDataResult>";
         assert_eq!(data_values(xml), 2);
         assert_eq!(xml_text(xml, "NextToken"), Some("tok"));
         assert_eq!(xml_text(xml, "Nope"), None);
-        assert_eq!(count("<Timestamp>x</Timestamp><Timestamp>", "<Timestamp>"), 2);
+        assert_eq!(
+            count("<Timestamp>x</Timestamp><Timestamp>", "<Timestamp>"),
+            2
+        );
         assert!((0.0..100.0).contains(&gauge(3, 12345)));
     }
 

@@ -507,13 +507,9 @@ impl Plan {
 
         let alarm_eval = if self.workloads.contains(&Workload::AlarmEval) {
             eprint!("alarm-eval: ");
-            let r = cloudwatch::alarm_eval(
-                self.startup_bin.clone(),
-                &self.cfg,
-                &self.cw,
-                &self.signer,
-            )
-            .await;
+            let r =
+                cloudwatch::alarm_eval(self.startup_bin.clone(), &self.cfg, &self.cw, &self.signer)
+                    .await;
             eprintln!();
             Some(r)
         } else {
@@ -522,13 +518,9 @@ impl Plan {
 
         let cw_scale = if self.workloads.contains(&Workload::CwScale) {
             eprint!("cw-scale: ");
-            let r = cloudwatch::cw_scale(
-                self.startup_bin.clone(),
-                &self.cfg,
-                &self.cw,
-                &self.signer,
-            )
-            .await;
+            let r =
+                cloudwatch::cw_scale(self.startup_bin.clone(), &self.cfg, &self.cw, &self.signer)
+                    .await;
             eprintln!();
             Some(r)
         } else {
@@ -750,6 +742,34 @@ mod tests {
         let p = plan(&["--workload", "sqs-backlog,s3-scale"]).unwrap();
         assert_eq!((p.scale.objects, p.scale.messages), (1_000_000, 2_000_000));
         assert_eq!(plan(&[]).unwrap().scale.objects, 0);
+    }
+
+    #[test]
+    fn cloudwatch_workloads_and_flags() {
+        let p = plan(&["--workload", "cw-get,alarm-eval"]).unwrap();
+        assert_eq!(
+            p.workloads,
+            vec![
+                Workload::CwGetStats,
+                Workload::CwGetData,
+                Workload::AlarmEval
+            ]
+        );
+        assert!(p.workloads[..2].iter().all(|w| w.uses_endpoint()));
+        assert!(!Workload::AlarmEval.uses_endpoint() && !Workload::CwScale.uses_endpoint());
+        assert_eq!(
+            (p.cw.alarms, p.cw.alarm_minutes, p.cw.clock_scale),
+            (10_000, 20, 60)
+        );
+        assert_eq!(p.cw.scale_datapoints, 10_000_000);
+        let p = plan(&["--workload", "cw,cw-scale", "--cw-scale-datapoints", "5000"]).unwrap();
+        let mut want = Workload::CW.to_vec();
+        want.push(Workload::CwScale);
+        assert_eq!(p.workloads, want);
+        assert_eq!(p.cw.scale_datapoints, 5000);
+        assert!(plan(&["--alarms", "0"]).is_err());
+        assert!(plan(&["--alarm-clock-scale", "0"]).is_err());
+        assert!(plan(&["--workload", "cw-nope"]).is_err());
     }
 
     #[test]
