@@ -35,8 +35,26 @@
 //! `--workload state-save` starts a nimbus of its own, fills it, and times
 //! `nimbus state save` and `nimbus state load` against `tar` of the same data
 //! directory.
+//!
+//! CloudWatch (module `cloudwatch`, all in the query protocol, which nimbus,
+//! LocalStack and moto serve): `--workload cw-put` sends PutMetricData calls
+//! of 20 MetricData members (20 metrics, one value each, stamped by the
+//! server); `cw-get-stats` pre-fills 4 metrics with a day of 1-minute data and
+//! times GetMetricStatistics (Period 60 over those 24 hours: 1,440 datapoints,
+//! checked); `cw-get-data` pre-fills 2 metrics with 3 hours of 1-second data
+//! (StorageResolution 1) and times GetMetricData (Period 1 over those 3 hours,
+//! MaxDatapoints 10,800: 10,800 datapoints, checked); `cw-get` is both gets,
+//! `cw` all three. msgs/s counts datapoints sent or answered.
+//! `--workload alarm-eval` starts nimbuses of its own at `--alarm-clock-scale`
+//! (60): an empty one, then one filled with a datapoint per cloud minute for
+//! `--alarms` (10,000) metrics, measured for `--alarm-minutes` (20) cloud
+//! minutes before and after `--alarms` PutMetricAlarm calls (one per metric);
+//! it reports server CPU ms per evaluation period. `--workload cw-scale` starts
+//! one that stores `--cw-scale-datapoints` (10,000,000) 1-minute datapoints
+//! and reports RSS and disk bytes per datapoint, filled and after a restart.
 
 mod client;
+mod cloudwatch;
 mod ec2;
 mod measure;
 mod own_server;
@@ -68,8 +86,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "[NAME=]URL")]
     compare: Vec<String>,
     /// Workloads to run: sqs-send, sqs-send-batch, sqs-cycle, s3-put, s3-get,
-    /// s3-list, s3-put-large, s3-get-large, startup, dd, ec2-launch, state-save; all (the three SQS
-    /// ones, the default) or s3 (the five S3 ones). Repeatable or a comma list.
+    /// s3-list, s3-put-large, s3-get-large, startup, dd, ec2-launch, state-save,
+    /// s3-scale, sqs-backlog, cw-put, cw-get-stats, cw-get-data, alarm-eval, cw-scale;
+    /// all (the three SQS ones, the default), s3 (the five S3 ones), cw-get (both
+    /// CloudWatch gets) or cw (cw-put and the gets). Repeatable or a comma list.
     /// s3-put-large brings dd along, as its baseline.
     #[arg(long = "workload", value_name = "LIST")]
     workloads: Vec<String>,
@@ -171,6 +191,18 @@ pub struct BenchArgs {
     /// goes to group g{i % N}).
     #[arg(long, default_value_t = 100, value_name = "N", requires = "sqs_fifo")]
     sqs_fifo_groups: u64,
+    /// alarm-eval: metric alarms created, each on a metric of its own.
+    #[arg(long, default_value_t = 10_000)]
+    alarms: u64,
+    /// alarm-eval: cloud minutes (evaluation periods) measured per server (at most 37).
+    #[arg(long, default_value_t = 20)]
+    alarm_minutes: u64,
+    /// alarm-eval: the --clock-scale of its servers (one cloud minute lasts 60/N seconds).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    alarm_clock_scale: u32,
+    /// cw-scale: 1-minute datapoints stored (10,000 per metric).
+    #[arg(long, default_value_t = 10_000_000)]
+    cw_scale_datapoints: u64,
 }
 
 use nimbus_core::parse_byte_size as parse_size;
@@ -220,6 +252,7 @@ struct Plan {
     launch_rounds: u32,
     state: state_save::StateSaveConfig,
     scale: scale::ScaleConfig,
+    cw: cloudwatch::CwConfig,
 }
 
 impl Plan {
@@ -276,6 +309,11 @@ impl Plan {
         }
         if usize::try_from(a.list_keys).is_err() || a.list_keys > 100_000_000 {
             return Err("--list-keys must be at most 100,000,000".into());
+        }
+        if a.alarms == 0 || a.alarm_minutes == 0 || a.cw_scale_datapoints == 0 {
+            return Err(
+                "--alarms, --alarm-minutes and --cw-scale-datapoints must be at least 1".into(),
+            );
         }
         if a.sqs_fifo_groups == 0 {
             return Err("--sqs-fifo-groups must be at least 1".into());
@@ -339,6 +377,13 @@ impl Plan {
             scale: scale::ScaleConfig {
                 objects: scale_objects,
                 messages: backlog_messages,
+                dir: disk_dir.clone(),
+            },
+            cw: cloudwatch::CwConfig {
+                alarms: a.alarms,
+                alarm_minutes: a.alarm_minutes,
+                clock_scale: a.alarm_clock_scale,
+                scale_datapoints: a.cw_scale_datapoints,
                 dir: disk_dir,
             },
         })
@@ -380,11 +425,14 @@ impl Plan {
                 server_pid: info.server_pid,
             };
             let mut s3_state = s3::EndpointState::default();
+            let mut cw_state = cloudwatch::EndpointState::default();
             for w in &endpoint_workloads {
                 let fifo = self.cfg.fifo_groups.is_some();
                 eprint!("{} {}: ", info.endpoint.name, sqs::label(*w, fifo));
                 let r = if w.is_s3() {
                     s3::run(&target, *w, &self.cfg, &mut s3_state).await
+                } else if w.is_cloudwatch() {
+                    cloudwatch::run(&target, *w, &self.cfg, &mut cw_state).await
                 } else {
                     sqs::run(&target, *w, &self.cfg).await
                 };
@@ -457,6 +505,28 @@ impl Plan {
             None
         };
 
+        let alarm_eval = if self.workloads.contains(&Workload::AlarmEval) {
+            eprint!("alarm-eval: ");
+            let r =
+                cloudwatch::alarm_eval(self.startup_bin.clone(), &self.cfg, &self.cw, &self.signer)
+                    .await;
+            eprintln!();
+            Some(r)
+        } else {
+            None
+        };
+
+        let cw_scale = if self.workloads.contains(&Workload::CwScale) {
+            eprint!("cw-scale: ");
+            let r =
+                cloudwatch::cw_scale(self.startup_bin.clone(), &self.cfg, &self.cw, &self.signer)
+                    .await;
+            eprintln!();
+            Some(r)
+        } else {
+            None
+        };
+
         let mut text = report::text(
             &self.cfg,
             &self.endpoints,
@@ -474,6 +544,12 @@ impl Plan {
         if let Some(r) = &scaled {
             text += &report::text(&self.cfg, &r.endpoints, &r.results, None, 0, None);
             text += &scale::text(r);
+        }
+        if let Some(r) = &alarm_eval {
+            text += &cloudwatch::alarm_eval_text(r);
+        }
+        if let Some(r) = &cw_scale {
+            text += &cloudwatch::cw_scale_text(r);
         }
         if self.json {
             eprintln!("\n{text}");
@@ -496,6 +572,12 @@ impl Plan {
                     doc["runs"] = report::json(&self.cfg, &r.endpoints, &r.results, None, None);
                     map.insert("scale".into(), doc);
                 }
+                if let Some(r) = &alarm_eval {
+                    map.insert("alarm_eval".into(), cloudwatch::alarm_eval_json(r));
+                }
+                if let Some(r) = &cw_scale {
+                    map.insert("cw_scale".into(), cloudwatch::cw_scale_json(r));
+                }
             }
             match serde_json::to_string_pretty(&doc) {
                 Ok(s) => println!("{s}"),
@@ -513,6 +595,8 @@ impl Plan {
             || disk.as_ref().is_some_and(|d| !d.failures.is_empty())
             || launch.as_ref().is_some_and(|l| !l.failures.is_empty())
             || state.as_ref().is_some_and(|r| !r.failures.is_empty())
+            || alarm_eval.as_ref().is_some_and(|r| !r.failures.is_empty())
+            || cw_scale.as_ref().is_some_and(|r| !r.failures.is_empty())
             || scaled.as_ref().is_some_and(|r| {
                 !r.failures.is_empty()
                     || r.results
@@ -658,6 +742,34 @@ mod tests {
         let p = plan(&["--workload", "sqs-backlog,s3-scale"]).unwrap();
         assert_eq!((p.scale.objects, p.scale.messages), (1_000_000, 2_000_000));
         assert_eq!(plan(&[]).unwrap().scale.objects, 0);
+    }
+
+    #[test]
+    fn cloudwatch_workloads_and_flags() {
+        let p = plan(&["--workload", "cw-get,alarm-eval"]).unwrap();
+        assert_eq!(
+            p.workloads,
+            vec![
+                Workload::CwGetStats,
+                Workload::CwGetData,
+                Workload::AlarmEval
+            ]
+        );
+        assert!(p.workloads[..2].iter().all(|w| w.uses_endpoint()));
+        assert!(!Workload::AlarmEval.uses_endpoint() && !Workload::CwScale.uses_endpoint());
+        assert_eq!(
+            (p.cw.alarms, p.cw.alarm_minutes, p.cw.clock_scale),
+            (10_000, 20, 60)
+        );
+        assert_eq!(p.cw.scale_datapoints, 10_000_000);
+        let p = plan(&["--workload", "cw,cw-scale", "--cw-scale-datapoints", "5000"]).unwrap();
+        let mut want = Workload::CW.to_vec();
+        want.push(Workload::CwScale);
+        assert_eq!(p.workloads, want);
+        assert_eq!(p.cw.scale_datapoints, 5000);
+        assert!(plan(&["--alarms", "0"]).is_err());
+        assert!(plan(&["--alarm-clock-scale", "0"]).is_err());
+        assert!(plan(&["--workload", "cw-nope"]).is_err());
     }
 
     #[test]

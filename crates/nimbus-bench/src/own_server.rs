@@ -1,6 +1,7 @@
 //! A nimbus the bench starts itself, on a data directory of its own, for the
 //! workloads that must own their server: to fill it, restart it, or load into it
-//! (`state-save`, `s3-scale`, `sqs-backlog`).
+//! (`state-save`, `s3-scale`, `sqs-backlog`), or to start it with flags of
+//! their own (`alarm-eval`'s `--clock-scale`).
 
 use super::client::{self, Endpoint, HttpClient};
 use super::startup;
@@ -20,16 +21,24 @@ pub struct Server {
     pub data: PathBuf,
     /// Its stdout and stderr.
     pub log: PathBuf,
+    /// Flags given to `serve` besides port, driver and data directory.
+    extra_args: Vec<String>,
     http: HttpClient,
 }
 
 impl Server {
     /// Starts `binary serve` (process instance driver, so that it runs anywhere)
     /// on a free loopback port with its data in `dir/data`; `name` names its endpoint.
-    pub async fn start(binary: &Path, dir: &Path, name: &str) -> Result<Server, String> {
+    /// `extra_args` are added to `serve`'s command line.
+    pub async fn start_with(
+        binary: &Path,
+        dir: &Path,
+        name: &str,
+        extra_args: &[String],
+    ) -> Result<Server, String> {
         let port = startup::free_port()?;
         let log = dir.join("nimbus.log");
-        let child = spawn(binary, port, &dir.join("data"), &log)?;
+        let child = spawn(binary, port, &dir.join("data"), &log, extra_args)?;
         let mut server = Server {
             binary: binary.to_path_buf(),
             child,
@@ -37,6 +46,7 @@ impl Server {
             endpoint: Endpoint::parse(&format!("{name}=http://127.0.0.1:{port}"))?,
             data: dir.join("data"),
             log,
+            extra_args: extra_args.to_vec(),
             // No keep-alive: a restart or a load replaces the server under any pooled socket.
             http: client::http_client(0),
         };
@@ -55,6 +65,17 @@ impl Server {
         prefix: &str,
         name: &str,
     ) -> Result<(tempfile::TempDir, Server), String> {
+        Server::start_fresh_with(binary, parent, prefix, name, &[]).await
+    }
+
+    /// As [`Server::start_fresh`], with `extra_args` added to `serve`'s command line.
+    pub async fn start_fresh_with(
+        binary: Option<PathBuf>,
+        parent: &Path,
+        prefix: &str,
+        name: &str,
+        extra_args: &[String],
+    ) -> Result<(tempfile::TempDir, Server), String> {
         let binary = binary
             .map_or_else(std::env::current_exe, Ok)
             .map_err(|e| format!("cannot find this binary: {e}"))?;
@@ -62,7 +83,7 @@ impl Server {
             .prefix(prefix)
             .tempdir_in(parent)
             .map_err(|e| format!("cannot make a directory in {}: {e}", parent.display()))?;
-        let server = Server::start(&binary, dir.path(), name).await?;
+        let server = Server::start_with(&binary, dir.path(), name, extra_args).await?;
         Ok((dir, server))
     }
 
@@ -75,7 +96,13 @@ impl Server {
     pub async fn restart(&mut self) -> Result<Duration, String> {
         self.stop().await;
         let started = Instant::now();
-        self.child = spawn(&self.binary, self.port, &self.data, &self.log)?;
+        self.child = spawn(
+            &self.binary,
+            self.port,
+            &self.data,
+            &self.log,
+            &self.extra_args,
+        )?;
         self.wait_ready(started).await
     }
 
@@ -104,7 +131,13 @@ impl Server {
     }
 }
 
-fn spawn(binary: &Path, port: u16, data: &Path, log: &Path) -> Result<Child, String> {
+fn spawn(
+    binary: &Path,
+    port: u16,
+    data: &Path,
+    log: &Path,
+    extra_args: &[String],
+) -> Result<Child, String> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -121,6 +154,7 @@ fn spawn(binary: &Path, port: u16, data: &Path, log: &Path) -> Result<Child, Str
         ])
         .arg("--data-dir")
         .arg(data)
+        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))

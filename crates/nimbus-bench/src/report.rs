@@ -311,6 +311,9 @@ fn endpoint_sections(cfg: &RunConfig, endpoints: &[EndpointInfo], results: &[Run
         .collect();
     out += &table(&headers, &rows);
     out += "\nops/s and latency count 2xx requests only; sqs-cycle ops are ReceiveMessage + DeleteMessageBatch, msgs/s are messages deleted.\n";
+    if results.iter().any(|r| r.workload.is_cloudwatch()) {
+        out += "CloudWatch (query protocol): msgs/s are datapoints, sent by cw-put (20 per call) or answered by cw-get-stats (1,440 per call) and cw-get-data (10,800 per call); an answer with another count is an error.\n";
+    }
     if results.iter().any(|r| r.workload.is_s3()) {
         out += "s3-list ops are ListObjectsV2 pages (ops/s = pages/s), msgs/s are keys listed; MB/s counts object bytes sent or received (10^6 bytes/s).\n";
     }

@@ -50,6 +50,16 @@ pub enum Workload {
     S3Scale,
     /// Its own nimbus: sqs-cycle empty, then with a deep backlog queued (after a restart).
     SqsBacklog,
+    /// PutMetricData of 20 datapoints (20 metrics, one value each) per call.
+    CwPut,
+    /// GetMetricStatistics over a day of 1-minute data (1,440 datapoints).
+    CwGetStats,
+    /// GetMetricData over 3 hours of 1-second data (10,800 datapoints).
+    CwGetData,
+    /// Its own nimbus at a scaled clock: CPU per evaluation period of many alarms.
+    AlarmEval,
+    /// Its own nimbus: RSS and disk bytes per stored datapoint.
+    CwScale,
 }
 
 impl Workload {
@@ -67,6 +77,9 @@ impl Workload {
         Workload::S3GetLarge,
     ];
 
+    /// The CloudWatch workloads that drive every endpoint (`cw`; `cw-get` is the two gets).
+    pub const CW: [Workload; 3] = [Workload::CwPut, Workload::CwGetStats, Workload::CwGetData];
+
     pub fn name(self) -> &'static str {
         match self {
             Workload::SqsSend => "sqs-send",
@@ -83,11 +96,20 @@ impl Workload {
             Workload::StateSave => "state-save",
             Workload::S3Scale => "s3-scale",
             Workload::SqsBacklog => "sqs-backlog",
+            Workload::CwPut => "cw-put",
+            Workload::CwGetStats => "cw-get-stats",
+            Workload::CwGetData => "cw-get-data",
+            Workload::AlarmEval => "alarm-eval",
+            Workload::CwScale => "cw-scale",
         }
     }
 
     pub fn is_s3(self) -> bool {
         Workload::S3.contains(&self)
+    }
+
+    pub fn is_cloudwatch(self) -> bool {
+        Workload::CW.contains(&self)
     }
 
     /// Whether the workload drives an endpoint (`startup` and `dd` measure this machine).
@@ -100,6 +122,8 @@ impl Workload {
                 | Workload::StateSave
                 | Workload::S3Scale
                 | Workload::SqsBacklog
+                | Workload::AlarmEval
+                | Workload::CwScale
         )
     }
 
@@ -127,9 +151,17 @@ impl Workload {
                 "state-save" => push(Workload::StateSave, &mut out),
                 "s3-scale" => push(Workload::S3Scale, &mut out),
                 "sqs-backlog" => push(Workload::SqsBacklog, &mut out),
+                "cw" => Workload::CW.iter().for_each(|w| push(*w, &mut out)),
+                "cw-get" => {
+                    push(Workload::CwGetStats, &mut out);
+                    push(Workload::CwGetData, &mut out);
+                }
+                "alarm-eval" => push(Workload::AlarmEval, &mut out),
+                "cw-scale" => push(Workload::CwScale, &mut out),
                 name => match Workload::SQS
                     .iter()
                     .chain(&Workload::S3)
+                    .chain(&Workload::CW)
                     .find(|w| w.name() == name)
                 {
                     Some(w) => push(*w, &mut out),
@@ -137,7 +169,8 @@ impl Workload {
                         return Err(format!(
                         "unknown workload {name:?} (known: sqs-send, sqs-send-batch, sqs-cycle, \
                          s3-put, s3-get, s3-list, s3-put-large, s3-get-large, startup, dd, ec2-launch, state-save, s3-scale, sqs-backlog, \
-                         all = the SQS ones, s3 = the S3 ones)"
+                         cw-put, cw-get-stats, cw-get-data, cw-get (both gets), alarm-eval, cw-scale, \
+                         all = the SQS ones, s3 = the S3 ones, cw = cw-put and the gets)"
                     ))
                     }
                 },
