@@ -44,6 +44,9 @@ pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often a full expiry pass starts (retention is counted in hours and
 /// days, so a minute late costs nothing).
 const EXPIRY_EVERY_MS: u64 = 60_000;
+/// State changes one store batch carries (records and history items of
+/// about 2 KiB each).
+const TRANSITIONS_PER_BATCH: usize = 500;
 /// The longest the alarm evaluator sleeps without looking at its schedule.
 const ALARM_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Segments (and series) one expiry step may delete: one store batch.
@@ -302,17 +305,26 @@ impl CloudWatch {
                 .collect::<Vec<_>>())
         })
         .await?;
+        let mut updates = Vec::new();
         for (entry, outcome) in outcomes {
             match outcome {
-                Ok(alarm::Outcome::Transition(update)) => {
-                    self.alarms.transition(&entry, update, now, 0).await?;
-                }
+                Ok(alarm::Outcome::Transition(update)) => updates.push((entry, update)),
                 Ok(alarm::Outcome::NoChange) => {}
                 Err(e) => tracing::warn!(
                     "cloudwatch: alarm {} was not evaluated: {e}",
                     entry.record.name
                 ),
             }
+        }
+        // The round's transitions go to the store in a few large batches
+        // rather than one commit each.
+        while !updates.is_empty() {
+            let rest = updates.split_off(updates.len().min(TRANSITIONS_PER_BATCH));
+            let changed = self.alarms.apply_transitions(updates, now).await?;
+            for next in changed {
+                self.alarms.after_transition(&next, now, 0).await?;
+            }
+            updates = rest;
         }
         Ok(evaluated)
     }

@@ -277,6 +277,19 @@ impl MetricAlarmConfig {
         datapoints: &[Datapoint],
         query_time_ms: i64,
     ) -> Option<StateUpdate> {
+        self.assess_from(None, range, datapoints, query_time_ms)
+    }
+
+    /// [`assess`](Self::assess); with `current` given, `None` as soon as the
+    /// data calls for that state, before any reason text is written (most
+    /// evaluations change nothing, and the text is most of their cost).
+    fn assess_from(
+        &self,
+        current: Option<AlarmState>,
+        range: EvaluationRange,
+        datapoints: &[Datapoint],
+        query_time_ms: i64,
+    ) -> Option<StateUpdate> {
         let window = Window::place(self, range, datapoints);
         let n = self.n();
         let m = self.m();
@@ -293,6 +306,9 @@ impl MetricAlarmConfig {
 
         let treat = self.treat_missing_data;
         if evaluated.real.is_empty() && treat == TreatMissingData::Missing {
+            if current == Some(AlarmState::InsufficientData) {
+                return None;
+            }
             return Some(self.insufficient_data(&window, query_time_ms));
         }
         if evaluated.real.is_empty() && treat == TreatMissingData::Ignore {
@@ -327,6 +343,9 @@ impl MetricAlarmConfig {
         } else {
             AlarmState::Ok
         };
+        if current == Some(state) {
+            return None;
+        }
         Some(self.threshold_crossed(state, &evaluated, query_time_ms))
     }
 
@@ -338,7 +357,10 @@ impl MetricAlarmConfig {
         datapoints: &[Datapoint],
         query_time_ms: i64,
     ) -> Outcome {
-        Outcome::from_update(current, self.assess(range, datapoints, query_time_ms))
+        Outcome::from_update(
+            current,
+            self.assess_from(Some(current), range, datapoints, query_time_ms),
+        )
     }
 
     /// "Insufficient Data: 3 datapoints were unknown." The data lists the N most

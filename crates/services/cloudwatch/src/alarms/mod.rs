@@ -52,6 +52,12 @@ const HISTORY_EXPIRY_BUDGET: usize = 1000;
 /// gives the datapoints of the one that returns data.
 pub type MathRunner<'a> = dyn Fn(&Entry, i64, i64) -> Result<Vec<Datapoint>, MetricsError> + 'a;
 
+/// A metric's series: its units and their ids.
+pub type SeriesIds = Vec<(Unit, u64)>;
+/// How long resolved series serve before they are looked up again (a unit
+/// published for the first time, a series expired and made anew).
+const SERIES_FRESH_MS: u64 = 5 * 60_000;
+
 /// What evaluation reads for a metric alarm.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -59,6 +65,9 @@ pub enum Source {
         identity: MetricIdentity,
         unit: Option<Unit>,
         statistic: Statistic,
+        /// The metric's series as last resolved (cloud ms, ids): resolving
+        /// is a store scan, and a metric gains a unit rarely.
+        series: Arc<Mutex<Option<(u64, SeriesIds)>>>,
     },
     /// Metric math (`Metrics`): evaluated through GetMetricData's engine.
     Math(Vec<crate::handlers::metric_queries::MetricDataQuery>),
@@ -125,6 +134,7 @@ impl Entry {
                             identity,
                             unit,
                             statistic,
+                            series: Arc::default(),
                         },
                         Some(name),
                     )
@@ -221,6 +231,8 @@ impl Entry {
 struct Book {
     loaded: bool,
     alarms: BTreeMap<Vec<u8>, Arc<Entry>>,
+    /// Keys of the composite alarms: a child's change looks only at them.
+    composites: BTreeSet<Vec<u8>>,
     schedule: BTreeSet<(u64, Vec<u8>)>,
     due_of: BTreeMap<Vec<u8>, u64>,
 }
@@ -233,6 +245,11 @@ impl Book {
             self.schedule.insert((due, key.clone()));
             self.due_of.insert(key.clone(), due);
         }
+        if matches!(entry.eval, Eval::Composite(_)) {
+            self.composites.insert(key.clone());
+        } else {
+            self.composites.remove(&key);
+        }
         self.alarms.insert(key, entry);
     }
 
@@ -243,6 +260,7 @@ impl Book {
 
     fn remove(&mut self, key: &[u8]) -> Option<Arc<Entry>> {
         self.unschedule(key);
+        self.composites.remove(key);
         self.alarms.remove(key)
     }
 
@@ -287,17 +305,18 @@ impl Book {
     /// The composite alarms of a scope whose rule names `child`.
     fn parents_of(&self, child: &Entry) -> Vec<Arc<Entry>> {
         let scope = record::scope(&child.account, &child.region);
-        self.alarms
+        self.composites
             .range(scope.clone()..)
-            .take_while(|(k, _)| k.starts_with(&scope))
-            .filter(|(_, e)| match &e.eval {
+            .take_while(|k| k.starts_with(&scope))
+            .filter_map(|k| self.alarms.get(k))
+            .filter(|e| match &e.eval {
                 Eval::Composite(rule) => rule
                     .alarms()
                     .iter()
                     .any(|a| *a == child.record.name || *a == child.record.arn),
                 Eval::Metric { .. } => false,
             })
-            .map(|(_, e)| e.clone())
+            .cloned()
             .collect()
     }
 }
@@ -645,59 +664,97 @@ impl Alarms {
         now_ms: u64,
         depth: usize,
     ) -> Result<(), MetricsError> {
+        let changed = self
+            .apply_transitions(vec![(Arc::clone(entry), update)], now_ms)
+            .await?;
+        for next in changed {
+            self.after_transition(&next, now_ms, depth).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies many state updates in one store batch (an evaluation round
+    /// that moves thousands of alarms commits once); returns the alarms whose
+    /// state changed, for [`Alarms::after_transition`]. An update of an alarm
+    /// replaced or deleted since it was evaluated is dropped.
+    pub async fn apply_transitions(
+        &self,
+        updates: Vec<(Arc<Entry>, StateUpdate)>,
+        now_ms: u64,
+    ) -> Result<Vec<Arc<Entry>>, MetricsError> {
         let guard = self.writer.lock().await;
-        // The alarm may have been replaced or deleted since it was evaluated.
-        let Some(current) = self.get(&entry.account, &entry.region, &entry.record.name) else {
-            return Ok(());
-        };
-        if current.generation != entry.generation {
-            return Ok(());
-        }
-        let old_state = current.record.state.clone();
-        let old_reason = current.record.state_reason.clone();
-        let mut next = (*current).clone();
-        let state = update.state.as_str();
-        next.record.state = state.to_string();
-        next.record.state_reason = update.reason.clone();
-        next.record.state_reason_data =
-            (!update.reason_data.is_empty()).then(|| update.reason_data.clone());
-        next.record.state_updated_ms = now_ms;
-        let changes = old_state != state;
-        if changes {
-            next.record.state_transitioned_ms = now_ms;
-            next.record.actions_due =
-                next.record.actions_enabled && !next.record.actions_of(state).is_empty();
-        }
         let mut batch = Batch::new();
-        batch.put(record::ALARMS, next.key(), next.record.encode());
-        if changes {
-            let mut new_state = json!({"stateValue": state, "stateReason": update.reason});
-            if let Ok(data) = serde_json::from_str::<serde_json::Value>(&update.reason_data) {
-                new_state["stateReasonData"] = data;
+        let mut applied = Vec::with_capacity(updates.len());
+        for (entry, update) in updates {
+            let Some(current) = self.get(&entry.account, &entry.region, &entry.record.name) else {
+                continue;
+            };
+            if current.generation != entry.generation {
+                continue;
             }
-            let data = json!({
-                "version": "1.0",
-                "oldState": {"stateValue": old_state, "stateReason": old_reason},
-                "newState": new_state,
-            });
-            self.history_item(
-                &mut batch,
-                &next,
-                "StateUpdate",
-                format!("Alarm updated from {old_state} to {state}"),
-                data.to_string(),
-                now_ms,
-            );
+            let old_state = current.record.state.clone();
+            let old_reason = current.record.state_reason.clone();
+            let mut next = (*current).clone();
+            let state = update.state.as_str();
+            next.record.state = state.to_string();
+            next.record.state_reason = update.reason.clone();
+            next.record.state_reason_data =
+                (!update.reason_data.is_empty()).then(|| update.reason_data.clone());
+            next.record.state_updated_ms = now_ms;
+            let changes = old_state != state;
+            if changes {
+                next.record.state_transitioned_ms = now_ms;
+                next.record.actions_due =
+                    next.record.actions_enabled && !next.record.actions_of(state).is_empty();
+                let mut new_state = json!({"stateValue": state, "stateReason": update.reason});
+                if let Ok(data) = serde_json::from_str::<serde_json::Value>(&update.reason_data) {
+                    new_state["stateReasonData"] = data;
+                }
+                let data = json!({
+                    "version": "1.0",
+                    "oldState": {"stateValue": old_state, "stateReason": old_reason},
+                    "newState": new_state,
+                });
+                self.history_item(
+                    &mut batch,
+                    &next,
+                    "StateUpdate",
+                    format!("Alarm updated from {old_state} to {state}"),
+                    data.to_string(),
+                    now_ms,
+                );
+            }
+            batch.put(record::ALARMS, next.key(), next.record.encode());
+            applied.push((Arc::new(next), changes));
+        }
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
         self.store.commit(batch).await.map_err(internal)?;
-        let next = Arc::new(next);
-        lock(&self.book).update(next.clone());
-        drop(guard);
-        if !changes {
-            return Ok(());
+        let mut book = lock(&self.book);
+        let mut changed = Vec::new();
+        for (next, changes) in applied {
+            book.update(next.clone());
+            if changes {
+                changed.push(next);
+            }
         }
+        drop(book);
+        drop(guard);
+        Ok(changed)
+    }
+
+    /// What follows a change of state: the composites that name the alarm
+    /// are re-evaluated (up to [`MAX_COMPOSITE_DEPTH`] levels), then the new
+    /// state's actions are carried out.
+    pub async fn after_transition(
+        &self,
+        next: &Arc<Entry>,
+        now_ms: u64,
+        depth: usize,
+    ) -> Result<(), MetricsError> {
         if depth < MAX_COMPOSITE_DEPTH {
-            for parent in self.parents_of(&next) {
+            for parent in self.parents_of(next) {
                 let Eval::Composite(rule) = &parent.eval else {
                     continue;
                 };
@@ -720,7 +777,7 @@ impl Alarms {
                 }
             }
         }
-        self.run_actions(&next, now_ms).await
+        self.run_actions(next, now_ms).await
     }
 
     /// Carries out the actions of `entry`'s state if they are due, and
@@ -832,6 +889,7 @@ impl Alarms {
                 identity,
                 unit,
                 statistic,
+                series,
             } => {
                 let statistics = [*statistic, Statistic::SampleCount];
                 let request = StatisticsRequest {
@@ -844,7 +902,26 @@ impl Alarms {
                     period_s: i64::from(config.period_secs),
                     statistics: &statistics,
                 };
-                let points = metrics.statistics(&request, now_ms, u64::from(range.periods))?;
+                let known = lock(series)
+                    .as_ref()
+                    .filter(|(at, ids)| {
+                        !ids.is_empty() && now_ms.saturating_sub(*at) < SERIES_FRESH_MS
+                    })
+                    .map(|(_, ids)| ids.clone());
+                let ids = match known {
+                    Some(ids) => ids,
+                    None => {
+                        let ids = metrics.series_of(&entry.account, &entry.region, identity)?;
+                        *lock(series) = Some((now_ms, ids.clone()));
+                        ids
+                    }
+                };
+                let points = metrics.statistics_of_series(
+                    &request,
+                    &ids,
+                    now_ms,
+                    u64::from(range.periods),
+                )?;
                 let mut out: Vec<Datapoint> = Vec::with_capacity(points.len());
                 for p in points {
                     // Without a Unit, a metric published in several units

@@ -663,6 +663,22 @@ impl Metrics {
         max_periods: u64,
     ) -> Result<Vec<Datapoint>, MetricsError> {
         query::validate_range(request.start_ms, request.end_ms)?;
+        query::validate_period(request.period_s)?;
+        let series = self.series_of(request.account, request.region, request.metric)?;
+        self.statistics_of_series(request, &series, now_ms, max_periods)
+    }
+
+    /// [`Metrics::statistics`] over series already resolved with
+    /// [`Metrics::series_of`] (alarms keep them between evaluations, which
+    /// saves a store scan per evaluation).
+    pub fn statistics_of_series(
+        &self,
+        request: &StatisticsRequest,
+        series: &[(Unit, u64)],
+        now_ms: u64,
+        max_periods: u64,
+    ) -> Result<Vec<Datapoint>, MetricsError> {
+        query::validate_range(request.start_ms, request.end_ms)?;
         let period_s = query::validate_period(request.period_s)?;
         let plan = Plan::new(
             request.start_ms,
@@ -673,7 +689,7 @@ impl Metrics {
             max_periods,
         );
         let mut out = Vec::new();
-        for (unit, series) in self.series_of(request.account, request.region, request.metric)? {
+        for &(unit, series) in series {
             if request.unit.is_some_and(|u| u != unit) {
                 continue;
             }
