@@ -430,6 +430,19 @@ impl Alarms {
 
     /// The alarms of a scope in name order, starting after `after`.
     pub fn list(&self, account: &str, region: &str, after: Option<&str>) -> Vec<Arc<Entry>> {
+        self.list_where(account, region, after, usize::MAX, |_| true)
+    }
+
+    /// [`Alarms::list`], keeping only alarms `admit` admits and stopping at
+    /// `limit` of them: a page of a listing costs its page, not the scope.
+    pub fn list_where(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+        admit: impl Fn(&Entry) -> bool,
+    ) -> Vec<Arc<Entry>> {
         let book = lock(&self.book);
         let scope = record::scope(account, region);
         let start = match after {
@@ -443,6 +456,8 @@ impl Alarms {
         book.alarms
             .range(start..)
             .take_while(|(k, _)| k.starts_with(&scope))
+            .filter(|(_, e)| admit(e))
+            .take(limit)
             .map(|(_, e)| e.clone())
             .collect()
     }

@@ -576,6 +576,25 @@ pub fn describe_alarms(call: &Call<'_>, input: &Value) -> Result<Value, AwsError
         Some(token) => Some(decode_name_token(&token)?),
         None => None,
     };
+    let admits = |e: &Entry| {
+        let r = &e.record;
+        (if r.composite {
+            composite_alarms
+        } else {
+            metric_alarms
+        }) && (names.is_empty() || names.contains(&r.name))
+            && prefix
+                .as_ref()
+                .is_none_or(|p| r.name.starts_with(p.as_str()))
+            && state.as_ref().is_none_or(|s| r.state == *s)
+            && action_prefix.as_ref().is_none_or(|p| {
+                r.ok_actions
+                    .iter()
+                    .chain(&r.alarm_actions)
+                    .chain(&r.insufficient_data_actions)
+                    .any(|a| a.starts_with(p.as_str()))
+            })
+    };
     let candidates: Vec<Arc<Entry>> = if let Some(child_of) = &children_of {
         match call.alarms.get(call.account, call.region, child_of) {
             Some(composite) => {
@@ -596,30 +615,21 @@ pub fn describe_alarms(call: &Call<'_>, input: &Value) -> Result<Value, AwsError
             None => Vec::new(),
         }
     } else {
-        call.alarms
-            .list(call.account, call.region, after.as_deref())
+        // One more than a page: whether there is a next page.
+        call.alarms.list_where(
+            call.account,
+            call.region,
+            after.as_deref(),
+            limit + 1,
+            admits,
+        )
     };
     let (mut metrics_out, mut composites_out) = (Vec::new(), Vec::new());
     let mut last = None;
     let mut more = false;
     for entry in candidates {
         let r = &entry.record;
-        let admitted = (if r.composite {
-            composite_alarms
-        } else {
-            metric_alarms
-        }) && (names.is_empty() || names.contains(&r.name))
-            && prefix
-                .as_ref()
-                .is_none_or(|p| r.name.starts_with(p.as_str()))
-            && state.as_ref().is_none_or(|s| r.state == *s)
-            && action_prefix.as_ref().is_none_or(|p| {
-                r.ok_actions
-                    .iter()
-                    .chain(&r.alarm_actions)
-                    .chain(&r.insufficient_data_actions)
-                    .any(|a| a.starts_with(p.as_str()))
-            });
+        let admitted = admits(&entry);
         if !admitted {
             continue;
         }
