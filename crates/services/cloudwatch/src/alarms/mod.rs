@@ -14,7 +14,9 @@
 //! acted on are carried out at the next start.
 //!
 //! Memory: the book holds every alarm (each is evaluated every minute, so
-//! they are the working set): about 1 KiB per metric alarm. It is read from
+//! they are the working set): about 1 KiB of record and parsed settings per
+//! metric alarm, 8.5 KiB of RSS per alarm as `nimbus bench --workload
+//! alarm-eval` measures it (10,000 alarms, allocator growth included). It is read from
 //! the store on first use, not at start.
 
 pub mod actions;
