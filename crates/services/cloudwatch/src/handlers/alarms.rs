@@ -128,12 +128,36 @@ fn tags(input: &Value) -> Result<Vec<(String, String)>, AwsError> {
         let value = required(string(t, "Value", &format!("{at}.Value"))?, "Value")?;
         length(&key, "Key", 1, 128)?;
         length(&value, "Value", 0, 256)?;
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some(existing) => existing.1 = value,
-            None => out.push((key, value)),
-        }
+        set_tag(&mut out, key, value);
     }
     Ok(out)
+}
+
+/// Sets a tag, replacing the value of one with the same key.
+fn set_tag(tags: &mut Vec<(String, String)>, key: String, value: String) {
+    match tags.iter_mut().find(|(k, _)| *k == key) {
+        Some(existing) => existing.1 = value,
+        None => tags.push((key, value)),
+    }
+}
+
+/// Changes the record of the one alarm `entry` names.
+async fn modify_alarm(
+    call: &Call<'_>,
+    entry: &Entry,
+    change: impl Fn(&mut AlarmRecord) -> bool,
+) -> Result<(), AwsError> {
+    call.alarms
+        .modify(
+            call.account,
+            call.region,
+            std::slice::from_ref(&entry.record.name),
+            call.now_ms,
+            change,
+        )
+        .await
+        .map_err(aws)?;
+    Ok(())
 }
 
 /// `Dimensions` as (name, value) pairs, read as GetMetricStatistics reads them.
@@ -953,10 +977,7 @@ pub async fn tag_resource(call: &Call<'_>, input: &Value) -> Result<Value, AwsEr
     let new = tags(input)?;
     let mut merged = entry.record.tags.clone();
     for (k, v) in new {
-        match merged.iter_mut().find(|(key, _)| *key == k) {
-            Some(existing) => existing.1 = v,
-            None => merged.push((k, v)),
-        }
+        set_tag(&mut merged, k, v);
     }
     if merged.len() > MAX_TAGS {
         return Err(AwsError::new(
@@ -965,19 +986,11 @@ pub async fn tag_resource(call: &Call<'_>, input: &Value) -> Result<Value, AwsEr
         )
         .with_status(400));
     }
-    call.alarms
-        .modify(
-            call.account,
-            call.region,
-            std::slice::from_ref(&entry.record.name),
-            call.now_ms,
-            |r| {
-                r.tags = merged.clone();
-                true
-            },
-        )
-        .await
-        .map_err(aws)?;
+    modify_alarm(call, &entry, |r| {
+        r.tags = merged.clone();
+        true
+    })
+    .await?;
     Ok(json!({}))
 }
 
@@ -989,19 +1002,11 @@ pub async fn untag_resource(call: &Call<'_>, input: &Value) -> Result<Value, Aws
             .transpose()?,
         "TagKeys",
     )?;
-    call.alarms
-        .modify(
-            call.account,
-            call.region,
-            std::slice::from_ref(&entry.record.name),
-            call.now_ms,
-            |r| {
-                let before = r.tags.len();
-                r.tags.retain(|(k, _)| !keys.contains(k));
-                r.tags.len() != before
-            },
-        )
-        .await
-        .map_err(aws)?;
+    modify_alarm(call, &entry, |r| {
+        let before = r.tags.len();
+        r.tags.retain(|(k, _)| !keys.contains(k));
+        r.tags.len() != before
+    })
+    .await?;
     Ok(json!({}))
 }
